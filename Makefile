@@ -1,0 +1,36 @@
+# Two commands matter: `make run` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= config/monitor.yaml
+
+.PHONY: run test lint check format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/monitor run --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor tests benchmarks
+	$(BIN)/ruff format --check monitor tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+
+check: $(STAMP)
+	$(BIN)/monitor check --config $(CONFIG)
+
+format: $(STAMP)
+	$(BIN)/ruff format monitor tests benchmarks
+	$(BIN)/ruff check --fix monitor tests benchmarks
+
+clean:
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,62 @@
+"""Errors raised by monitor.
+
+Every error monitor raises on purpose derives from :class:`MonitorError`. A subclass's docstring is
+its default message. The tree::
+
+    MonitorError
+    ├── ConfigError            the config or a rule file is invalid (carries every Problem found)
+    ├── DocumentError          one input document cannot be read or parsed (file, format, reason)
+    ├── SourceError            a source could not be polled this time (the source id and reason)
+    └── DeliveryError          one channel could not deliver one alert (channel id and reason)
+
+Errors are values at the job boundary: a source job, a document or a delivery that fails is caught
+where its job starts, logged once with its ``stage`` and id, recorded, and retried later. Only a
+ConfigError at start-up stops the daemon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MonitorError(Exception):
+    """monitor failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One thing wrong in one file, at one line (1-based; 0 when the line is unknown)."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file}:{self.line}: {self.message}"
+            if self.line
+            else f"{self.file}: {self.message}"
+        )
+
+
+class ConfigError(MonitorError):
+    """The configuration or the rules are invalid."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems) or None)
+
+
+class DocumentError(MonitorError):
+    """The document cannot be read."""
+
+
+class SourceError(MonitorError):
+    """The source could not be polled."""
+
+
+class DeliveryError(MonitorError):
+    """The alert could not be delivered."""
