@@ -1,0 +1,113 @@
+"""Feed files (RSS, Atom) parsed by feedparser from bytes, with hostile input refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.documents.feedfile import parse_feed
+from monitor.errors import DocumentError
+
+
+def test_rss2_fixture(fixture_bytes: Callable[[str], bytes]) -> None:
+    """An RSS 2.0 item gives body from content:encoded, summary from description, and metadata."""
+    first, _ = parse_feed(fixture_bytes("rss2.rss"))
+    assert first.title == "Fuel prices capped for 180 days"
+    assert first.body == (
+        "The government capped LPG prices for 180 days.\n\nProtesters said it was not enough."
+    )
+    assert first.summary == "The government capped LPG prices."
+    assert first.url == "https://steppe.example.com/fuel-cap"
+    assert first.guid == "steppe-fuel-001"
+    assert first.author == "Aigerim S."
+    assert first.published == datetime(2022, 1, 6, 6, tzinfo=UTC)
+    assert first.tags == ("Economy", "Energy")
+    assert first.language == "en-us"
+    assert "alert" not in first.body
+
+
+def test_rss2_item_without_content(fixture_bytes: Callable[[str], bytes]) -> None:
+    """An item with only a description keeps it as summary with an empty body; bad links and
+    dates before 1900 are left out."""
+    _, second = parse_feed(fixture_bytes("rss2.rss"))
+    assert (second.title, second.summary, second.body) == (
+        "Summary-only item",
+        "Only a description here.",
+        "",
+    )
+    assert second.url is None
+    assert second.published is None
+
+
+def test_atom_fixture(fixture_bytes: Callable[[str], bytes]) -> None:
+    """Atom entries give HTML titles as text, and no summary that only repeats the content."""
+    first, second = parse_feed(fixture_bytes("atom.atom"))
+    assert first.title == "Le couvre-feu prolongé"
+    assert first.body == "Le couvre-feu est prolongé.\n\nLes banques rouvrent."
+    assert first.summary == ""
+    assert first.url == "https://depeches.example.fr/couvre-feu"
+    assert first.guid == "urn:uuid:5b1c9a3e-0001"
+    assert first.author == "Claire Dupont"
+    assert first.published == datetime(2022, 1, 8, 8, tzinfo=UTC)
+    assert first.tags == ("Kazakhstan",)
+    assert first.language == "fr"
+    assert (second.title, second.summary, second.body) == (
+        "Texte brut",
+        "Un résumé seul.",
+        "Un contenu en texte brut.",
+    )
+    assert second.url is None  # the entry's id is not a web link
+
+
+def test_truncated_feed_keeps_recovered_entries(fixture_bytes: Callable[[str], bytes]) -> None:
+    """A feed cut off mid-item gives the complete entries feedparser recovered, and no stub."""
+    [article] = parse_feed(fixture_bytes("truncated_item.xml"))
+    assert (article.title, article.summary) == ("Complete item", "This item is whole.")
+
+
+def test_well_formed_feed_without_entries() -> None:
+    """A valid feed with no items is not an error: it has no articles."""
+    document = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
+    assert parse_feed(document) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        pytest.param("html_page.xml", "not a feed: no RSS, RDF or Atom root element", id="html"),
+        pytest.param(
+            "truncated_channel.xml",
+            "malformed feed with no entries: <unknown>:6:4: unclosed token",
+            id="truncated",
+        ),
+        pytest.param(
+            "billion_laughs.xml",
+            "feed declares XML entities (DOCTYPE with ENTITY), refused",
+            id="billion-laughs",
+        ),
+        pytest.param(
+            "quadratic_utf16.rss",
+            "feed declares XML entities (DOCTYPE with ENTITY), refused",
+            id="quadratic-blowup-utf16",
+        ),
+        pytest.param("empty.txt", "not a feed: no RSS, RDF or Atom root element", id="empty"),
+    ],
+)
+def test_refused_documents(fixture_bytes: Callable[[str], bytes], name: str, reason: str) -> None:
+    """Non-feeds, unrecoverable feeds and entity declarations raise DocumentError with a reason."""
+    with pytest.raises(DocumentError) as raised:
+        parse_feed(fixture_bytes(name))
+    assert str(raised.value).startswith(reason)
+
+
+def test_bytes_naming_a_file_are_not_read(tmp_path: Path) -> None:
+    """Bytes that spell a local path are parsed as a document, never opened as a file."""
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(
+        b'<rss version="2.0"><channel><item><title>secret</title></item></channel></rss>'
+    )
+    with pytest.raises(DocumentError, match=r"^not a feed"):
+        parse_feed(str(feed).encode())
