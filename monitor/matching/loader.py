@@ -1,0 +1,230 @@
+"""Rule files -> a RuleSet, or every problem found in them.
+
+Every ``*.yaml``/``*.yml`` under the rules path is read (hidden files and folders are skipped, so
+editors' swap files are not). Each file is validated on its own; cross-file checks follow:
+duplicate rule or actor ids, unknown actors, unknown channels, rules with nothing to match.
+Loading either yields a complete RuleSet or raises ConfigError: a half-loaded watchlist would
+silently drop alerts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from monitor import yamlfile
+from monitor.errors import ConfigError, Problem
+from monitor.matching.rules import Actor, Rule
+from monitor.matching.schema import ID_PATTERN, ActorModel, RuleFileModel, RuleModel, vocabulary
+from monitor.matching.text import tokenize
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every rule and actor loaded from a rules path."""
+
+    rules: tuple[Rule, ...]
+    actors: dict[str, Actor] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+
+    def by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
+
+def rule_files(path: Path) -> list[Path]:
+    """The rule files under ``path`` (or ``path`` itself), in a stable order."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return sorted(
+        candidate
+        for candidate in path.rglob("*")
+        if candidate.suffix.lower() in SUFFIXES
+        and candidate.is_file()
+        and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
+    )
+
+
+def load_rules(path: Path, channels: Collection[str] | None = None) -> RuleSet:
+    """Load every rule file under ``path``; raise ConfigError with every problem found.
+
+    ``channels`` are the configured channel ids; when given, a rule's ``notify`` is checked
+    against them.
+    """
+    if not path.exists():
+        raise ConfigError([Problem(str(path), 0, "rules path does not exist")])
+    files = rule_files(path)
+    problems: list[Problem] = []
+    parsed: list[_File] = []
+    for file in files:
+        doc = yamlfile.load(file, display=_display(file))
+        problems += doc.problems
+        if not doc.problems:
+            parsed.append(_validate(doc, problems))
+    actors, actor_problems = _collect_actors(parsed)
+    rules, rule_problems = _collect_rules(parsed, actors, channels)
+    problems += actor_problems + rule_problems
+    if problems:
+        raise ConfigError(problems)
+    return RuleSet(rules=tuple(rules), actors=actors, files=tuple(_display(f) for f in files))
+
+
+@dataclass
+class _File:
+    doc: yamlfile.Document
+    actors: dict[str, ActorModel] = field(default_factory=dict)
+    rules: list[tuple[int, RuleModel]] = field(default_factory=list)
+
+
+def _validate(doc: yamlfile.Document, problems: list[Problem]) -> _File:
+    """Validate each actor and rule on its own, so one bad rule does not hide the others."""
+    result = _File(doc)
+    raw = doc.value if doc.value is not None else {}
+    if not isinstance(raw, dict):
+        problems.append(
+            doc.problem((), "a rule file must be a mapping with 'actors' and/or 'rules'")
+        )
+        return result
+    words = vocabulary()
+    for key in raw:
+        if key not in RuleFileModel.model_fields:
+            hint = difflib.get_close_matches(str(key), sorted(words), n=1)
+            problems.append(
+                doc.problem(
+                    (key,),
+                    f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                )
+            )
+    actors = raw.get("actors") or {}
+    if not isinstance(actors, dict):
+        problems.append(doc.problem(("actors",), "'actors' must be a mapping of actor ids"))
+        actors = {}
+    for actor_id, spec in actors.items():
+        if not isinstance(actor_id, str) or not ID_PATTERN.match(actor_id):
+            problems.append(doc.problem(("actors", actor_id), f"invalid actor id {actor_id!r}"))
+            continue
+        try:
+            result.actors[actor_id] = ActorModel.model_validate(spec)
+        except ValidationError as exc:
+            problems += yamlfile.validation_problems(doc, exc, words, prefix=("actors", actor_id))
+    rules = raw.get("rules") or []
+    if not isinstance(rules, list):
+        problems.append(doc.problem(("rules",), "'rules' must be a list of rules"))
+        rules = []
+    for index, spec in enumerate(rules):
+        try:
+            result.rules.append((index, RuleModel.model_validate(spec)))
+        except ValidationError as exc:
+            problems += yamlfile.validation_problems(doc, exc, words, prefix=("rules", index))
+    return result
+
+
+def _display(file: Path) -> str:
+    try:
+        return str(file.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(file)
+
+
+def _collect_actors(parsed: list[_File]) -> tuple[dict[str, Actor], list[Problem]]:
+    actors: dict[str, Actor] = {}
+    where: dict[str, str] = {}
+    problems = []
+    for file in parsed:
+        doc = file.doc
+        for actor_id, spec in file.actors.items():
+            line = doc.line_of(("actors", actor_id))
+            if actor_id in actors:
+                problems.append(
+                    Problem(
+                        doc.file, line, f"duplicate actor id {actor_id!r} (also {where[actor_id]})"
+                    )
+                )
+                continue
+            aliases = tuple(dict.fromkeys((spec.name, *spec.aliases)))
+            for index, alias in enumerate(aliases):
+                if not tokenize(alias):
+                    loc = (
+                        ("actors", actor_id, "aliases", index - 1)
+                        if index
+                        else ("actors", actor_id)
+                    )
+                    problems.append(doc.problem(loc, f"alias {alias!r} has no words to match"))
+            actors[actor_id] = Actor(id=actor_id, name=spec.name, aliases=aliases)
+            where[actor_id] = f"{doc.file}:{line}"
+    return actors, problems
+
+
+def _collect_rules(
+    parsed: list[_File], actors: dict[str, Actor], channels: Collection[str] | None
+) -> tuple[list[Rule], list[Problem]]:
+    rules: list[Rule] = []
+    where: dict[str, str] = {}
+    problems = []
+    for file in parsed:
+        doc = file.doc
+        for index, spec in file.rules:
+            loc = ("rules", index)
+            line = doc.line_of(loc)
+            if spec.id in where:
+                problems.append(
+                    Problem(
+                        doc.file, line, f"duplicate rule id {spec.id!r} (also {where[spec.id]})"
+                    )
+                )
+                continue
+            where[spec.id] = f"{doc.file}:{line}"
+            for position, actor_id in enumerate(spec.actors):
+                if actor_id not in actors:
+                    problems.append(
+                        doc.problem((*loc, "actors", position), _unknown("actor", actor_id, actors))
+                    )
+            for position, channel_id in enumerate(spec.notify or ()):
+                if channels is not None and channel_id not in channels:
+                    problems.append(
+                        doc.problem(
+                            (*loc, "notify", position), _unknown("channel", channel_id, channels)
+                        )
+                    )
+            for key, terms in (("keywords", spec.keywords), ("exclude", spec.exclude)):
+                for position, term in enumerate(terms):
+                    if not tokenize(term):
+                        problems.append(
+                            doc.problem((*loc, key, position), f"{term!r} has no words to match")
+                        )
+            if not spec.actors and not spec.keywords:
+                problems.append(
+                    Problem(
+                        doc.file,
+                        line,
+                        f"rule {spec.id!r} has nothing to match: give it actors or keywords",
+                    )
+                )
+            rules.append(
+                Rule(
+                    id=spec.id,
+                    name=spec.name,
+                    severity=spec.severity,
+                    actors=tuple(actors[a] for a in spec.actors if a in actors),
+                    keywords=spec.keywords,
+                    exclude=spec.exclude,
+                    slop=spec.slop,
+                    enabled=spec.enabled,
+                    notify=spec.notify,
+                    file=doc.file,
+                    line=line,
+                )
+            )
+    return rules, problems
+
+
+def _unknown(kind: str, name: str, known: Collection[str]) -> str:
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    return f"unknown {kind} {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")

@@ -1,0 +1,213 @@
+"""The daemon's configuration (config/monitor.yaml) as frozen, validated models.
+
+Loading collects every problem with its file and line instead of stopping at the first. ``${VAR}``
+and ``${VAR:-default}`` in string values come from the environment (so secrets stay out of the
+file; ``$$`` is a literal ``$``); a variable that is unset and has no default is an error naming it.
+Relative paths, including a relative SQLite path, resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from monitor import yamlfile
+from monitor.durations import Duration
+from monitor.errors import ConfigError, Problem
+
+DEFAULT_CONFIG = Path("config/monitor.yaml")
+ENV_CONFIG = "MONITOR_CONFIG"
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FolderSourceSettings(_Model):
+    """A folder of documents, read recursively; new and changed files are picked up."""
+
+    id: Id
+    type: Literal["folder"]
+    path: Path
+    interval: Duration = timedelta(minutes=5)
+    """How often the whole folder is rescanned (file-system events are handled as they come)."""
+    watch: bool = True
+    """React to file-system events as they happen, not only at each scan."""
+    max_file_size: int = Field(default=10 * 1024 * 1024, gt=0)
+    tags: tuple[str, ...] = ()
+
+
+class FeedSourceSettings(_Model):
+    """An RSS, Atom or JSON feed polled over HTTP(S)."""
+
+    id: Id
+    type: Literal["feed"]
+    url: str
+    interval: Duration | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    full_text: bool = False
+    tags: tuple[str, ...] = ()
+    allow_private: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "\\" in value:
+            raise ValueError("feed url must be an absolute http:// or https:// URL")
+        return value
+
+
+SourceSettings = Annotated[FolderSourceSettings | FeedSourceSettings, Field(discriminator="type")]
+
+
+class ChannelSettings(_Model):
+    """A named notification target: any Apprise URL, or ``console://``."""
+
+    id: Id
+    url: str = Field(repr=False)  # may hold tokens: never in repr, logs or errors
+
+
+class Settings(_Model):
+    database: str = "sqlite:///data/monitor.db"
+    rules: Path = Path("rules")
+    sources: tuple[SourceSettings, ...] = ()
+    channels: tuple[ChannelSettings, ...] = ()
+    notify: tuple[str, ...] = ()
+    """Channels for a rule that names none."""
+    retry_for: Duration = timedelta(hours=24)
+    """A failing delivery is retried with backoff for this long, then marked dead."""
+
+    def source_ids(self) -> list[str]:
+        return [source.id for source in self.sources]
+
+    def channel_ids(self) -> list[str]:
+        return [channel.id for channel in self.channels]
+
+
+def vocabulary() -> set[str]:
+    """Every key the config file may use, for "did you mean" suggestions."""
+    models: tuple[type[BaseModel], ...] = (
+        Settings,
+        FolderSourceSettings,
+        FeedSourceSettings,
+        ChannelSettings,
+    )
+    return {name for model in models for name in model.model_fields}
+
+
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """Substitute ``${VAR}`` and ``${VAR:-default}``; ``$$`` stands for ``$``."""
+    env = os.environ if environ is None else environ
+
+    def substitute(found: re.Match[str]) -> str:
+        if found.group(0) == "$$":
+            return "$"
+        name, default = found.group(1), found.group(2)
+        if name in env and (env[name] or default is None):
+            return env[name]
+        if default is not None:
+            return default
+        raise ValueError(f"environment variable {name} is not set")
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $MONITOR_CONFIG, else config/monitor.yaml."""
+    return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+
+
+def load(
+    path: Path,
+    environ: Mapping[str, str] | None = None,
+    check_channel: Callable[[str, str], None] | None = None,
+) -> Settings:
+    """Load and validate the config file; raise ConfigError listing every problem.
+
+    ``check_channel(id, url)`` raises ValueError when a channel URL is unusable; its message names
+    the channel and must not contain the URL (it may hold secrets).
+    """
+    doc = yamlfile.load(path, interpolate=lambda value: interpolate(value, environ))
+    problems = list(doc.problems)
+    if doc.problems and doc.value is None:
+        raise ConfigError(problems)
+    raw = doc.value if doc.value is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem(doc.file, 1, "the config must be a mapping of keys")])
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems += yamlfile.validation_problems(doc, exc, vocabulary())
+        raise ConfigError(problems) from None
+    problems += _cross_checks(settings, doc)
+    for index, channel in enumerate(settings.channels):
+        try:
+            if check_channel is not None:
+                check_channel(channel.id, channel.url)
+        except ValueError as exc:
+            problems.append(doc.problem(("channels", index, "url"), str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    return resolve_paths(settings, path.resolve().parent)
+
+
+def _cross_checks(settings: Settings, doc: yamlfile.Document) -> list[Problem]:
+    problems = []
+    for kind, ids in (("source", settings.source_ids()), ("channel", settings.channel_ids())):
+        seen: Counter[str] = Counter()
+        for index, item_id in enumerate(ids):
+            seen[item_id] += 1
+            if seen[item_id] == 2:
+                problems.append(
+                    doc.problem((f"{kind}s", index, "id"), f"duplicate {kind} id {item_id!r}")
+                )
+    known = set(settings.channel_ids())
+    for index, channel_id in enumerate(settings.notify):
+        if channel_id not in known:
+            problems.append(doc.problem(("notify", index), f"unknown channel {channel_id!r}"))
+    return problems
+
+
+def resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Make every relative path in the settings relative to ``base`` (the config's folder)."""
+    sources = tuple(
+        source.model_copy(update={"path": _under(base, source.path)})
+        if isinstance(source, FolderSourceSettings)
+        else source
+        for source in settings.sources
+    )
+    return settings.model_copy(
+        update={
+            "rules": _under(base, settings.rules),
+            "sources": sources,
+            "database": resolve_database_url(settings.database, base),
+        }
+    )
+
+
+def resolve_database_url(url: str, base: Path) -> str:
+    """``sqlite:///relative.db`` -> an absolute path under ``base``; other URLs unchanged."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        relative = url[len(prefix) :]
+        if relative and not relative.startswith(":memory:"):
+            return prefix + str(_under(base, Path(relative)))
+    return url
+
+
+def _under(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (base / path).resolve()

@@ -1,0 +1,175 @@
+"""YAML files -> plain Python values, with the line of every key kept for error messages.
+
+Only YAML's safe subset is accepted (no Python tags). PyYAML silently keeps the last of two equal
+keys and expands aliases without limit; both are errors here, because a watchlist with a duplicated
+``keywords:`` loses half its terms without a word, and an alias bomb must not take the daemon down.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from monitor.errors import Problem
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""Larger YAML files are refused: a watchlist this big is a mistake or an attack."""
+
+MAX_NODES = 200_000
+"""Alias expansion beyond this many nodes is refused (billion-laughs for YAML)."""
+
+Key = tuple[str | int | float | bool, ...]
+Interpolate = Callable[[str], str]
+"""Rewrites a string scalar (e.g. ${VAR} substitution); raises ValueError with a message."""
+
+
+@dataclass
+class Document:
+    """A parsed YAML file: its value, the line of each path in it, and the problems found."""
+
+    file: str
+    value: Any = None
+    lines: dict[Key, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def line_of(self, loc: Sequence[str | int | float | bool]) -> int:
+        """The line of the deepest known path along ``loc`` (pydantic error locations).
+
+        Locations may hold entries with no YAML counterpart (the tag of a tagged union); those
+        are skipped rather than ending the walk.
+        """
+        best: Key = ()
+        current: Key = ()
+        for part in loc:
+            candidate = (*current, part)
+            if candidate in self.lines:
+                current = candidate
+                best = current
+        return self.lines.get(best, 1)
+
+    def problem(self, loc: Sequence[str | int | float | bool], message: str) -> Problem:
+        return Problem(self.file, self.line_of(loc), message)
+
+
+def load(
+    path: Path, *, display: str | None = None, interpolate: Interpolate | None = None
+) -> Document:
+    """Read and parse one YAML file; problems are collected in the Document, never raised."""
+    name = display or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return Document(name, problems=[Problem(name, 0, f"file too large ({size} bytes)")])
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Document(name, problems=[Problem(name, 0, f"cannot read: {exc}")])
+    return parse(text, name, interpolate=interpolate)
+
+
+def parse(text: str, name: str, *, interpolate: Interpolate | None = None) -> Document:
+    """Parse YAML text; problems are collected in the Document, never raised."""
+    doc = Document(name)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            doc.value = _Builder(loader, doc, interpolate).build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        doc.problems.append(Problem(name, line, f"YAML syntax error: {reason}"))
+    except yaml.YAMLError as exc:
+        doc.problems.append(Problem(name, 0, f"YAML error: {exc}"))
+    except _TooManyNodesError as exc:
+        doc.problems.append(Problem(name, exc.line, str(exc)))
+    finally:
+        loader.dispose()
+    return doc
+
+
+_PLAIN_TAGS = frozenset(
+    {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap"}
+)
+
+
+class _TooManyNodesError(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(f"document expands to more than {MAX_NODES} nodes (alias bomb?)")
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, doc: Document, interpolate: Interpolate | None):
+        self.loader = loader
+        self.doc = doc
+        self.interpolate = interpolate
+        self.count = 0
+
+    def build(self, node: yaml.Node, key: Key) -> Any:
+        self.count += 1
+        line = node.start_mark.line + 1
+        if self.count > MAX_NODES:
+            raise _TooManyNodesError(line)
+        self.doc.lines.setdefault(key, line)
+        if node.tag not in _PLAIN_TAGS and not isinstance(node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark
+            )
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, key)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*key, i)) for i, item in enumerate(node.value)]
+        value = self.loader.construct_object(node, deep=True)
+        if isinstance(value, str) and self.interpolate is not None:
+            try:
+                value = self.interpolate(value)
+            except ValueError as exc:
+                self.doc.problems.append(Problem(self.doc.file, line, str(exc)))
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, key: Key) -> dict[Any, Any]:
+        self.loader.flatten_mapping(node)  # resolves "<<" merge keys
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            name = self.loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(name, str | int | bool | float) or name is None:
+                self.doc.problems.append(Problem(self.doc.file, line, "keys must be plain scalars"))
+                continue
+            if name in result:
+                first = self.doc.lines.get((*key, name), 0)
+                self.doc.problems.append(
+                    Problem(self.doc.file, line, f"duplicate key {name!r} (first at line {first})")
+                )
+                continue
+            self.doc.lines[(*key, name)] = line
+            result[name] = self.build(value_node, (*key, name))
+        return result
+
+
+def validation_problems(
+    doc: Document, error: ValidationError, vocabulary: Iterable[str] = (), prefix: Key = ()
+) -> list[Problem]:
+    """Turn pydantic's errors into file:line problems, with a suggestion for misspelt keys."""
+    words = sorted(set(vocabulary))
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = (*prefix, *item["loc"])
+        where = ".".join(str(part) for part in loc) or "document"
+        if item["type"] == "extra_forbidden":
+            name = str(loc[-1])
+            hint = difflib.get_close_matches(name, words, n=1)
+            message = f"unknown key {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        elif item["type"] == "missing":
+            message = f"{where}: required key is missing"
+        else:
+            message = f"{where}: {item['msg']}"
+        problems.append(doc.problem(loc, message))
+    return problems

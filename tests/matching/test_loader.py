@@ -1,0 +1,121 @@
+"""Rule files: the shipped watchlist loads; every mistake is reported at its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ConfigError
+from monitor.matching.loader import load_rules
+from monitor.models import Severity
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_rules_load() -> None:
+    """The bundled watchlist is valid and defines the lethal-force rule as the issue states it."""
+    ruleset = load_rules(ROOT / "rules", channels={"console"})
+    rule = ruleset.by_id()["kz-lethal-force"]
+    assert rule.severity is Severity.CRITICAL
+    assert "shoot without warning" in rule.keywords
+    assert {actor.id for actor in rule.actors} >= {"tokayev"}
+    assert "Kassym-Jomart Tokayev" in ruleset.actors["tokayev"].aliases
+    assert set(ruleset.actors) >= {
+        "tokayev",
+        "nazarbayev",
+        "csto",
+        "putin",
+        "xi-jinping",
+        "erdogan",
+        "blinken",
+    }
+
+
+def test_five_mistakes_in_a_rules_folder_give_five_located_errors(tmp_path: Path) -> None:
+    """Bad YAML, an unknown key, a wrong type, an unknown actor and a duplicate id: five errors."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.yaml").write_text(
+        "actors:\n"
+        "  tok: {name: Tokayev}\n"
+        "rules:\n"
+        "  - id: r1\n"
+        "    name: One\n"
+        "    keyowrds: [x]\n"
+        "    actors: [tok]\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "b.yml").write_text("rules:\n  - id: r2\n    name: [oops\n", encoding="utf-8")
+    (tmp_path / "sub" / "c.yaml").write_text(
+        "rules:\n"
+        "  - id: r3\n"
+        "    name: Three\n"
+        "    slop: many\n"
+        "    keywords: [x]\n"
+        "  - id: r4\n"
+        "    name: Four\n"
+        "    actors: [nobody]\n"
+        "  - id: r5\n"
+        "    name: Five\n"
+        "    keywords: [y]\n"
+        "  - id: r5\n"
+        "    name: Five again\n"
+        "    keywords: [z]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules(tmp_path)
+    found = [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems]
+    assert len(found) == 5, found
+    assert any(
+        f.startswith("a.yaml:6: unknown key 'keyowrds' (did you mean 'keywords'?)") for f in found
+    )
+    assert any(f.startswith("b.yml:4: YAML syntax error") for f in found)
+    assert any(f.startswith("sub/c.yaml:4: rules.0.slop:") for f in found)
+
+
+def test_cross_file_checks(tmp_path: Path) -> None:
+    """Unknown actors, unknown channels, duplicates across files and empty rules are reported."""
+    (tmp_path / "actors.yaml").write_text("actors:\n  tok: {name: Tokayev}\n", encoding="utf-8")
+    (tmp_path / "more.yaml").write_text("actors:\n  tok: {name: Tokaev}\n", encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n"
+        "  - id: a\n"
+        "    name: A\n"
+        "    actors: [tokk]\n"
+        "    notify: [slak]\n"
+        "  - id: b\n"
+        "    name: B\n"
+        "    exclude: [x]\n"
+        "  - id: c\n"
+        "    name: C\n"
+        "    keywords: ['!!!']\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules(tmp_path, channels={"slack"})
+    found = sorted(str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems)
+    assert found == [
+        "more.yaml:2: duplicate actor id 'tok' (also actors.yaml:2)",
+        "rules.yaml:11: '!!!' has no words to match",
+        "rules.yaml:4: unknown actor 'tokk' (did you mean 'tok'?)",
+        "rules.yaml:5: unknown channel 'slak' (did you mean 'slack'?)",
+        "rules.yaml:6: rule 'b' has nothing to match: give it actors or keywords",
+    ]
+
+
+def test_hidden_files_are_ignored_and_empty_files_are_fine(tmp_path: Path) -> None:
+    """Editor swap files under dot-folders are not rules; an empty rule file defines nothing."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.yaml").write_text("{{{", encoding="utf-8")
+    (tmp_path / "empty.yaml").write_text("", encoding="utf-8")
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - {id: r, name: R, keywords: [x]}\n", encoding="utf-8"
+    )
+    assert [rule.id for rule in load_rules(tmp_path).rules] == ["r"]
+
+
+def test_missing_rules_path_is_an_error(tmp_path: Path) -> None:
+    """A rules path that does not exist is reported rather than silently loading nothing."""
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_rules(tmp_path / "nope")
