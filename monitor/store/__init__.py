@@ -1,0 +1,1 @@
+"""Storage with SQLModel: tables, the engine (SQLite or PostgreSQL), and the queries we run."""

@@ -1,0 +1,158 @@
+"""The queries monitor runs. Each takes an open Session; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from monitor.matching.rules import Rule
+from monitor.models import Article, RuleMatch
+from monitor.store.tables import ArticleRow, DeliveryRow, FileRow, MatchRow, SourceRow
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+
+
+def find_article(session: Session, source_id: str, key: str) -> ArticleRow | None:
+    statement = select(ArticleRow).where(ArticleRow.source_id == source_id, ArticleRow.key == key)
+    return session.exec(statement).first()
+
+
+def find_same_content(session: Session, article: Article) -> ArticleRow | None:
+    """An article stored under another key with the same text or the same URL."""
+    conditions = [col(ArticleRow.content_hash) == article.content_hash]
+    if article.url:
+        conditions.append(col(ArticleRow.url) == article.url)
+    return session.exec(select(ArticleRow).where(or_(*conditions)).limit(1)).first()
+
+
+def save_article(
+    session: Session, article: Article, now: datetime, existing: ArticleRow | None = None
+) -> ArticleRow:
+    row = existing or ArticleRow(
+        source_id=article.source_id,
+        key=article.key,
+        content_hash=article.content_hash,
+        title=article.title,
+        created_at=now,
+    )
+    row.content_hash = article.content_hash
+    row.url = article.url
+    row.guid = article.guid
+    row.title = article.title
+    row.summary = article.summary
+    row.body = article.body
+    row.author = article.author
+    row.language = article.language
+    row.location = article.location
+    row.tags = list(article.tags)
+    row.published = article.published
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    return row
+
+
+def matched_rule_ids(session: Session, article_id: int) -> set[str]:
+    statement = select(MatchRow.rule_id).where(MatchRow.article_id == article_id)
+    return set(session.exec(statement).all())
+
+
+def add_match(
+    session: Session,
+    *,
+    article_id: int,
+    rule: Rule,
+    match: RuleMatch,
+    channels: Sequence[str],
+    now: datetime,
+) -> MatchRow:
+    """Store a match and its outbox rows (one per channel) in the caller's transaction."""
+    row = MatchRow(
+        article_id=article_id,
+        rule_id=rule.id,
+        rule_name=rule.name,
+        severity=str(match.severity),
+        hits=[asdict(hit) for hit in match.hits],
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    for channel in dict.fromkeys(channels):
+        session.add(
+            DeliveryRow(match_id=row.id, channel=channel, next_attempt_at=now, created_at=now)
+        )
+    return row
+
+
+def file_state(session: Session, source_id: str, path: str) -> FileRow | None:
+    return session.get(FileRow, (source_id, path))
+
+
+def save_file_state(session: Session, state: FileRow) -> None:
+    session.merge(state)
+
+
+def record_poll(
+    session: Session, source_id: str, kind: str, now: datetime, error: str | None
+) -> bool:
+    """Record a source's poll; True when its health changed (healthy <-> failing)."""
+    row = session.get(SourceRow, source_id) or SourceRow(id=source_id, type=kind)
+    was_failing = row.consecutive_failures > 0
+    row.type = kind
+    row.last_polled_at = now
+    if error is None:
+        row.last_success_at = now
+        row.consecutive_failures = 0
+    else:
+        row.consecutive_failures += 1
+    row.last_error = error
+    session.add(row)
+    return was_failing != (error is not None)
+
+
+def due_deliveries(
+    session: Session, now: datetime, limit: int = 100
+) -> list[tuple[DeliveryRow, MatchRow, ArticleRow]]:
+    statement = (
+        select(DeliveryRow, MatchRow, ArticleRow)
+        .join(MatchRow, col(DeliveryRow.match_id) == col(MatchRow.id))
+        .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
+        .where(DeliveryRow.status == PENDING, col(DeliveryRow.next_attempt_at) <= now)
+        .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
+        .limit(limit)
+    )
+    return [tuple(row) for row in session.exec(statement).all()]  # type: ignore[misc]
+
+
+def next_due_at(session: Session) -> datetime | None:
+    statement = select(func.min(DeliveryRow.next_attempt_at)).where(DeliveryRow.status == PENDING)
+    value: datetime | None = session.exec(statement).one()
+    return value
+
+
+def recent_matches(
+    session: Session, limit: int = 20, rule_id: str | None = None
+) -> list[tuple[MatchRow, ArticleRow]]:
+    statement = select(MatchRow, ArticleRow).join(
+        ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id)
+    )
+    if rule_id:
+        statement = statement.where(MatchRow.rule_id == rule_id)
+    statement = statement.order_by(col(MatchRow.created_at).desc(), col(MatchRow.id).desc()).limit(
+        limit
+    )
+    return [tuple(row) for row in session.exec(statement).all()]  # type: ignore[misc]
+
+
+def deliveries_for(session: Session, match_ids: Sequence[int]) -> dict[int, list[DeliveryRow]]:
+    result: dict[int, list[DeliveryRow]] = {match_id: [] for match_id in match_ids}
+    if match_ids:
+        statement = select(DeliveryRow).where(col(DeliveryRow.match_id).in_(match_ids))
+        for row in session.exec(statement).all():
+            result[row.match_id].append(row)
+    return result

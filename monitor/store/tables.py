@@ -1,0 +1,126 @@
+"""The database tables.
+
+sources    one row per configured source: its health
+files      one row per file seen in a folder source: size, mtime and digest, so an unchanged or
+           known-bad file is not read again
+articles   one row per article, unique per (source_id, key); content_hash and url find the same
+           article arriving by another path
+matches    one row per (article, rule): a rule alerts at most once per article
+deliveries the outbox: one row per (match, channel), written in the same transaction as the match
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(UTCDateTime(), nullable=nullable, index=index),
+    )
+
+
+class SourceRow(SQLModel, table=True):
+    __tablename__ = "sources"
+
+    id: str = Field(primary_key=True, max_length=64)
+    type: str = Field(max_length=16)
+    last_polled_at: datetime | None = _when()
+    last_success_at: datetime | None = _when()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    consecutive_failures: int = 0
+
+
+class FileRow(SQLModel, table=True):
+    __tablename__ = "files"
+
+    source_id: str = Field(primary_key=True, max_length=64)
+    path: str = Field(primary_key=True, max_length=1024)
+    size: int
+    mtime_ns: int
+    digest: str = Field(max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    seen_at: datetime | None = _when()
+
+
+class ArticleRow(SQLModel, table=True):
+    __tablename__ = "articles"
+    __table_args__ = (UniqueConstraint("source_id", "key", name="uq_articles_source_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(max_length=64)
+    key: str = Field(sa_column=Column(Text, nullable=False))
+    content_hash: str = Field(max_length=64, index=True)
+    url: str | None = Field(default=None, max_length=2048, index=True)
+    guid: str | None = Field(default=None, sa_column=Column(Text))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    author: str | None = Field(default=None, sa_column=Column(Text))
+    language: str | None = Field(default=None, max_length=32)
+    location: str | None = Field(default=None, sa_column=Column(Text))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    published: datetime | None = _when()
+    created_at: datetime | None = _when(nullable=False, index=True)
+    updated_at: datetime | None = _when(nullable=False)
+
+
+class MatchRow(SQLModel, table=True):
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("article_id", "rule_id", name="uq_matches_article_rule"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    rule_id: str = Field(max_length=128, index=True)
+    rule_name: str = Field(sa_column=Column(Text, nullable=False))
+    severity: str = Field(max_length=16)
+    hits: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime | None = _when(nullable=False, index=True)
+
+
+class DeliveryRow(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("match_id", "channel", name="uq_deliveries_match_channel"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    match_id: int = Field(foreign_key="matches.id", index=True)
+    channel: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    """pending (due at next_attempt_at), sent, or dead (gave up; last_error says why)."""
+    attempts: int = 0
+    next_attempt_at: datetime | None = _when()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    sent_at: datetime | None = _when()
+    created_at: datetime | None = _when(nullable=False)
