@@ -1,0 +1,242 @@
+"""Named Apprise channels: one configured target each, an id and an Apprise URL.
+
+Each :class:`Channel` owns its own ``apprise.Apprise`` holding exactly one service, so the outcome
+of a send is that channel's outcome and nothing else's. A channel renders the alert in the format
+its service takes (``resolve_format(None)``: the service's default, or the ``?format=`` of its
+URL) and passes that same format as ``body_format``, so Apprise converts nothing; it only adapts
+the markup to the service's dialect (Slack mrkdwn, Telegram's HTML subset), which the renderer
+allows for (see :mod:`monitor.notify.render`).
+
+Why a send failed: ``Apprise.async_notify`` returns an ``AppriseResult`` (Apprise 2.3) that holds
+what the service logged at WARNING and above during *this* call. Apprise scopes that capture with
+context variables copied into its worker threads, so concurrent sends on several channels each see
+only their own messages. The last message, redacted, is the :class:`DeliveryError` reason.
+
+Secrets: ``from_url`` registers the URL's secrets with :mod:`monitor.logs` before Apprise sees the
+URL, so whatever Apprise logs about it afterwards is redacted, and no error message here contains
+the URL: only the channel id and :attr:`Channel.masked_url`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+
+import apprise
+from apprise.plugins.slack import NotifySlack
+
+from monitor.errors import DeliveryError
+from monitor.logs import MASK, MIN_SECRET_LENGTH, redact, register_secrets
+from monitor.models import Alert, Severity
+from monitor.notify import console  # noqa: F401 (importing it registers console://)
+from monitor.notify.render import Format, render
+
+__all__ = ["Channel", "ChannelErrors", "build_channels", "default_asset"]
+
+log = logging.getLogger(__name__)
+
+APP_URL = "https://github.com/caronc/apprise"
+"""Some services link the sender's name to this URL; it must be a valid URL (Discord checks)."""
+
+_NOTIFY_TYPES: dict[Severity, str] = {
+    Severity.INFO: apprise.NotifyType.INFO,
+    Severity.LOW: apprise.NotifyType.INFO,
+    Severity.MEDIUM: apprise.NotifyType.WARNING,
+    Severity.HIGH: apprise.NotifyType.FAILURE,
+    Severity.CRITICAL: apprise.NotifyType.FAILURE,
+}
+"""Apprise's notify type picks the colour or icon some services show (Slack: red for failure)."""
+
+
+SERVICE_TIMEOUT = 30.0
+"""Seconds Apprise gives one send before it reports a timeout (its own default is 60 s).
+
+Shorter than the outbox's limit on a send, so a hung target is reported by Apprise, naming the
+service, rather than cut off from outside with no reason.
+"""
+
+
+def default_asset(*, service_timeout: float = SERVICE_TIMEOUT) -> apprise.AppriseAsset:
+    """The Apprise settings every channel shares unless the caller passes its own."""
+    return apprise.AppriseAsset(
+        service_timeout=service_timeout,
+        app_id="monitor",
+        app_desc="monitor alerts",
+        app_url=APP_URL,
+        # The library never scans plugin folders unless given some (only Apprise's CLI looks in
+        # ~/.apprise/plugins); say so explicitly: no code from home directories.
+        plugin_paths=[],
+        # Nothing written to disk (Telegram would cache its bot owner there).
+        storage_mode=apprise.PersistentStoreMode.MEMORY,
+        # A target that answers with a redirect could send us anywhere, internal addresses too.
+        http_redirects=False,
+        # Our channels come from our config, never from Apprise YAML with ${NAME} templates.
+        allow_templates=False,
+    )
+
+
+class Channel:
+    """One configured target: an id and an Apprise URL.
+
+    ``masked_url`` is Apprise's privacy URL (secrets masked), safe for logs and the API.
+    ``format`` is the markup the service takes; alerts are rendered in it.
+    """
+
+    __slots__ = ("_flavour", "_service", "_title_in_body", "format", "id", "masked_url")
+
+    def __init__(
+        self,
+        channel_id: str,
+        masked_url: str,
+        fmt: Format,
+        service: apprise.Apprise,
+        *,
+        markdown_flavour: str = "standard",
+        title_in_body: bool = False,
+    ) -> None:
+        self.id = channel_id
+        self.masked_url = masked_url
+        self.format = fmt
+        self._service = service
+        self._flavour = markdown_flavour
+        self._title_in_body = title_in_body
+
+    def __repr__(self) -> str:
+        return f"Channel(id={self.id!r}, masked_url={self.masked_url!r}, format={self.format!s})"
+
+    @classmethod
+    def from_url(
+        cls, channel_id: str, url: str, *, asset: apprise.AppriseAsset | None = None
+    ) -> Channel:
+        """The channel ``channel_id`` sending through the Apprise ``url``.
+
+        Raises ValueError naming the channel (never the URL) when Apprise cannot use ``url``: an
+        unknown schema, a URL it cannot parse, or one its service rejects (with the service's
+        reason, redacted). The caller turns it into a config Problem with the file and line.
+        """
+        if not channel_id:
+            raise ValueError("a channel needs a non-empty id")
+        register_secrets(url)
+        asset = asset if asset is not None else default_asset()
+        plugin = _load(channel_id, url, asset)
+        service = apprise.Apprise(asset=asset)
+        if not service.add(plugin):  # pragma: no cover (adding a loaded plugin always succeeds)
+            raise ValueError(f"channel {channel_id!r}: not a valid Apprise URL (not accepted)")
+        masked_url = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]  # unannotated
+        return cls(
+            channel_id,
+            masked_url,
+            Format(str(plugin.resolve_format(None).value)),
+            service,
+            # Apprise translates CommonMark to mrkdwn for Slack; the Slack flavour is written
+            # for that translator.
+            markdown_flavour="slack" if isinstance(plugin, NotifySlack) else "standard",
+            # Services without a title field get the title folded into the body by Apprise,
+            # unescaped; render it into the body ourselves, escaped like the rest.
+            title_in_body=plugin.title_maxlen <= 0,
+        )
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver ``alert``; return once the service accepted it.
+
+        Raises DeliveryError("channel '<id>': <reason>") when it did not: the service failed (its
+        last warning, redacted, is the reason), timed out, or Apprise matched no service. Never
+        retries: the outbox decides when to try again.
+        """
+        message = render(
+            alert,
+            self.format,
+            markdown_flavour=self._flavour,
+            title_in_body=self._title_in_body,
+        )
+        result = await self._service.async_notify(
+            body=message.body,
+            title=message.title,
+            notify_type=_NOTIFY_TYPES[alert.severity],
+            body_format=apprise.NotifyFormat(message.format.value),
+            log_level=logging.WARNING,
+        )
+        with result:  # releases any log storage the result holds
+            if result.status == apprise.AppriseResultStatus.SUCCESS:
+                log.debug(
+                    "sent match %s", alert.match_id, extra={"channel": self.id, "stage": "deliver"}
+                )
+                return
+            reason = _failure_reason(result)
+        raise DeliveryError(f"channel {self.id!r}: {redact(reason)}")
+
+
+class ChannelErrors(ValueError):
+    """Some channels could not be built; ``errors`` maps each such channel id to its message."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("\n".join(self.errors.values()))
+
+
+def build_channels(
+    specs: Mapping[str, str], *, asset: apprise.AppriseAsset | None = None
+) -> dict[str, Channel]:
+    """A channel for each ``id -> url`` of ``specs``.
+
+    Raises ChannelErrors listing every channel that failed, not just the first.
+    """
+    asset = asset if asset is not None else default_asset()
+    channels: dict[str, Channel] = {}
+    errors: dict[str, str] = {}
+    for channel_id, url in specs.items():
+        try:
+            channels[channel_id] = Channel.from_url(channel_id, url, asset=asset)
+        except ValueError as exc:
+            errors[channel_id] = str(exc)
+    if errors:
+        raise ChannelErrors(errors)
+    return channels
+
+
+def _load(channel_id: str, url: str, asset: apprise.AppriseAsset) -> apprise.NotifyBase:
+    """Apprise's service object for ``url``; ValueError (without the URL) when there is none."""
+    try:
+        plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=False)
+    except Exception as exc:  # noqa: BLE001 (a service's constructor may raise anything)
+        # The service's own words ("An invalid Slack (second) Token ..."), which may quote parts
+        # of the URL: redacted, and not chained, so no traceback carries the URL either.
+        reason = _mask_authority(redact(str(exc).strip()), url) or type(exc).__name__
+        raise ValueError(f"channel {channel_id!r}: not a valid Apprise URL ({reason})") from None
+    if plugin is None:
+        schema = url.partition("://")[0].strip().lower() if "://" in url else ""
+        if not schema:
+            reason = "no schema:// prefix"
+        # NotificationManager is Apprise's registry of schemas (a singleton; unannotated).
+        elif schema not in apprise.NotificationManager():  # type: ignore[no-untyped-call]
+            reason = f"unknown schema {schema!r}"
+        else:
+            reason = f"Apprise cannot parse this {schema}:// URL"
+        raise ValueError(f"channel {channel_id!r}: not a valid Apprise URL ({reason})")
+    return plugin
+
+
+def _mask_authority(text: str, url: str) -> str:
+    """``text`` without the user, password or host pieces of ``url``.
+
+    register_secrets() cannot treat hosts as secrets in general (feed hosts must stay readable in
+    logs), but a broken channel URL may carry a token there (Slack's first token, a bot id), and
+    its error message is shown to whoever reads the config errors.
+    """
+    authority = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    for piece in sorted(re.split(r"[:@]", authority), key=len, reverse=True):
+        if len(piece) >= MIN_SECRET_LENGTH:
+            text = text.replace(piece, MASK)
+    return text
+
+
+def _failure_reason(result: apprise.AppriseResult) -> str:
+    status = result.status
+    if status == apprise.AppriseResultStatus.NOMATCH:
+        return "Apprise matched no service, so nothing was sent"
+    messages = [entry.message.strip() for entry in result.logs() if entry.message.strip()]
+    last = messages[-1] if messages else ""
+    if status == apprise.AppriseResultStatus.TIMEOUT:
+        return f"timed out ({last})" if last else "timed out"
+    return last or f"the service reported {status.name.lower()} without a reason"

@@ -1,0 +1,220 @@
+"""Fixtures for notify tests: alerts, and real servers on 127.0.0.1 standing in for the services.
+
+- ``smtp_server``: a real aiosmtpd SMTP server (plain SMTP with AUTH PLAIN/LOGIN, no TLS).
+- ``slack_server`` / ``telegram_server``: real aiohttp servers; Apprise's own Slack and Telegram
+  plugins are pointed at them by patching the class attribute holding the service's base URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from apprise.plugins.slack import NotifySlack
+from apprise.plugins.telegram import NotifyTelegram
+
+from monitor.models import Alert, Hit, Severity
+
+BODY = (
+    "ALMATY, Jan 7 (Reuters) - President Kassym-Jomart Tokayev said on Friday he had authorised "
+    "security forces to shoot to kill without warning to quell unrest, and rejected calls for "
+    "talks with protesters after days of violence across Kazakhstan."
+)
+SMTP_USER = "user"
+SMTP_PASSWORD = "secretpass123"
+
+
+def _hit(text: str, term: str, field_name: str = "body", kind: str = "keyword") -> Hit:
+    start = text.index(term)
+    return Hit(
+        term=term, field=field_name, start=start, end=start + len(term), text=term, kind=kind
+    )
+
+
+@pytest.fixture
+def make_alert() -> Callable[..., Alert]:
+    """A factory for alerts: the Kazakhstan story, hits on "shoot" and "without warning"."""
+
+    def make(**changes: Any) -> Alert:
+        alert = Alert(
+            match_id=7,
+            rule_id="lethal-force",
+            rule_name="Orders to use lethal force against protesters",
+            severity=Severity.CRITICAL,
+            title="Kazakhstan orders to shoot protesters without warning",
+            source_id="reuters-world",
+            link="https://www.reuters.com/world/asia-pacific/kazakhstan-2022-01-07/",
+            location=None,
+            published=datetime(2022, 1, 7, 10, 15, tzinfo=UTC),
+            matched_at=datetime(2022, 1, 7, 10, 20, tzinfo=UTC),
+            hits=(_hit(BODY, "shoot"), _hit(BODY, "without warning")),
+            fields={"body": BODY},
+        )
+        return replace(alert, **changes)
+
+    return make
+
+
+@pytest.fixture
+def hit() -> Callable[..., Hit]:
+    """A factory for a hit on the first occurrence of ``term`` in a text."""
+    return _hit
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests made by Apprise's plugins reach 127.0.0.1 directly, whatever the environment."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Any]:
+    """``await eventually(lambda: ...)``: wait for a condition with a deadline."""
+    return wait_for
+
+
+# --------------------------------------------------------------------------------------------
+# SMTP
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    messages: list[bytes] = field(default_factory=list)
+    accept_login: bool = True
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.original_content or envelope.content)
+        return "250 Message accepted for delivery"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            self.accept_login
+            and isinstance(auth_data, LoginPassword)
+            and auth_data.login == SMTP_USER.encode()
+            and auth_data.password == SMTP_PASSWORD.encode()
+        )
+        return AuthResult(success=ok, handled=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that accepts SMTP_USER/SMTP_PASSWORD over plain SMTP."""
+    server = SmtpServer(port=_free_port())
+    controller = Controller(
+        server,
+        hostname="127.0.0.1",
+        port=server.port,
+        authenticator=server.authenticate,
+        # Apprise's "insecure" mode logs in without STARTTLS; allow that on loopback.
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP stand-ins
+
+
+@dataclass
+class StandIn:
+    """Records every request it receives and answers with ``status`` and ``body``."""
+
+    status: int = 200
+    body: str = "ok"
+    content_type: str = "text/plain"
+    requests: list[tuple[str, Any]] = field(default_factory=list)
+    hang: bool = False
+    """Accept the request but answer only when the fixture ends (a target that hangs)."""
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.hang:
+            await self.released.wait()
+        raw = await request.text()
+        try:
+            payload: Any = json.loads(raw)
+        except ValueError:
+            payload = raw
+        self.requests.append((request.path, payload))
+        return web.Response(status=self.status, text=self.body, content_type=self.content_type)
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port: int = runner.addresses[0][1]
+    return runner, port
+
+
+@pytest.fixture
+async def slack_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StandIn]:
+    """A stand-in for hooks.slack.com answering "ok", with Apprise's Slack plugin pointed at it."""
+    stand_in = StandIn()
+    app = web.Application()
+    app.router.add_post("/services/{a}/{b}/{c}", stand_in.handle)
+    runner, port = await _serve(app)
+    monkeypatch.setattr(NotifySlack, "webhook_url", f"http://127.0.0.1:{port}/services")
+    try:
+        yield stand_in
+    finally:
+        stand_in.released.set()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def telegram_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StandIn]:
+    """A stand-in for api.telegram.org, with Apprise's Telegram plugin pointed at it.
+
+    Apprise calls only sendMessage when the URL names the chat (getUpdates is for finding the
+    bot's owner when it does not), so that is the one method served.
+    """
+    stand_in = StandIn(
+        body=json.dumps({"ok": True, "result": {"message_id": 1}}),
+        content_type="application/json",
+    )
+    app = web.Application()
+    app.router.add_post("/bot{token}/sendMessage", stand_in.handle)
+    runner, port = await _serve(app)
+    monkeypatch.setattr(NotifyTelegram, "notify_url", f"http://127.0.0.1:{port}/bot")
+    try:
+        yield stand_in
+    finally:
+        stand_in.released.set()
+        await runner.cleanup()
