@@ -1,0 +1,217 @@
+"""Composition root: settings -> store, rules, channels, sources, pipeline, outbox, scheduler.
+
+``App.load`` validates everything before anything starts, so a bad config stops the daemon at
+start-up with every problem listed. ``Daemon.run`` wires the stages together: APScheduler polls
+each source on its interval, a watcher per folder reacts to file-system events, and the outbox
+worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
+in-flight work finish within a grace period, and closes the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from monitor import settings as settings_module
+from monitor.errors import ConfigError, SourceError
+from monitor.matching.loader import RuleSet, load_rules
+from monitor.notify.channels import Channel
+from monitor.notify.outbox import Outbox
+from monitor.pipeline import CompiledRules, IngestResult, Pipeline
+from monitor.settings import Settings
+from monitor.sources import SOURCE_TYPES
+from monitor.sources.folder import FolderSource
+from monitor.store import repo
+from monitor.store.db import Database
+from monitor.store.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 10.0
+"""Seconds in-flight work may take to finish after SIGTERM."""
+
+
+def check_channel_url(channel_id: str, url: str) -> None:
+    """Raise ValueError (naming the channel, never the URL) when Apprise cannot use ``url``."""
+    Channel.from_url(channel_id, url)
+
+
+@dataclass
+class App:
+    """Everything loaded and validated from one config file."""
+
+    settings: Settings
+    rules: RuleSet
+    channels: dict[str, Channel]
+
+    @classmethod
+    def load(cls, config: Path) -> App:
+        """Load the config, the rules and the channels; raise ConfigError with every problem."""
+        settings = settings_module.load(config, check_channel=check_channel_url)
+        problems = []
+        try:
+            rules = load_rules(settings.rules, channels=settings.channel_ids())
+        except ConfigError as exc:
+            problems += exc.problems
+        channels = {c.id: Channel.from_url(c.id, c.url) for c in settings.channels}
+        if problems:
+            raise ConfigError(problems)
+        return cls(settings, rules, channels)
+
+
+class Daemon:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        settings = app.settings
+        self.db = Database(settings.database)
+        self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), settings.notify)
+        self.outbox = Outbox(self.db, app.channels, retry_for=settings.retry_for)
+        self.sources: list[FolderSource] = []
+        for source_settings in settings.sources:
+            source_type = SOURCE_TYPES.get(source_settings.type)
+            if source_type is None:
+                log.warning(
+                    "source %s: type %r is not supported by this version; skipped",
+                    source_settings.id,
+                    source_settings.type,
+                    extra={"source_id": source_settings.id},
+                )
+                continue
+            assert isinstance(source_settings, settings_module.FolderSourceSettings)
+            self.sources.append(source_type(source_settings, self.pipeline))
+        self.stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def run(self, *, once: bool = False) -> int:
+        """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
+        log.info(
+            "starting: %d rules, %d sources, %d channels, database %s",
+            len(self.app.rules.rules),
+            len(self.sources),
+            len(self.app.channels),
+            self.db.masked_url,
+        )
+        await asyncio.to_thread(self.db.create_schema)
+        try:
+            if once:
+                for source in self.sources:
+                    await self.poll(source)
+                report = await self.outbox.deliver_due()
+                log.info(
+                    "done: %d sent, %d failed, %d dead", report.sent, report.failed, report.dead
+                )
+                return 0
+            return await self._serve()
+        finally:
+            self.db.dispose()
+
+    async def _serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, self.stop.set)
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        for source in self.sources:
+            scheduler.add_job(
+                self.poll,
+                "interval",
+                args=[source],
+                seconds=source.settings.interval.total_seconds(),
+                id=f"source:{source.id}",
+                next_run_time=datetime.now(UTC),
+                coalesce=True,
+                max_instances=1,
+                jitter=5,
+                misfire_grace_time=None,
+            )
+        scheduler.start()
+        self._spawn("outbox", self.outbox.run(self.stop))
+        for source in self.sources:
+            if source.settings.watch:
+                self._spawn(f"watch:{source.id}", self._watch(source))
+        log.info("running; press Ctrl-C to stop")
+        await self.stop.wait()
+        log.info("stopping")
+        scheduler.shutdown(wait=False)
+        _done, pending = await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return 0
+
+    def _spawn(self, name: str, coroutine: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)  # type: ignore[arg-type]
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.stop.is_set():
+            return
+        error = task.exception()
+        log.error("background task %s ended unexpectedly: %r; stopping", task.get_name(), error)
+        self.stop.set()
+
+    async def poll(self, source: FolderSource) -> IngestResult:
+        """Scan one source; its errors are recorded and logged, never raised."""
+        error: str | None = None
+        result = IngestResult()
+        try:
+            result = await asyncio.to_thread(source.scan)
+        except SourceError as exc:
+            error = str(exc)
+        except Exception as exc:
+            error = f"unexpected error: {exc!r}"
+            log.exception(
+                "source %s failed", source.id, extra={"source_id": source.id, "stage": "source"}
+            )
+        await asyncio.to_thread(self._record_poll, source, error)
+        self._after_ingest(result)
+        return result
+
+    def _record_poll(self, source: FolderSource, error: str | None) -> None:
+        with self.db.session() as session:
+            changed = repo.record_poll(session, source.id, source.kind, utcnow(), error)
+        extra = {"source_id": source.id, "stage": "source"}
+        if changed and error:
+            log.error("source %s failing: %s", source.id, error, extra=extra)
+        elif changed:
+            log.info("source %s healthy again", source.id, extra=extra)
+
+    def _after_ingest(self, result: IngestResult) -> None:
+        if result.new or result.updated or result.match_ids:
+            log.info(
+                "ingested %d new, %d updated articles; %d matches",
+                result.new,
+                result.updated,
+                len(result.match_ids),
+            )
+        if result.match_ids:
+            self.outbox.wake()
+
+    async def _watch(self, source: FolderSource) -> None:
+        """Follow file-system events under a folder until stopped; restart the watch on errors."""
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                if source.root.is_dir():
+                    async for paths in source.changes(self.stop):
+                        delay = 1.0
+                        for path in paths:
+                            result = await asyncio.to_thread(source.process, path)
+                            self._after_ingest(result)
+            except Exception:
+                log.exception(
+                    "watching %s failed",
+                    source.root,
+                    extra={"source_id": source.id, "stage": "watch"},
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+            delay = min(delay * 2, 60.0)

@@ -1,0 +1,210 @@
+"""The ``monitor`` command: parse arguments, call the app, print. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__, settings
+from monitor.app import App, Daemon
+from monitor.documents import SUPPORTED_SUFFIXES, parse_document
+from monitor.errors import ConfigError, DocumentError
+from monitor.logs import configure_logging
+from monitor.matching.engine import Matcher
+from monitor.matching.loader import RuleSet, load_rules
+from monitor.models import Article, RuleMatch
+from monitor.store import repo
+from monitor.store.db import Database
+
+EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        result: int = args.handler(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitor", description="Watch feeds and folders; alert when articles match watchlists."
+    )
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    parser.add_argument(
+        "--config",
+        help=f"config file (default: ${settings.ENV_CONFIG} or {settings.DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--once", action="store_true", help="poll every source once, deliver, exit")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check", help="validate the config and every rule file")
+    check.set_defaults(handler=_check)
+
+    test = commands.add_parser("test", help="match documents against the rules; store nothing")
+    test.add_argument("--rules", help="rules file or folder (default: the config's)")
+    test.add_argument("--json", action="store_true", help="print JSON")
+    test.add_argument("inputs", nargs="+", metavar="INPUT", help="documents or folders of them")
+    test.set_defaults(handler=_test)
+
+    matches = commands.add_parser("matches", help="list recent stored matches")
+    matches.add_argument("--limit", type=int, default=20)
+    matches.add_argument("--rule", help="only this rule id")
+    matches.add_argument("--json", action="store_true", help="print JSON")
+    matches.set_defaults(handler=_matches)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Path:
+    return settings.config_path(args.config)
+
+
+def _run(args: argparse.Namespace) -> int:
+    app = App.load(_config(args))
+    return asyncio.run(Daemon(app).run(once=args.once))
+
+
+def _check(args: argparse.Namespace) -> int:
+    app = App.load(_config(args))
+    print(
+        f"ok: {len(app.rules.rules)} rules and {len(app.rules.actors)} actors in "
+        f"{len(app.rules.files)} files, {len(app.settings.sources)} sources, "
+        f"{len(app.channels)} channels"
+    )
+    return EXIT_OK
+
+
+def _test(args: argparse.Namespace) -> int:
+    if args.rules:
+        ruleset = load_rules(Path(args.rules))
+    else:
+        ruleset = load_rules(settings.load(_config(args)).rules)
+    matcher = Matcher(ruleset.rules)
+    documents: list[dict[str, Any]] = []
+    status = EXIT_OK
+    for path in _inputs(args.inputs):
+        try:
+            articles = parse_document(path.name, path.read_bytes())
+        except (DocumentError, OSError) as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            status = EXIT_INPUT
+            continue
+        for index, article in enumerate(articles):
+            name = str(path) if len(articles) == 1 else f"{path}#{index + 1}"
+            documents.append(_document(name, article, matcher.match(article)))
+    if args.json:
+        print(json.dumps({"documents": documents}, ensure_ascii=False, indent=2))
+    else:
+        _print_documents(documents, ruleset)
+    return status
+
+
+def _inputs(names: Sequence[str]) -> list[Path]:
+    paths = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
+        else:
+            paths.append(path)
+    return paths
+
+
+def _document(name: str, article: Article, matches: list[RuleMatch]) -> dict[str, Any]:
+    return {
+        "input": name,
+        "title": article.title,
+        "matches": [
+            {
+                "rule": match.rule_id,
+                "severity": str(match.severity),
+                "hits": [
+                    {
+                        "term": hit.term,
+                        "field": hit.field,
+                        "start": hit.start,
+                        "end": hit.end,
+                        "text": hit.text,
+                        "kind": hit.kind,
+                    }
+                    for hit in match.hits
+                ],
+            }
+            for match in matches
+        ],
+    }
+
+
+def _print_documents(documents: list[dict[str, Any]], ruleset: RuleSet) -> None:
+    names = {rule.id: rule.name for rule in ruleset.rules}
+    for document in documents:
+        print(f"{document['input']}: {document['title']}")
+        if not document["matches"]:
+            print("  no rule matched")
+        for match in document["matches"]:
+            print(f"  MATCH {match['rule']} [{match['severity']}] {names.get(match['rule'], '')}")
+            for hit in match["hits"]:
+                print(
+                    f"    {hit['kind']:<8} {hit['term']!r:<32} {hit['field']}"
+                    f"[{hit['start']}:{hit['end']}] {hit['text']!r}"
+                )
+
+
+def _matches(args: argparse.Namespace) -> int:
+    config = settings.load(_config(args))
+    db = Database(config.database)
+    try:
+        db.create_schema()
+        with db.session() as session:
+            rows = repo.recent_matches(session, args.limit, args.rule)
+            deliveries = repo.deliveries_for(session, [m.id for m, _a in rows if m.id is not None])
+    finally:
+        db.dispose()
+    items: list[dict[str, Any]] = []
+    for match, article in rows:
+        assert match.id is not None
+        assert match.created_at is not None
+        items.append(
+            {
+                "id": match.id,
+                "matched_at": match.created_at.isoformat(timespec="seconds"),
+                "rule": match.rule_id,
+                "severity": match.severity,
+                "title": article.title,
+                "source": article.source_id,
+                "link": article.url or article.location,
+                "deliveries": {d.channel: d.status for d in deliveries[match.id]},
+            }
+        )
+    if args.json:
+        print(json.dumps({"matches": items}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not items:
+        print("no matches yet")
+    for item in items:
+        sent = ", ".join(f"{channel}:{status}" for channel, status in item["deliveries"].items())
+        print(
+            f"{item['matched_at']}  {item['severity'].upper():<8} {item['rule']}  "
+            f"{item['title']}  ({item['source']}: {item['link']})  [{sent or 'no channels'}]"
+        )
+    return EXIT_OK

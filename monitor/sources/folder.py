@@ -1,0 +1,178 @@
+"""A folder of documents: every supported file under it, recursively.
+
+Only regular files inside the folder are read: a symlink is followed only when its target is a
+regular file inside the folder, FIFOs and devices are never opened (they could block the daemon),
+and files over ``max_file_size`` are refused. A file whose size and mtime match what was recorded
+is not read again; one that failed is logged once and not retried until it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import watchfiles
+
+from monitor.documents import SUPPORTED_SUFFIXES, parse_document
+from monitor.errors import DocumentError, SourceError
+from monitor.models import Article
+from monitor.pipeline import IngestResult, Pipeline
+from monitor.settings import FolderSourceSettings
+from monitor.store import repo
+from monitor.store.tables import FileRow, utcnow
+
+log = logging.getLogger(__name__)
+
+WATCH_DEBOUNCE_MS = 200
+"""Events are grouped over this long, so a file written in several steps is read once."""
+
+
+class FolderSource:
+    kind = "folder"
+
+    def __init__(self, settings: FolderSourceSettings, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.id = settings.id
+        self.root = settings.path
+        self.pipeline = pipeline
+
+    # -- scanning ---------------------------------------------------------------------------
+
+    def scan(self) -> IngestResult:
+        """Read every new or changed supported file under the folder."""
+        if not self.root.is_dir():
+            raise SourceError(f"source {self.id}: folder {self.root} does not exist")
+        result = IngestResult()
+        for directory, dirnames, filenames in os.walk(self.root):
+            # Hidden folders hold tools' state, not documents; sorted for a stable order.
+            dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+            for name in sorted(filenames):
+                result += self.process(Path(directory) / name)
+        return result
+
+    def process(self, path: Path) -> IngestResult:
+        """Read one file if it is new or changed; errors are recorded, logged once, not raised."""
+        if not _wanted(path.name):
+            return IngestResult()
+        relative = self._relative(path)
+        if relative is None:
+            return IngestResult()
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return IngestResult()  # removed between the event and now
+        except OSError as exc:
+            log.warning("cannot stat %s: %s", path, exc, extra=self._extra(relative))
+            return IngestResult()
+        with self.pipeline.db.session() as session:
+            known = repo.file_state(session, self.id, relative)
+        if known is not None and (known.size, known.mtime_ns) == (info.st_size, info.st_mtime_ns):
+            return IngestResult()
+        try:
+            data = self._read(path, info)
+            digest = hashlib.sha256(data).hexdigest()
+            state = FileRow(
+                source_id=self.id,
+                path=relative,
+                size=info.st_size,
+                mtime_ns=info.st_mtime_ns,
+                digest=digest,
+                seen_at=utcnow(),
+            )
+            if known is not None and known.digest == digest and known.error is None:
+                return self.pipeline.ingest(self.id, [], file_state=state)
+            articles = [
+                self._identify(article, relative) for article in parse_document(path.name, data)
+            ]
+            return self.pipeline.ingest(self.id, articles, file_state=state)
+        except (DocumentError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, DocumentError) else exc.strerror or str(exc)
+            log.warning("skipped %s: %s", relative, reason, extra=self._extra(relative))
+            self._record_failure(relative, info, reason)
+            return IngestResult()
+
+    def _read(self, path: Path, info: os.stat_result) -> bytes:
+        """The bytes of a regular file inside the folder, within the cap; else DocumentError."""
+        if stat.S_ISLNK(info.st_mode):
+            target = path.resolve()
+            if not target.is_relative_to(self.root.resolve()):
+                raise DocumentError("symlink points outside the folder")
+            info = target.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DocumentError("not a regular file")
+        cap = self.settings.max_file_size
+        if info.st_size > cap:
+            raise DocumentError(f"file too large ({info.st_size} bytes, limit {cap})")
+        # O_NONBLOCK: if the path was swapped for a FIFO since lstat, open must not hang.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise DocumentError("not a regular file")
+            data = handle.read(cap + 1)
+        if len(data) > cap:
+            raise DocumentError(f"file too large (over {cap} bytes)")
+        return data
+
+    def _identify(self, article: Article, relative: str) -> Article:
+        key = relative
+        if article.guid or article.url:
+            key = f"{relative}#{article.guid or article.url}"
+        elif article.key:
+            key = f"{relative}#{article.key}"
+        tags = tuple(dict.fromkeys((*article.tags, *self.settings.tags)))
+        return replace(article, source_id=self.id, key=key, location=relative, tags=tags)
+
+    def _record_failure(self, relative: str, info: os.stat_result, reason: str) -> None:
+        state = FileRow(
+            source_id=self.id,
+            path=relative,
+            size=info.st_size,
+            mtime_ns=info.st_mtime_ns,
+            digest="",
+            error=reason,
+            seen_at=utcnow(),
+        )
+        with self.pipeline.db.session() as session:
+            repo.save_file_state(session, state)
+
+    def _relative(self, path: Path) -> str | None:
+        try:
+            relative = path.relative_to(self.root)
+        except ValueError:
+            return None
+        if any(part.startswith(".") for part in relative.parts):
+            return None
+        # Non-UTF-8 names arrive as surrogate escapes; store a printable, valid UTF-8 form.
+        return os.fsencode(relative).decode("utf-8", "backslashreplace")
+
+    def _extra(self, relative: str) -> dict[str, str]:
+        return {"source_id": self.id, "path": relative, "stage": "source"}
+
+    # -- watching ---------------------------------------------------------------------------
+
+    async def changes(self, stop: asyncio.Event) -> AsyncIterator[list[Path]]:
+        """File-system events under the folder, grouped, as the paths to (re)read."""
+        async for events in watchfiles.awatch(
+            self.root,
+            stop_event=stop,
+            debounce=WATCH_DEBOUNCE_MS,
+            step=50,
+            recursive=True,
+        ):
+            paths = sorted(
+                {Path(name) for change, name in events if change != watchfiles.Change.deleted}
+            )
+            if paths:
+                yield paths
+
+
+def _wanted(name: str) -> bool:
+    if name.startswith(".") or name.endswith("~"):
+        return False
+    return Path(name).suffix.lower() in SUPPORTED_SUFFIXES

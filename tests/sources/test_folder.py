@@ -1,0 +1,211 @@
+"""The folder source on real files: formats, identity, and every bad input it must survive."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from monitor.matching.loader import RuleSet
+from monitor.matching.rules import Actor, Rule
+from monitor.models import Severity
+from monitor.pipeline import CompiledRules, Pipeline
+from monitor.settings import FolderSourceSettings
+from monitor.sources.folder import FolderSource
+from monitor.store.db import Database
+from monitor.store.tables import ArticleRow, FileRow, MatchRow
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "seeds" / "000_b84c25b2169af3e7.txt"
+TOKAYEV = Actor(id="tokayev", name="Tokayev", aliases=("Tokayev", "Токаев"))
+RULES = (
+    Rule(
+        id="kz-lethal-force",
+        name="Lethal force",
+        severity=Severity.CRITICAL,
+        actors=(TOKAYEV,),
+        keywords=("shoot without warning", "открывать огонь без предупреждения"),
+    ),
+)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'monitor.db'}")
+    database.create_schema()
+    yield database  # type: ignore[misc]
+    database.dispose()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "inbox"
+    path.mkdir()
+    return path
+
+
+def source(db: Database, folder: Path, **settings: object) -> FolderSource:
+    config = FolderSourceSettings(id="inbox", type="folder", path=folder, **settings)  # type: ignore[arg-type]
+    return FolderSource(
+        config, Pipeline(db, CompiledRules.build(RuleSet(rules=RULES)), ("console",))
+    )
+
+
+def matched_locations(db: Database) -> list[str]:
+    with db.session() as session:
+        rows = session.exec(select(MatchRow, ArticleRow).join(ArticleRow)).all()
+    return sorted(article.location or "" for _match, article in rows)
+
+
+def test_sample_article_is_read_and_matches(db: Database, folder: Path) -> None:
+    """The customer's sample, its section label kept as a tag, matches the lethal-force rule."""
+    shutil.copy(SEED, folder / SEED.name)
+    result = source(db, folder).scan()
+    assert (result.new, len(result.match_ids)) == (1, 1)
+    with db.session() as session:
+        article = session.exec(select(ArticleRow)).one()
+    assert article.title == "Kazakhstan orders to shoot protesters without warning"
+    assert article.tags == ["Politics"]
+    assert article.key == SEED.name
+
+
+def test_files_are_found_recursively_and_unchanged_files_are_not_read_again(
+    db: Database, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subfolders are scanned; a second scan reads nothing when no file changed."""
+    (folder / "a" / "b").mkdir(parents=True)
+    shutil.copy(SEED, folder / "a" / "b" / "seed.txt")
+    watched = source(db, folder)
+    assert watched.scan().new == 1
+    reads: list[str] = []
+    import monitor.sources.folder as module
+
+    original = module.parse_document
+    monkeypatch.setattr(module, "parse_document", lambda n, d: reads.append(n) or original(n, d))
+    assert watched.scan().new == 0
+    assert reads == []
+
+
+def test_a_copy_of_a_file_is_not_alerted_again(db: Database, folder: Path) -> None:
+    """The same content under another name is a duplicate: stored once, alerted once."""
+    shutil.copy(SEED, folder / "one.txt")
+    shutil.copy(SEED, folder / "two.txt")
+    result = source(db, folder).scan()
+    assert (result.new, result.duplicates, len(result.match_ids)) == (1, 1, 1)
+
+
+def test_a_changed_file_is_rematched_without_alerting_the_same_rule_again(
+    db: Database, folder: Path
+) -> None:
+    """Editing a file updates its article; the rule that already alerted does not alert again."""
+    target = folder / "seed.txt"
+    shutil.copy(SEED, target)
+    watched = source(db, folder)
+    watched.scan()
+    target.write_text(
+        SEED.read_text(encoding="utf-8") + "\nUpdate: more shooting.\n", encoding="utf-8"
+    )
+    result = watched.scan()
+    assert (result.updated, result.match_ids) == (1, [])
+    assert matched_locations(db) == ["seed.txt"]
+
+
+def test_cp1251_file_is_decoded_and_matched(db: Database, folder: Path) -> None:
+    """A Russian file in Windows-1251 reads correctly and matches its Cyrillic keyword."""
+    text = "Новости\nТокаев приказал открывать огонь без предупреждения\nПротестующие в Алматы.\n"
+    (folder / "ru.txt").write_bytes(text.encode("cp1251"))
+    result = source(db, folder).scan()
+    assert len(result.match_ids) == 1
+    with db.session() as session:
+        assert session.exec(select(ArticleRow)).one().title.startswith("Токаев приказал")
+
+
+def test_malformed_file_is_logged_once_and_retried_only_when_changed(
+    db: Database, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken file is logged once with its path and reason, and read again once edited."""
+    broken = folder / "broken.json"
+    broken.write_text('{"title": "x", ', encoding="utf-8")
+    shutil.copy(SEED, folder / "seed.txt")
+    watched = source(db, folder)
+    with caplog.at_level(logging.WARNING):
+        first = watched.scan()
+        watched.scan()
+    warnings = [r.getMessage() for r in caplog.records if "broken.json" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "broken.json" in warnings[0]
+    assert "JSON" in warnings[0]
+    assert first.new == 1  # the good file next to it is not affected
+    with db.session() as session:
+        assert session.get(FileRow, ("inbox", "broken.json")).error  # type: ignore[union-attr]
+    broken.write_text('{"title": "Tokayev: shoot without warning"}', encoding="utf-8")
+    os.utime(broken, ns=(1, 10**18))
+    assert watched.scan().new == 1
+
+
+def test_symlink_out_of_the_folder_is_refused(db: Database, folder: Path, tmp_path: Path) -> None:
+    """A link to a file outside the folder is not read; a link inside the folder is."""
+    outside = tmp_path / "secret.txt"
+    shutil.copy(SEED, outside)
+    (folder / "escape.txt").symlink_to(outside)
+    (folder / "inside").mkdir()
+    shutil.copy(SEED, folder / "inside" / "real.txt")
+    (folder / "alias.txt").symlink_to(folder / "inside" / "real.txt")
+    source(db, folder).scan()
+    with db.session() as session:
+        escape = session.get(FileRow, ("inbox", "escape.txt"))
+        keys = sorted(a.key for a in session.exec(select(ArticleRow)).all())
+    assert escape is not None
+    assert escape.error == "symlink points outside the folder"
+    assert keys in (["alias.txt"], ["inside/real.txt"])  # one of the two; the other is a duplicate
+
+
+def test_fifo_is_never_opened(db: Database, folder: Path) -> None:
+    """A named pipe with a document's name is skipped instead of blocking the scan."""
+    os.mkfifo(folder / "pipe.txt")
+    shutil.copy(SEED, folder / "seed.txt")
+    assert source(db, folder).scan().new == 1
+    with db.session() as session:
+        assert session.get(FileRow, ("inbox", "pipe.txt")).error == "not a regular file"  # type: ignore[union-attr]
+
+
+def test_file_over_the_size_cap_is_refused(db: Database, folder: Path) -> None:
+    """A file larger than max_file_size is recorded as too large and not parsed."""
+    shutil.copy(SEED, folder / "seed.txt")
+    source(db, folder, max_file_size=1000).scan()
+    with db.session() as session:
+        error = session.get(FileRow, ("inbox", "seed.txt")).error  # type: ignore[union-attr]
+    assert error is not None
+    assert error.startswith("file too large")
+
+
+def test_non_utf8_file_name_is_stored_printably(db: Database, folder: Path) -> None:
+    """A file whose name is not UTF-8 is still read, and its stored path is valid text."""
+    name = os.fsdecode(b"caf\xe9.txt")
+    shutil.copy(SEED, folder / name)
+    assert source(db, folder).scan().new == 1
+    with db.session() as session:
+        assert session.exec(select(ArticleRow)).one().location == "caf\\xe9.txt"
+
+
+def test_unsupported_and_hidden_files_are_ignored(db: Database, folder: Path) -> None:
+    """Binary files, editor backups and dot-folders are not documents."""
+    (folder / "image.png").write_bytes(b"\x89PNG")
+    (folder / "seed.txt~").write_text("x", encoding="utf-8")
+    (folder / ".git").mkdir()
+    shutil.copy(SEED, folder / ".git" / "seed.txt")
+    assert source(db, folder).scan().new == 0
+    with db.session() as session:
+        assert session.exec(select(FileRow)).all() == []
+
+
+def test_missing_folder_is_a_source_error(db: Database, tmp_path: Path) -> None:
+    """A folder that does not exist fails the scan with a SourceError naming it."""
+    from monitor.errors import SourceError
+
+    with pytest.raises(SourceError, match="does not exist"):
+        source(db, tmp_path / "nope").scan()

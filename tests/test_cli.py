@@ -1,0 +1,130 @@
+"""The monitor command as users run it: check, test, matches, and run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "seeds" / "000_b84c25b2169af3e7.txt"
+
+
+def test_check_passes_on_the_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
+    """`monitor check` on the bundled config and rules prints no error and exits 0."""
+    assert main(["--config", str(ROOT / "config" / "monitor.yaml"), "check"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ok: ")
+    assert err == ""
+
+
+def test_check_prints_every_problem_as_file_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every mistake in the rules is printed as file:line: message; the exit code is 2."""
+    (project / "rules" / "bad.yaml").write_text(
+        "rules:\n  - id: x\n    name: X\n    keyowrds: [a]\n"
+        "  - id: y\n    name: Y\n    actors: [nobody]\n",
+        encoding="utf-8",
+    )
+    assert main(["--config", str(project / "config" / "monitor.yaml"), "check"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert any(
+        line.endswith("bad.yaml:4: unknown key 'keyowrds' (did you mean 'keywords'?)")
+        for line in lines
+    )
+    assert any(line.endswith("bad.yaml:7: unknown actor 'nobody'") for line in lines)
+
+
+def test_test_json_has_the_documented_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    """`monitor test --rules R --json INPUT` needs no config and keeps the documented shape."""
+    status = main(["test", "--rules", str(ROOT / "rules"), "--json", str(SEED)])
+    assert status == 0
+    output = json.loads(capsys.readouterr().out)
+    (document,) = output["documents"]
+    assert document["input"] == str(SEED)
+    assert document["title"] == "Kazakhstan orders to shoot protesters without warning"
+    matches = {m["rule"]: m for m in document["matches"]}
+    lethal = matches["kz-lethal-force"]
+    assert lethal["severity"] == "critical"
+    for hit in lethal["hits"]:
+        assert set(hit) >= {"term", "field", "start", "end", "text"}
+        assert isinstance(hit["start"], int)
+        assert isinstance(hit["end"], int)
+    body = SEED.read_text(encoding="utf-8").split("\n", 2)[2]
+    keyword = [h for h in lethal["hits"] if h["term"] == "shoot without warning"]
+    assert [(h["field"], h["text"]) for h in keyword] == [
+        ("title", "shoot protesters without warning"),
+        ("body", "shoot to kill without warning"),
+    ]
+    assert keyword[1]["text"] == body[keyword[1]["start"] : keyword[1]["end"]]
+
+
+def test_test_reports_unreadable_inputs_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed input is reported on stderr with its path; the others are still matched."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("[", encoding="utf-8")
+    assert main(["test", "--rules", str(ROOT / "rules"), str(bad), str(SEED)]) == 1
+    out, err = capsys.readouterr()
+    assert str(bad) in err
+    assert "kz-lethal-force" in out
+
+
+def run_monitor(*args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MONITOR_DATABASE", None)
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "monitor", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+@pytest.mark.slow
+def test_run_on_the_bundled_config_alerts_the_sample_then_stops_on_sigterm(project: Path) -> None:
+    """`monitor run` on the bundled config prints the sample's critical alert within 15 s, then
+    exits 0 on SIGTERM; a second run alerts nothing again."""
+    config = str(project / "config" / "monitor.yaml")
+    process = run_monitor("--config", config, "run", cwd=project)
+    assert process.stdout is not None
+    deadline = time.monotonic() + 15
+    seen: list[str] = []
+    os.set_blocking(process.stdout.fileno(), False)
+    while time.monotonic() < deadline and not any("kz-lethal-force" in line for line in seen):
+        line = process.stdout.readline()
+        if line:
+            seen.append(line)
+        elif process.poll() is not None:
+            break
+        else:
+            time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    try:
+        rest, err = process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    output = "".join(seen) + (rest or "")
+    assert "kz-lethal-force" in output, err
+    assert "[CRITICAL]" in output
+    assert process.returncode == 0, err
+    assert (project / "data" / "monitor.db").exists()
+
+    again = run_monitor("--config", config, "run", "--once", cwd=project)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "kz-lethal-force" not in out
