@@ -44,35 +44,49 @@ def _parser() -> argparse.ArgumentParser:
         prog="monitor", description="Watch feeds and folders; alert when articles match watchlists."
     )
     parser.add_argument("--version", action="version", version=f"monitor {__version__}")
-    parser.add_argument(
-        "--config",
-        help=f"config file (default: ${settings.ENV_CONFIG} or {settings.DEFAULT_CONFIG})",
-    )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    _global_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the daemon")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        # Global options are accepted after the command too: `monitor run --config x.yaml`.
+        sub = commands.add_parser(name, help=help_text)
+        _global_options(sub, defaults=False)
+        return sub
+
+    run = command("run", "run the daemon")
     run.add_argument("--once", action="store_true", help="poll every source once, deliver, exit")
     run.set_defaults(handler=_run)
 
-    check = commands.add_parser("check", help="validate the config and every rule file")
+    check = command("check", "validate the config and every rule file")
     check.set_defaults(handler=_check)
 
-    test = commands.add_parser("test", help="match documents against the rules; store nothing")
+    test = command("test", "match documents against the rules; store nothing")
     test.add_argument("--rules", help="rules file or folder (default: the config's)")
     test.add_argument("--json", action="store_true", help="print JSON")
     test.add_argument("inputs", nargs="+", metavar="INPUT", help="documents or folders of them")
     test.set_defaults(handler=_test)
 
-    matches = commands.add_parser("matches", help="list recent stored matches")
+    matches = command("matches", "list recent stored matches")
     matches.add_argument("--limit", type=int, default=20)
     matches.add_argument("--rule", help="only this rule id")
     matches.add_argument("--json", action="store_true", help="print JSON")
     matches.set_defaults(handler=_matches)
     return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    def default(value: str | None) -> str | None:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config",
+        default=default(None),
+        help=f"config file (default: ${settings.ENV_CONFIG} or {settings.DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--log-level", default=default("INFO"), choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument("--log-format", default=default("text"), choices=["text", "json"])
 
 
 def _config(args: argparse.Namespace) -> Path:
