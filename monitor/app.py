@@ -105,7 +105,11 @@ class Daemon:
                     await self.poll(source)
                 report = await self.outbox.deliver_due()
                 log.info(
-                    "done: %d sent, %d failed, %d dead", report.sent, report.failed, report.dead
+                    "done: %d sent, %d failed, %d deferred, %d dead",
+                    report.sent,
+                    report.failed,
+                    report.deferred,
+                    report.dead,
                 )
                 return 0
             return await self._serve()

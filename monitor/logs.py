@@ -333,6 +333,8 @@ def configure_logging(
     root.setLevel(root_level)
 
     logging.getLogger(APPRISE_LOGGER).setLevel(library_level)
+    # APScheduler logs every job run at INFO: once per source per interval is noise, not news.
+    logging.getLogger("apscheduler").setLevel(max(root_level, logging.WARNING))
     _protect_apprise_logger()
 
 

@@ -128,3 +128,34 @@ def test_run_on_the_bundled_config_alerts_the_sample_then_stops_on_sigterm(proje
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
     assert "kz-lethal-force" not in out
+
+
+@pytest.mark.slow
+def test_secrets_in_channel_urls_never_reach_logs_or_output(project: Path) -> None:
+    """With DEBUG logs and failing channels, no password or token of a channel URL is printed."""
+    secrets = ("s3cretPassw0rd", "tok3nAbcdefgh12345")
+    config = project / "config" / "monitor.yaml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        .replace(
+            "  - id: console\n    url: console://\n",
+            "  - id: console\n    url: console://\n"
+            f"  - id: mail\n    url: mailto://desk:{secrets[0]}@127.0.0.1:1?from=m@example.org&to=a@example.org\n"
+            f"  - id: hook\n    url: json://bot:{secrets[1]}@127.0.0.1:1/alerts\n",
+        )
+        .replace("notify: [console]", "notify: [console, mail, hook]"),
+        encoding="utf-8",
+    )
+    process = run_monitor(
+        "--config", str(config), "--log-level", "DEBUG", "run", "--once", cwd=project
+    )
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "failed (attempt 1)" in err  # the failures were logged...
+    for secret in secrets:
+        assert secret not in out
+        assert secret not in err  # ...without the secrets
+    listing = run_monitor("--config", str(config), "matches", cwd=project)
+    listed, listing_err = listing.communicate(timeout=60)
+    assert "kz-lethal-force" in listed
+    assert all(secret not in listed + listing_err for secret in secrets)

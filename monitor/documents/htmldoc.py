@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 
 from monitor.documents.dates import parse_date
 from monitor.documents.decode import decode_text
-from monitor.documents.html import html_title, html_to_text
+from monitor.documents.html import feed_html, html_title, html_to_text
 from monitor.documents.urls import web_url
 from monitor.errors import DocumentError
 from monitor.models import Article
@@ -81,10 +81,5 @@ def parse_html(data: bytes) -> list[Article]:
 
 def _read_metadata(page: str) -> _Metadata:
     metadata = _Metadata()
-    try:
-        metadata.feed(page)
-        metadata.close()
-    except AssertionError:
-        # See monitor.documents.html: a broken declaration ends the parse, not the document.
-        pass
+    feed_html(metadata, page)
     return metadata

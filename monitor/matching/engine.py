@@ -234,7 +234,13 @@ def _compile(rule: Rule) -> _Compiled | None:
     # rather than silently never matching.
     slop = max(rule.slop, 0)
     terms.extend(_term(keyword, "keyword", slop) for keyword in rule.keywords)
-    kept = [term for term in terms if term.tokens]
+    # Spellings that normalise alike ("Erdoğan", "Erdogan") are one term: reporting the same
+    # words twice under two names would only clutter the alert.
+    unique: dict[tuple[str, tuple[str, ...], int], _Term] = {}
+    for term in terms:
+        if term.tokens:
+            unique.setdefault((term.kind, term.tokens, term.slop), term)
+    kept = list(unique.values())
     needs = (_ACTOR if rule.actors else 0) | (_KEYWORD if rule.keywords else 0)
     has = 0
     for term in kept:

@@ -37,6 +37,7 @@ SEND_TIMEOUT = 60.0
 class DeliveryReport:
     sent: int = 0
     failed: int = 0
+    deferred: int = 0
     dead: int = 0
 
     @property
@@ -109,6 +110,7 @@ class Outbox:
             for outcome in outcomes:
                 report.sent += outcome.sent
                 report.failed += outcome.failed
+                report.deferred += outcome.deferred
                 report.dead += outcome.dead
 
     async def run(self, stop: asyncio.Event, idle: float = 30.0) -> None:
@@ -150,7 +152,7 @@ class Outbox:
     ) -> DeliveryReport:
         report = DeliveryReport()
         channel = self.channels.get(channel_id)
-        for delivery, match, article in items:
+        for position, (delivery, match, article) in enumerate(items):
             error: str | None
             if channel is None:
                 error = f"channel {channel_id!r} is not configured"
@@ -169,7 +171,27 @@ class Outbox:
                 report.dead += 1
             else:
                 report.failed += 1
+                # A target that just failed will most likely fail again: the rest of this pass
+                # waits for the same retry instead of hammering it (and costing a timeout each).
+                rest = [row[0] for row in items[position + 1 :]]
+                await asyncio.to_thread(self._defer, rest, delivery, error or "")
+                report.deferred += len(rest)
+                return report
         return report
+
+    def _defer(self, rows: list[DeliveryRow], failed: DeliveryRow, reason: str) -> None:
+        """Move ``rows`` to the failed row's next attempt, without counting an attempt."""
+        if not rows:
+            return
+        with self.db.session() as session:
+            current = session.get(DeliveryRow, failed.id)
+            assert current is not None
+            for delivery in rows:
+                row = session.get(DeliveryRow, delivery.id)
+                assert row is not None
+                row.next_attempt_at = current.next_attempt_at
+                row.last_error = f"deferred: {reason}"
+                session.add(row)
 
     def _record(self, delivery: DeliveryRow, error: str | None, permanent: bool) -> str:
         now = self.clock()

@@ -277,6 +277,17 @@ def test_alias_shared_by_two_actors_hits_once() -> None:
     assert [(h.text, h.start) for h in match.hits] == [("Xi", 0), ("Xi Jinping", 0)]
 
 
+def test_spellings_that_normalise_alike_hit_once_under_the_first() -> None:
+    """Aliases "Erdoğan" and "Erdogan" are one term: one hit, named as first written."""
+    erdogan = Actor(id="e", name="Recep Tayyip Erdoğan", aliases=("Erdoğan", "Erdogan", "ERDOGAN"))
+    rule = Rule(id="r", name="R", actors=(erdogan,))
+    (match,) = Matcher([rule]).match(Article(title="Erdogan spoke", body="Erdoğan spoke"))
+    assert [(h.term, h.field, h.text) for h in match.hits] == [
+        ("Erdoğan", "title", "Erdogan"),
+        ("Erdoğan", "body", "Erdoğan"),
+    ]
+
+
 def test_terms_without_words_are_skipped() -> None:
     """A term with no words is ignored; a required part left with none never matches."""
     usable = make_rule(aliases=("---", "Tokayev"), exclude=("!!!",))
@@ -488,7 +499,11 @@ def _brute_force(rule: Rule, article: Article) -> list[RuleMatch]:
     parts = set()
     terms = [(a, "actor", 0) for actor in rule.actors for a in actor.aliases]
     terms += [(k, "keyword", rule.slop) for k in rule.keywords]
+    # Spellings that normalise alike are one term, reported under the first spelling.
+    first: dict[tuple[str, tuple[str, ...], int], tuple[str, str, int]] = {}
     for term, kind, slop in terms:
+        first.setdefault((kind, tuple(t.norm for t in tokenize(term)), slop), (term, kind, slop))
+    for term, kind, slop in first.values():
         for field, start, end in spans(term, slop):
             parts.add(kind)
             text = article.field_text(field)[start:end]
