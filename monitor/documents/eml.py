@@ -25,8 +25,9 @@ from monitor.documents.urls import web_url
 from monitor.errors import DocumentError
 from monitor.models import Article
 
-# What the stdlib's header and MIME parsers raise on malformed mail, beyond registering a defect:
-# its modern header parser has known failure paths (IndexError, AttributeError) on garbled input.
+# What the stdlib's header and MIME parsers raise on malformed mail instead of registering a
+# defect: IndexError for "From: a@" or "Message-ID: <", AttributeError for other garbled addresses
+# (both found by fuzzing), LookupError for an unknown charset.
 _MAIL_ERRORS = (
     email.errors.MessageError,
     LookupError,

@@ -49,7 +49,7 @@ _INLINE: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _FrontMatter:
     title: str | None = None
     published: datetime | None = None

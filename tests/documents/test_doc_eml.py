@@ -70,6 +70,12 @@ def test_message_variants(message: bytes, title: str, body: str) -> None:
     assert (article.title, article.body) == (title, body)
 
 
+def test_unparseable_headers_are_kept_raw() -> None:
+    """Headers the stdlib parser fails on (it raises IndexError) are used as written."""
+    [article] = parse_eml(b"Subject: s\nFrom: a@\nMessage-ID: <\n\nbody")
+    assert (article.author, article.guid) == ("a@", "<")
+
+
 @pytest.mark.parametrize(
     ("date", "expected"),
     [
