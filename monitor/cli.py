@@ -5,21 +5,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__, settings
+from monitor import __version__, backtest, settings
 from monitor.app import App, Daemon
 from monitor.documents import SUPPORTED_SUFFIXES, parse_document
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, DocumentError
 from monitor.logs import configure_logging
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet, load_rules
+from monitor.matching.schema import json_schema
 from monitor.models import Article, RuleMatch
 from monitor.store import repo
 from monitor.store.db import Database
+from monitor.store.tables import utcnow
 
 EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
 
@@ -36,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`monitor test ... | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return result
 
 
@@ -63,14 +73,31 @@ def _parser() -> argparse.ArgumentParser:
     test = command("test", "match documents against the rules; store nothing")
     test.add_argument("--rules", help="rules file or folder (default: the config's)")
     test.add_argument("--json", action="store_true", help="print JSON")
+    test.add_argument(
+        "--explain", action="store_true", help="say, for each rule that did not match, why"
+    )
     test.add_argument("inputs", nargs="+", metavar="INPUT", help="documents or folders of them")
     test.set_defaults(handler=_test)
+
+    schema = command("schema", "print the JSON Schema of rule files (for editors)")
+    schema.set_defaults(handler=_schema)
 
     matches = command("matches", "list recent stored matches")
     matches.add_argument("--limit", type=int, default=20)
     matches.add_argument("--rule", help="only this rule id")
     matches.add_argument("--json", action="store_true", help="print JSON")
     matches.set_defaults(handler=_matches)
+
+    back = command("backtest", "run the current rules over stored articles; write nothing")
+    back.add_argument(
+        "--since", type=_duration, default="7d", help="articles stored this recently (default 7d)"
+    )
+    back.add_argument("--rules", help="rules file or folder (default: the config's)")
+    back.add_argument("--json", action="store_true", help="print JSON")
+    back.add_argument(
+        "--limit", type=_non_negative, default=20, help="new and lost examples to list (default 20)"
+    )
+    back.set_defaults(handler=_backtest)
     return parser
 
 
@@ -125,12 +152,20 @@ def _test(args: argparse.Namespace) -> int:
             continue
         for index, article in enumerate(articles):
             name = str(path) if len(articles) == 1 else f"{path}#{index + 1}"
-            documents.append(_document(name, article, matcher.match(article)))
+            document = _document(name, article, matcher.match(article))
+            if args.explain:
+                document["explain"] = matcher.explain(article)
+            documents.append(document)
     if args.json:
         print(json.dumps({"documents": documents}, ensure_ascii=False, indent=2))
     else:
         _print_documents(documents, ruleset)
     return status
+
+
+def _schema(_args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return EXIT_OK
 
 
 def _inputs(names: Sequence[str]) -> list[Path]:
@@ -175,6 +210,8 @@ def _print_documents(documents: list[dict[str, Any]], ruleset: RuleSet) -> None:
         print(f"{document['input']}: {document['title']}")
         if not document["matches"]:
             print("  no rule matched")
+        for rule_id, reason in document.get("explain", {}).items():
+            print(f"  no    {rule_id}: {reason}")
         for match in document["matches"]:
             print(f"  MATCH {match['rule']} [{match['severity']}] {names.get(match['rule'], '')}")
             for hit in match["hits"]:
@@ -221,4 +258,39 @@ def _matches(args: argparse.Namespace) -> int:
             f"{item['matched_at']}  {item['severity'].upper():<8} {item['rule']}  "
             f"{item['title']}  ({item['source']}: {item['link']})  [{sent or 'no channels'}]"
         )
+    return EXIT_OK
+
+
+def _duration(value: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return number
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    config = settings.load(_config(args))
+    rules_path = Path(args.rules) if args.rules else config.rules
+    ruleset = load_rules(rules_path, channels=config.channel_ids())
+    since = utcnow() - args.since
+    db = Database(config.database)
+    started = time.monotonic()
+    try:
+        total, checked = backtest.scan(db, Matcher(ruleset.rules), since)
+        if sys.stderr.isatty():
+            checked = backtest.ProgressBar(sys.stderr, total).track(checked)
+        result = backtest.compare(checked, [rule.id for rule in ruleset.rules], args.limit)
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps(backtest.as_json(result, since), ensure_ascii=False, indent=2))
+    else:
+        print(backtest.as_text(result, time.monotonic() - started))
     return EXIT_OK

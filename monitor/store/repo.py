@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, inspect, or_
 from sqlmodel import Session, col, select
 
 from monitor.matching.rules import Rule
@@ -155,4 +155,67 @@ def deliveries_for(session: Session, match_ids: Sequence[int]) -> dict[int, list
         statement = select(DeliveryRow).where(col(DeliveryRow.match_id).in_(match_ids))
         for row in session.exec(statement).all():
             result[row.match_id].append(row)
+    return result
+
+
+def article_from_row(row: ArticleRow) -> Article:
+    """The Article a stored row holds, as a source produced it (its content_hash is the row's)."""
+    return Article(
+        title=row.title,
+        body=row.body,
+        summary=row.summary,
+        url=row.url,
+        author=row.author,
+        published=row.published,
+        tags=tuple(row.tags),
+        language=row.language,
+        guid=row.guid,
+        source_id=row.source_id,
+        key=row.key,
+        location=row.location,
+    )
+
+
+def schema_exists(session: Session) -> bool:
+    """True when the articles and matches tables exist (a daemon has run on this database)."""
+    inspector = inspect(session.connection())
+    return all(inspector.has_table(table.__tablename__) for table in (ArticleRow, MatchRow))
+
+
+def count_articles_since(session: Session, since: datetime) -> tuple[int, int | None]:
+    """How many articles were first stored at or after ``since``, and the highest id among them.
+
+    The id bounds a later scan (:func:`articles_since`) to the articles counted here, so a count
+    shown before a long scan stays true while the daemon keeps storing articles.
+    """
+    statement = select(func.count(), func.max(ArticleRow.id)).where(
+        col(ArticleRow.created_at) >= since
+    )
+    total, top = session.exec(statement).one()
+    return total, top
+
+
+def articles_since(
+    session: Session, since: datetime, *, below: int, limit: int
+) -> list[ArticleRow]:
+    """One keyset page: articles first stored at or after ``since`` with id < ``below``, newest
+    id first. An empty list means the scan is done."""
+    statement = (
+        select(ArticleRow)
+        .where(col(ArticleRow.created_at) >= since, col(ArticleRow.id) < below)
+        .order_by(col(ArticleRow.id).desc())
+        .limit(limit)
+    )
+    return list(session.exec(statement).all())
+
+
+def stored_rule_ids(session: Session, article_ids: Sequence[int]) -> dict[int, set[str]]:
+    """The rule ids stored in matches for each of ``article_ids`` (an empty set: none)."""
+    result: dict[int, set[str]] = {article_id: set() for article_id in article_ids}
+    if article_ids:
+        statement = select(MatchRow.article_id, MatchRow.rule_id).where(
+            col(MatchRow.article_id).in_(article_ids)
+        )
+        for article_id, rule_id in session.exec(statement).all():
+            result[article_id].add(rule_id)
     return result
