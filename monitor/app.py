@@ -57,7 +57,9 @@ class App:
         settings = settings_module.load(config, check_channel=check_channel_url)
         problems = []
         try:
-            rules = load_rules(settings.rules, channels=settings.channel_ids())
+            rules = load_rules(
+                settings.rules, channels=settings.channel_ids(), sources=settings.source_ids()
+            )
         except ConfigError as exc:
             problems += exc.problems
         channels = {c.id: Channel.from_url(c.id, c.url) for c in settings.channels}

@@ -159,3 +159,27 @@ def test_secrets_in_channel_urls_never_reach_logs_or_output(project: Path) -> No
     listed, listing_err = listing.communicate(timeout=60)
     assert "kz-lethal-force" in listed
     assert all(secret not in listed + listing_err for secret in secrets)
+
+
+def test_shipped_json_schema_is_generated_from_the_loader_models(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/rules.schema.json is exactly what `monitor schema` prints from the rule models."""
+    assert main(["schema"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    shipped = json.loads((ROOT / "docs" / "rules.schema.json").read_text(encoding="utf-8"))
+    assert printed == shipped
+    assert set(printed["$defs"]["RuleModel"]["properties"]) >= {"query", "stem", "min_hits"}
+
+
+def test_test_explain_says_why_rules_did_not_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`monitor test --explain` gives, for each rule that did not match, the part that failed."""
+    article = tmp_path / "a.txt"
+    article.write_text("World\nTokayev declares curfew\nNothing more.\n", encoding="utf-8")
+    assert main(["test", "--rules", str(ROOT / "rules"), "--explain", "--json", str(article)]) == 0
+    (document,) = json.loads(capsys.readouterr().out)["documents"]
+    assert document["explain"]["kz-lethal-force"] == "keywords: none found"
+    assert document["explain"]["kz-foreign-troops"].startswith("actors: no alias of")
+    assert "kz-emergency-rule" not in document["explain"]

@@ -5,18 +5,22 @@ Semantics (the contract users write their watchlists against):
 * Matching is case- and accent-insensitive on both sides and on whole words only, with words as
   :mod:`monitor.matching.text` defines them: "Kazakh" does not match "Kazakhstan", "China"
   matches "China's" (with either apostrophe), "troop transports" matches "troop-transports".
+  A term marked ``case_sensitive`` also compares the letters of each word exactly.
 * An actor alias is an exact phrase: its words consecutive within one field.
-* A keyword's words must occur in order within one field with at most ``rule.slop`` other words
+* A keyword's words must occur in order within one field with at most ``slop`` other words
   between them in total; a one-word keyword is a single word.
-* An exclude entry is an exact phrase, never sloppy: an exclusion that matched more than its
-  author wrote would silently suppress alerts, which is worse than noise for an alerting tool.
-* A rule matches when every part it has holds: an alias of one of its actors (if it has actors),
-  one of its keywords (if it has keywords), and none of its excludes in any searched field.
-  Disabled rules and rules with neither actors nor keywords never match.
+* An exclude entry is an exact phrase unless it sets its own slop: an exclusion that matched more
+  than its author wrote would silently suppress alerts, which is worse than noise.
+* ``query`` is a Boolean expression (see :mod:`monitor.matching.query`).
+* A rule matches when every part it has holds: an alias of one of its actors, one of its
+  keywords, none of its excludes, its query, ``min_hits`` occurrences of aliases and keywords in
+  total, its ``sources`` and ``languages``. Disabled rules never match.
 
-Cost per article is one tokenisation per field plus work proportional to the rules that could
-match: each rule is indexed under one word of every alias and keyword, and only rules whose
-indexed words occur in the article (in each part they require) are evaluated.
+Cost: one tokenisation per article field, then work for the rules that could match only. Every
+rule is indexed under a few words it cannot match without (one word of each alias or keyword of
+a required part, the longest, as rarer words are longer); an article evaluates only the rules all
+of whose indexed parts it contains. Rules with nothing to index (a purely negative query, a lone
+regex) are evaluated for every article.
 """
 
 from __future__ import annotations
@@ -24,195 +28,648 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from monitor.matching.rules import Rule
-from monitor.matching.text import Words, split_words
+import re2
+
+from monitor.matching import query as q
+from monitor.matching.language import detect_language, stemmer
+from monitor.matching.rules import Rule, Term, TermSpec
+from monitor.matching.text import Words, norms, split_words
 from monitor.models import FIELDS, Article, Hit, RuleMatch
 
 __all__ = ["Matcher"]
 
-_FIELD_ORDER = {name: order for order, name in enumerate(FIELDS)}
+ALL_FIELDS: tuple[str, ...] = q.QUERY_FIELDS
+_FIELD_ORDER = {name: order for order, name in enumerate(ALL_FIELDS)}
+_MAX_GROUPS = 2
+"""Index a rule under at most this many required parts: more costs postings, saves little."""
+_SCANS_BEFORE_INDEX = 12
+"""Word lookups in a field answered by scanning before its position index is built."""
+_PREFIX_KEY = 3
+"""A prefix term is indexed by its first characters; shorter prefixes are not indexed."""
 
-_ACTOR = 1
-_KEYWORD = 2
 
-# (field number in FIELDS, first token index, last token index)
-_Span = tuple[int, int, int]
+# -- compiled terms -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Term:
-    """An alias or keyword, normalised and tokenised once at compile time."""
+@dataclass(frozen=True, slots=True, eq=False)
+class _Leaf:
+    """A phrase in matching form: normalised (and maybe stemmed) words, options, where to look."""
 
     text: str
-    tokens: tuple[str, ...]
-    kind: str
+    kind: str  # "actor", "keyword" or "query"
+    words: tuple[str, ...]
+    prefixes: tuple[bool, ...]
     slop: int
+    fields: tuple[str, ...]
+    stem: str | None  # the stemmer's language, when words are stems
+    raw: tuple[str, ...] | None  # exact words for a case-sensitive term
+
+    def key(self) -> str | None:
+        """The index key of the word most likely to be rare, or None if none can be indexed."""
+        whole = [w for w, prefix in zip(self.words, self.prefixes, strict=True) if not prefix]
+        if whole:
+            word = max(whole, key=len)
+            return f"\x01{self.stem}:{word}" if self.stem else word
+        longest = max(self.words, key=len)
+        return "\x02" + longest[:_PREFIX_KEY] if len(longest) >= _PREFIX_KEY else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
+class _Regex:
+    pattern: Any  # re2._Regexp
+    text: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Any:
+    """At least one child holds (an OR; also a rule's actors or keywords part)."""
+
+    children: tuple[_Node, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _All:
+    children: tuple[_Node, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _None:
+    """The child does not hold (NOT)."""
+
+    child: _Node
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Near:
+    left: _Node
+    right: _Node
+    distance: int
+
+
+_Node = _Leaf | _Regex | _Any | _All | _None | _Near
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class _Compiled:
-    """A rule in matching form."""
-
     rule: Rule
-    terms: tuple[_Term, ...]
-    """Actor aliases first, then keywords, each in the order the rule gives them."""
-    excludes: tuple[tuple[str, ...], ...]
-    needs: int
-    """The parts the rule requires, as a mask of _ACTOR and _KEYWORD."""
+    actors: _Any | None
+    keywords: _Any | None
+    excludes: tuple[_Leaf, ...]
+    query: _Node | None
+    groups: tuple[frozenset[str], ...]
+    """Index keys: the rule can match only if, for each group, one of its keys occurs."""
+
+
+# -- per-article state --------------------------------------------------------------------------
+
+
+class _Field:
+    """One field of one article: its words, and where each word occurs (built on demand)."""
+
+    __slots__ = ("_index", "_lookups", "_prefixes", "_stems", "_words", "name", "norms", "text")
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+        self.norms: list[str] = norms(text)
+        self._words: Words | None = None
+        self._index: dict[str, list[int]] | None = None
+        self._lookups = 0
+        self._stems: dict[str, dict[str, list[int]]] = {}
+        self._prefixes: dict[str, list[int]] = {}
+
+    def index(self) -> dict[str, list[int]]:
+        if self._index is None:
+            # Built on first use: most articles match no candidate rule and never need it.
+            index: dict[str, list[int]] = {}
+            for position, norm in enumerate(self.norms):
+                index.setdefault(norm, []).append(position)
+            self._index = index
+        return self._index
+
+    def positions(self, word: str, prefix: bool, stem: str | None) -> Sequence[int]:
+        """Ascending word indexes of ``word`` (a stem when ``stem``; a prefix when ``prefix``)."""
+        if prefix:
+            found = self._prefixes.get(word)
+            if found is None:
+                found = sorted(
+                    p for norm, ps in self.index().items() if norm.startswith(word) for p in ps
+                )
+                self._prefixes[word] = found
+            return found
+        if stem is None:
+            if self._index is None and self._lookups < _SCANS_BEFORE_INDEX:
+                # A few lookups are cheaper as C-level scans than building the whole index.
+                self._lookups += 1
+                return _find_all(self.norms, word)
+            return self.index().get(word, ())
+        stems = self._stems.get(stem)
+        if stems is None:
+            stem_of = stemmer(stem)
+            stems = {}
+            for norm, ps in self.index().items():
+                stems.setdefault(stem_of(norm), []).extend(ps)
+            for ps in stems.values():
+                ps.sort()
+            self._stems[stem] = stems
+        return stems.get(word, ())
+
+    @property
+    def words(self) -> Words:
+        """Words with their offsets, computed only for fields that have hits."""
+        if self._words is None:
+            self._words = split_words(self.text)
+        return self._words
+
+    def raw(self, position: int) -> str:
+        words = self.words
+        return self.text[words.starts[position] : words.ends[position]]
+
+
+class _Doc:
+    """An article being matched: its fields, built as rules ask for them."""
+
+    __slots__ = ("_fields", "article", "language")
+
+    def __init__(self, article: Article) -> None:
+        self.article = article
+        self._fields: dict[str, _Field] = {}
+        self.language: str | None = article.language
+
+    def field(self, name: str) -> _Field:
+        found = self._fields.get(name)
+        if found is None:
+            found = self._fields[name] = _Field(name, _field_text(self.article, name))
+        return found
+
+    def article_language(self) -> str | None:
+        if self.language is None:
+            text = " ".join(self.field(name).text for name in FIELDS)
+            self.language = detect_language(text) or ""
+        return self.language.split("-")[0].lower() or None
+
+
+def _find_all(items: list[str], word: str) -> list[int]:
+    found = []
+    position = -1
+    try:
+        while True:
+            position = items.index(word, position + 1)
+            found.append(position)
+    except ValueError:
+        return found
+
+
+def _field_text(article: Article, name: str) -> str:
+    if name in FIELDS:
+        return article.field_text(name)
+    if name == "tags":
+        return "\n".join(article.tags)
+    if name == "source":
+        return article.source_id
+    return getattr(article, name) or ""
+
+
+# An occurrence of a term: (field name, first word, last word, term); words -1 for a regex,
+# then first/last are character offsets.
+_Occ = tuple[str, int, int, "_Leaf | _Regex"]
+# A positional unit for NEAR: (field name, first word, last word, occurrences inside it)
+_Span = tuple[str, int, int, tuple[_Occ, ...]]
+
+
+# -- the matcher --------------------------------------------------------------------------------
 
 
 class Matcher:
     """Matches articles against a fixed set of rules, compiled once.
 
-    Build one per rule set (rules are reloaded by building a new Matcher) and call
-    :meth:`match` for each article; it is pure, so one Matcher may serve any number of callers.
+    Build one per rule set (a reload builds a new Matcher) and call :meth:`match` for each
+    article; it is pure, so one Matcher may serve any number of callers.
     """
 
-    __slots__ = ("_by_actor", "_by_keyword", "_compiled", "_with_actors", "_with_keywords")
+    __slots__ = (
+        "_always",
+        "_compiled",
+        "_fields",
+        "_indexes",
+        "_keys",
+        "_prefix_keys",
+        "_single",
+        "_stem_languages",
+    )
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         compiled = [entry for entry in map(_compile, rules) if entry is not None]
         self._compiled = tuple(compiled)
-        # Each part's index maps a word to the rules with a term of that part indexed under it.
-        by_kind: dict[str, dict[str, set[int]]] = {"actor": {}, "keyword": {}}
+        # One index per group position: key -> the rules whose group there holds that key. An
+        # article's candidates are then a few unions and one intersection of sets, done in C.
+        postings: list[dict[str, set[int]]] = [{} for _ in range(_MAX_GROUPS)]
         for number, entry in enumerate(compiled):
-            for term in entry.terms:
-                by_kind[term.kind].setdefault(_index_token(term.tokens), set()).add(number)
-        self._by_actor = {token: frozenset(s) for token, s in by_kind["actor"].items()}
-        self._by_keyword = {token: frozenset(s) for token, s in by_kind["keyword"].items()}
-        self._with_actors = frozenset(n for n, e in enumerate(compiled) if e.needs & _ACTOR)
-        self._with_keywords = frozenset(n for n, e in enumerate(compiled) if e.needs & _KEYWORD)
+            for position, group in enumerate(entry.groups):
+                for key in group:
+                    postings[position].setdefault(key, set()).add(number)
+        self._indexes = tuple(
+            {key: frozenset(rules) for key, rules in index.items()} for index in postings
+        )
+        self._keys = frozenset(key for index in self._indexes for key in index)
+        self._single = frozenset(n for n, e in enumerate(compiled) if len(e.groups) == 1)
+        self._always = tuple(n for n, e in enumerate(compiled) if not e.groups)
+        self._prefix_keys = any(key.startswith("\x02") for key in self._keys)
+        # Index keys come from every field some rule searches, not only the default ones.
+        searched = {name for entry in compiled for name in _searched_fields(entry)}
+        self._fields = tuple(name for name in ALL_FIELDS if name in searched)
+        self._stem_languages = sorted(
+            {key[1:].split(":", 1)[0] for key in self._keys if key.startswith("\x01")}
+        )
+
+    def __len__(self) -> int:
+        return len(self._compiled)
 
     def match(self, article: Article) -> list[RuleMatch]:
         """Return a RuleMatch for each rule the article matches, in the order rules were given.
 
-        Each RuleMatch lists every occurrence of every actor alias and keyword of its rule in the
-        article, sorted by field (in FIELDS order), start and end. An empty list means no rule
-        matched; this never raises for any article.
+        Each RuleMatch lists every occurrence of the rule's aliases, keywords and positive query
+        terms, sorted by field, start and end. An empty list means no rule matched.
         """
-        fields = [_Field(name, article.field_text(name)) for name in FIELDS]
-        candidates = self._candidates(fields)
-        if not candidates:
-            return []
-        spans: dict[tuple[tuple[str, ...], int], list[_Span]] = {}
-
-        def find(tokens: tuple[str, ...], slop: int) -> list[_Span]:
-            # Rules often share actors and terms; each is searched once per article.
-            key = (tokens, slop)
-            found = spans.get(key)
-            if found is None:
-                found = spans[key] = _occurrences(fields, tokens, slop)
-            return found
-
-        matches: list[RuleMatch] = []
-        for number in candidates:
+        doc = _Doc(article)
+        matches = []
+        for number in self._candidates(doc):
             entry = self._compiled[number]
-            if any(find(tokens, 0) for tokens in entry.excludes):
-                continue
-            hits: list[Hit] = []
-            seen = 0
-            for term in entry.terms:
-                found = find(term.tokens, term.slop)
-                if found:
-                    seen |= _ACTOR if term.kind == "actor" else _KEYWORD
-                    hits.extend(fields[f].hit(term, first, last) for f, first, last in found)
-            if seen != entry.needs:
-                continue
-            # Identical hits arise when two actors share an alias; sort is stable, so hits on
-            # the same span keep the rule's order (actors before keywords).
-            unique = sorted(
-                dict.fromkeys(hits), key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end)
-            )
-            matches.append(RuleMatch(entry.rule.id, entry.rule.severity, tuple(unique)))
+            occurrences = _evaluate(entry, doc)
+            if occurrences is not None:
+                matches.append(
+                    RuleMatch(entry.rule.id, entry.rule.severity, _hits(doc, occurrences))
+                )
         return matches
 
-    def _candidates(self, fields: list[_Field]) -> list[int]:
-        """Numbers of the rules whose indexed words occur for every part they require."""
-        present = set().union(*(field.words.norms for field in fields))
-        actors = _lookup(self._by_actor, present)
-        keywords = _lookup(self._by_keyword, present)
-        # A rule without a part is in neither that part's index nor its "with" set, so it
-        # needs only the other part.
-        found = (
-            (actors & keywords) | (actors - self._with_keywords) | (keywords - self._with_actors)
-        )
+    def explain(self, article: Article) -> dict[str, str]:
+        """For each rule that does not match ``article``, which part failed, in words."""
+        doc = _Doc(article)
+        reasons = {}
+        for entry in self._compiled:
+            if _evaluate(entry, doc) is None:
+                reasons[entry.rule.id] = _explain(entry, doc)
+        return reasons
+
+    def _candidates(self, doc: _Doc) -> list[int]:
+        """Numbers of the rules whose every indexed group has a key in the article."""
+        present: set[str] = set()
+        for name in self._fields:
+            present.update(doc.field(name).norms)
+        keys = present
+        if self._prefix_keys:
+            keys = keys | {"\x02" + word[:_PREFIX_KEY] for word in present if len(word) >= 3}
+        for language in self._stem_languages:
+            stem_of = stemmer(language)
+            keys = keys | {f"\x01{language}:{stem_of(word)}" for word in present}
+        keys &= self._keys
+        first, second = self._indexes
+        one: set[int] = set().union(*[first[key] for key in keys if key in first])
+        if not one and not self._always:
+            return []
+        two: set[int] = set().union(*[second[key] for key in keys if key in second])
+        found = (one & two) | (one & self._single)
+        found.update(self._always)
         return sorted(found)
 
 
-def _lookup(index: dict[str, frozenset[int]], present: set[str]) -> set[int]:
-    """The rules indexed under any of the ``present`` words."""
-    found: set[int] = set()
-    # The intersection iterates the smaller side, so the cost follows the article's
-    # vocabulary or the rules' vocabulary, whichever is smaller, not the number of rules.
-    for token in index.keys() & present:
-        found |= index[token]
+# -- compiling ----------------------------------------------------------------------------------
+
+
+def _compile(rule: Rule) -> _Compiled | None:
+    """The rule in matching form, or None if it can never match."""
+    if not rule.enabled:
+        return None
+    fields = tuple(rule.fields) or FIELDS
+    stem = rule.language if rule.stem else None
+
+    def leaf(term: Term, kind: str, slop: int) -> _Leaf | None:
+        spec = term if isinstance(term, TermSpec) else TermSpec(term)
+        phrase = q.parse_term_text(spec.text)
+        if phrase is None:
+            return None
+        slop = spec.slop if spec.slop is not None else slop
+        return _leaf(phrase, kind=kind, slop=slop, fields=fields, stem=stem, spec=spec)
+
+    aliases = [leaf(alias, "actor", 0) for actor in rule.actors for alias in actor.aliases]
+    keywords = [leaf(keyword, "keyword", max(rule.slop, 0)) for keyword in rule.keywords]
+    actors_part = _part(aliases) if rule.actors else None
+    keywords_part = _part(keywords) if rule.keywords else None
+    if (rule.actors and actors_part is None) or (rule.keywords and keywords_part is None):
+        return None  # a required part with no usable term can never hold
+    excludes = tuple(e for e in (leaf(x, "exclude", 0) for x in rule.exclude) if e is not None)
+    query = _node(rule.query, rule, fields, stem) if rule.query is not None else None
+    if actors_part is None and keywords_part is None and query is None:
+        return None
+    groups = [
+        group
+        for group in (
+            _group(actors_part) if actors_part else None,
+            _group(keywords_part) if keywords_part else None,
+            *(_groups(query) if query is not None else []),
+        )
+        if group
+    ]
+    # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
+    groups.sort(key=len)
+    return _Compiled(rule, actors_part, keywords_part, excludes, query, tuple(groups[:_MAX_GROUPS]))
+
+
+def _part(leaves: list[_Leaf | None]) -> _Any | None:
+    # Spellings that normalise alike ("Erdoğan", "Erdogan") are one term: reporting the same
+    # words twice under two names would only clutter the alert.
+    unique: dict[tuple[Any, ...], _Leaf] = {}
+    for item in leaves:
+        if item is not None:
+            unique.setdefault((item.words, item.prefixes, item.slop, item.raw), item)
+    return _Any(tuple(unique.values())) if unique else None
+
+
+def _leaf(
+    phrase: q.Phrase,
+    *,
+    kind: str,
+    slop: int,
+    fields: tuple[str, ...],
+    stem: str | None,
+    spec: TermSpec | None = None,
+) -> _Leaf:
+    words = phrase.words
+    if stem is not None:
+        stem_of = stemmer(stem)
+        words = tuple(w if p else stem_of(w) for w, p in zip(words, phrase.prefixes, strict=True))
+    case_sensitive = spec.case_sensitive if spec is not None else phrase.case_sensitive
+    raw = q.raw_words(phrase.text) if case_sensitive else None
+    return _Leaf(
+        text=phrase.text,
+        kind=kind,
+        words=words,
+        prefixes=phrase.prefixes,
+        slop=slop,
+        fields=tuple(f for f in (phrase.fields or fields)),
+        stem=stem,
+        raw=raw,
+    )
+
+
+def _node(node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
+    match node:
+        case q.Phrase():
+            return _leaf(node, kind="query", slop=node.slop, fields=fields, stem=stem)
+        case q.ActorRef(actor_id, scope):
+            actor = next(a for a in (*rule.query_actors, *rule.actors) if a.id == actor_id)
+            leaves = []
+            for alias in actor.aliases:
+                spec = alias if isinstance(alias, TermSpec) else TermSpec(alias)
+                phrase = q.parse_term_text(spec.text)
+                if phrase is not None:
+                    leaves.append(
+                        _leaf(
+                            phrase,
+                            kind="actor",
+                            slop=spec.slop or 0,
+                            fields=scope or fields,
+                            stem=stem,
+                            spec=spec,
+                        )
+                    )
+            part = _part(list(leaves))
+            return part if part is not None else _Any(())
+        case q.Regex(pattern, scope):
+            options = re2.Options()
+            options.case_sensitive = False
+            options.log_errors = False
+            return _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
+        case q.And(children):
+            return _All(tuple(_node(c, rule, fields, stem) for c in children))
+        case q.Or(children):
+            return _Any(tuple(_node(c, rule, fields, stem) for c in children))
+        case q.Not(child):
+            return _None(_node(child, rule, fields, stem))
+        case q.Near(left, right, distance):
+            return _Near(
+                _node(left, rule, fields, stem), _node(right, rule, fields, stem), distance
+            )
+    raise AssertionError(node)
+
+
+def _searched_fields(entry: _Compiled) -> set[str]:
+    nodes: list[_Node] = [*entry.excludes]
+    nodes += [part for part in (entry.actors, entry.keywords, entry.query) if part is not None]
+    found: set[str] = set()
+    while nodes:
+        node = nodes.pop()
+        match node:
+            case _Leaf(fields=fields) | _Regex(fields=fields):
+                found.update(fields)
+            case _Any(children) | _All(children):
+                nodes.extend(children)
+            case _None(child):
+                nodes.append(child)
+            case _Near(left, right, _):
+                nodes += [left, right]
     return found
 
 
-class _Field:
-    """One field of one article: its words, and where each word occurs."""
+def _group(node: _Node) -> frozenset[str] | None:
+    """Keys of which at least one must occur for ``node`` to hold; None if there are none."""
+    match node:
+        case _Leaf():
+            key = node.key()
+            return frozenset((key,)) if key is not None else None
+        case _Any(children):
+            keys: set[str] = set()
+            for child in children:
+                group = _group(child)
+                if group is None:
+                    return None
+                keys |= group
+            return frozenset(keys) if keys else None
+        case _All(children):
+            candidates = [g for g in map(_group, children) if g]
+            return min(candidates, key=len) if candidates else None
+        case _Near(left, right, _):
+            sides = [g for g in (_group(left), _group(right)) if g]
+            return min(sides, key=len) if sides else None
+        case _:
+            return None
 
-    __slots__ = ("_index", "name", "text", "words")
 
-    def __init__(self, name: str, text: str) -> None:
-        self.name = name
-        self.text = text
-        self.words: Words = split_words(text)
-        self._index: dict[str, list[int]] | None = None
-
-    def positions(self, token: str) -> Sequence[int]:
-        """The ascending indexes of ``token`` among the field's words."""
-        if self._index is None:
-            # Built on first use: most articles match no candidate rule and never need it.
-            self._index = {}
-            for position, norm in enumerate(self.words.norms):
-                self._index.setdefault(norm, []).append(position)
-        return self._index.get(token, ())
-
-    def hit(self, term: _Term, first: int, last: int) -> Hit:
-        start, end = self.words.starts[first], self.words.ends[last]
-        return Hit(term.text, self.name, start, end, self.text[start:end], term.kind)
+def _groups(node: _Node) -> list[frozenset[str]]:
+    """Independent groups of a query (one per indexable child of a top-level AND)."""
+    if isinstance(node, _All):
+        return [g for g in map(_group, node.children) if g]
+    group = _group(node)
+    return [group] if group else []
 
 
-def _occurrences(fields: list[_Field], tokens: tuple[str, ...], slop: int) -> list[_Span]:
-    """Every occurrence of ``tokens`` in order, at most ``slop`` words between them in total.
+# -- evaluating ---------------------------------------------------------------------------------
 
-    One occurrence per position of the first word: for a given start, taking the earliest
-    following occurrence of each next word minimises the last position and so the total gap.
-    """
-    found: list[_Span] = []
-    head, rest = tokens[0], tokens[1:]
-    for number, field in enumerate(fields):
-        starts = field.positions(head)
-        if not starts or not rest:
-            found.extend((number, p, p) for p in starts)
+
+def _evaluate(entry: _Compiled, doc: _Doc) -> list[_Occ] | None:
+    """The occurrences that make ``entry`` match ``doc``, or None if it does not match."""
+    rule = entry.rule
+    if rule.sources is not None and doc.article.source_id not in rule.sources:
+        return None
+    occurrences: list[_Occ] = []
+    if entry.actors is not None:
+        found = _all_occurrences(entry.actors, doc)
+        if not found:
+            return None
+        occurrences += found
+    if entry.keywords is not None:
+        found = _all_occurrences(entry.keywords, doc)
+        if not found:
+            return None
+        occurrences += found
+    counted = entry.actors is not None or entry.keywords is not None
+    if rule.min_hits is not None and counted and len(occurrences) < rule.min_hits:
+        return None
+    for exclude in entry.excludes:
+        if _leaf_occurrences(exclude, doc):
+            return None
+    if entry.query is not None:
+        held = _holds(entry.query, doc)
+        if held is None:
+            return None
+        occurrences += held
+    if rule.languages is not None and doc.article_language() not in rule.languages:
+        return None
+    return occurrences
+
+
+def _all_occurrences(part: _Any, doc: _Doc) -> list[_Occ]:
+    return [occ for child in part.children for occ in _leaf_occurrences(child, doc)]  # type: ignore[arg-type]
+
+
+def _holds(node: _Node, doc: _Doc) -> list[_Occ] | None:
+    """Occurrences of the positive terms that make ``node`` hold, or None if it does not."""
+    match node:
+        case _Leaf():
+            found = _leaf_occurrences(node, doc)
+            return found or None
+        case _Regex():
+            found = _regex_occurrences(node, doc)
+            return found or None
+        case _All(children):
+            collected: list[_Occ] = []
+            for child in children:
+                part = _holds(child, doc)
+                if part is None:
+                    return None
+                collected += part
+            return collected
+        case _Any(children):
+            results = [r for r in (_holds(child, doc) for child in children) if r is not None]
+            if not results:
+                return None
+            return [occ for r in results for occ in r]
+        case _None(child):
+            return [] if _holds(child, doc) is None else None
+        case _Near():
+            spans = _spans(node, doc)
+            if not spans:
+                return None
+            return list(dict.fromkeys(occ for span in spans for occ in span[3]))
+    raise AssertionError(node)
+
+
+def _spans(node: _Node, doc: _Doc) -> list[_Span]:
+    """Positional units of ``node`` (a leaf, an OR of them, or NEAR) for NEAR."""
+    match node:
+        case _Leaf():
+            return [(occ[0], occ[1], occ[2], (occ,)) for occ in _leaf_occurrences(node, doc)]
+        case _Any(children):
+            return [span for child in children for span in _spans(child, doc)]
+        case _Near(left, right, distance):
+            lefts = _spans(left, doc)
+            if not lefts:
+                return []
+            rights = _spans(right, doc)
+            joined: list[_Span] = []
+            for a in lefts:
+                for b in rights:
+                    if a[0] != b[0]:
+                        continue
+                    if a[2] < b[1]:
+                        between = b[1] - a[2] - 1
+                    elif b[2] < a[1]:
+                        between = a[1] - b[2] - 1
+                    else:
+                        continue  # overlapping words are not "near", they are the same words
+                    if between <= distance:
+                        joined.append((a[0], min(a[1], b[1]), max(a[2], b[2]), a[3] + b[3]))
+            return joined
+    return []
+
+
+def _leaf_occurrences(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
+    found: list[_Occ] = []
+    head, rest = leaf.words[0], leaf.words[1:]
+    for name in leaf.fields:
+        fld = doc.field(name)
+        starts = fld.positions(head, leaf.prefixes[0], leaf.stem)
+        if not starts:
             continue
-        if slop == 0:
-            # Exact phrase: compare the following words in place, no lookups needed.
-            norms, size = field.words.norms, len(tokens)
-            found.extend(
-                (number, p, p + size - 1) for p in starts if tuple(norms[p : p + size]) == tokens
-            )
-            continue
-        following = [field.positions(token) for token in rest]
-        if all(following):
-            found.extend((number, p, last) for p, last in _sloppy(starts, following, slop))
+        chains: Iterable[tuple[int, int]]
+        if not rest:
+            chains = ((p, p) for p in starts)
+        else:
+            following = [
+                fld.positions(w, p, leaf.stem) for w, p in zip(rest, leaf.prefixes[1:], strict=True)
+            ]
+            if not all(following):
+                continue
+            chains = _sloppy(starts, following, leaf.slop)
+        for first, last in chains:
+            if leaf.raw is None or _same_letters(fld, first, last, leaf.raw):
+                found.append((name, first, last, leaf))
+    return found
+
+
+def _same_letters(fld: _Field, first: int, last: int, raw: tuple[str, ...]) -> bool:
+    """Whether a case-sensitive term's words are written exactly so in the article."""
+    if last - first + 1 != len(raw):
+        # With slop the matched words are not consecutive: compare the term's words in order.
+        words = [fld.raw(p) for p in range(first, last + 1)]
+        it = iter(words)
+        return all(
+            any(w == r or (r.endswith("*") and w.startswith(r[:-1])) for w in it) for r in raw
+        )
+    return all(
+        fld.raw(first + i) == r or (r.endswith("*") and fld.raw(first + i).startswith(r[:-1]))
+        for i, r in enumerate(raw)
+    )
+
+
+def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
+    found: list[_Occ] = []
+    for name in node.fields:
+        text = doc.field(name).text
+        for hit in node.pattern.finditer(text):
+            if hit.end() > hit.start():
+                found.append((name, -1 - hit.start(), -1 - hit.end(), node))
     return found
 
 
 def _sloppy(
     starts: Sequence[int], following: list[Sequence[int]], slop: int
 ) -> list[tuple[int, int]]:
-    """(first, last) word indexes of each in-order chain within ``slop``, one per start."""
+    """(first, last) word indexes of each in-order chain within ``slop``, one per start.
+
+    For a given start, taking the earliest following occurrence of each next word minimises the
+    last position and so the total gap; so one greedy chain per start finds every occurrence.
+    """
     chains: list[tuple[int, int]] = []
     for first in starts:
         last, gap = first, 0
         for positions in following:
             k = bisect_right(positions, last)
             if k == len(positions):
-                # No occurrence of this word after this start, so none after any later start
-                # either: chains from later starts only end further right.
+                # No occurrence of this word after this start, so none after any later start.
                 return chains
             gap += positions[k] - last - 1
             last = positions[k]
@@ -223,46 +680,79 @@ def _sloppy(
     return chains
 
 
-def _compile(rule: Rule) -> _Compiled | None:
-    """The rule's terms in matching form, or None if the rule can never match."""
-    if not rule.enabled:
-        return None
-    terms: list[_Term] = []
-    for actor in rule.actors:
-        terms.extend(_term(alias, "actor", 0) for alias in actor.aliases)
-    # The loader rejects a negative slop; clamping keeps such a rule matching exact phrases
-    # rather than silently never matching.
-    slop = max(rule.slop, 0)
-    terms.extend(_term(keyword, "keyword", slop) for keyword in rule.keywords)
-    # Spellings that normalise alike ("Erdoğan", "Erdogan") are one term: reporting the same
-    # words twice under two names would only clutter the alert.
-    unique: dict[tuple[str, tuple[str, ...], int], _Term] = {}
-    for term in terms:
-        if term.tokens:
-            unique.setdefault((term.kind, term.tokens, term.slop), term)
-    kept = list(unique.values())
-    needs = (_ACTOR if rule.actors else 0) | (_KEYWORD if rule.keywords else 0)
-    has = 0
-    for term in kept:
-        has |= _ACTOR if term.kind == "actor" else _KEYWORD
-    # A required part with no usable term can never hold; the loader rejects such rules, but
-    # the matcher must not turn "no alias to find" into "no alias required".
-    if needs == 0 or has != needs:
-        return None
-    excludes = tuple(tokens for tokens in (_tokens(text) for text in rule.exclude) if tokens)
-    return _Compiled(rule, tuple(kept), tuple(dict.fromkeys(excludes)), needs)
+def _hits(doc: _Doc, occurrences: list[_Occ]) -> tuple[Hit, ...]:
+    hits = []
+    for name, first, last, term in occurrences:
+        fld = doc.field(name)
+        if first < 0:
+            start, end = -1 - first, -1 - last
+        else:
+            start, end = fld.words.starts[first], fld.words.ends[last]
+        kind = term.kind if isinstance(term, _Leaf) else "query"
+        hits.append(Hit(term.text, name, start, end, fld.text[start:end], kind))
+    unique = dict.fromkeys(hits)
+    return tuple(sorted(unique, key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end)))
 
 
-def _term(text: str, kind: str, slop: int) -> _Term:
-    tokens = _tokens(text)
-    # Slop means nothing for one word; normalising it lets rules share the per-article cache.
-    return _Term(text, tokens, kind, slop if len(tokens) > 1 else 0)
+# -- explaining ---------------------------------------------------------------------------------
 
 
-def _tokens(text: str) -> tuple[str, ...]:
-    return tuple(split_words(text).norms)
+def _explain(entry: _Compiled, doc: _Doc) -> str:
+    rule = entry.rule
+    if rule.sources is not None and doc.article.source_id not in rule.sources:
+        return f"source {doc.article.source_id!r} is not one of {', '.join(rule.sources)}"
+    counted = 0
+    if entry.actors is not None:
+        found = _all_occurrences(entry.actors, doc)
+        if not found:
+            names = ", ".join(actor.id for actor in rule.actors)
+            return f"actors: no alias of {names} found"
+        counted += len(found)
+    if entry.keywords is not None:
+        found = _all_occurrences(entry.keywords, doc)
+        if not found:
+            return "keywords: none found"
+        counted += len(found)
+    if rule.min_hits is not None and (entry.actors or entry.keywords) and counted < rule.min_hits:
+        return f"min_hits: {counted} occurrences of aliases and keywords, {rule.min_hits} needed"
+    for exclude in entry.excludes:
+        found = _leaf_occurrences(exclude, doc)
+        if found:
+            return f"exclude: {exclude.text!r} found in {found[0][0]}"
+    if entry.query is not None and _holds(entry.query, doc) is None:
+        return f"query: {_why_not(entry.query, doc)}"
+    if rule.languages is not None:
+        language = doc.article_language() or "unknown"
+        return f"language {language!r} is not one of {', '.join(rule.languages)}"
+    return "no match"
 
 
-def _index_token(tokens: tuple[str, ...]) -> str:
-    """The word a term is indexed under: its longest, as long words tend to be the rarer ones."""
-    return max(tokens, key=len)
+def _why_not(node: _Node, doc: _Doc) -> str:
+    match node:
+        case _All(children):
+            for child in children:
+                if _holds(child, doc) is None:
+                    return _why_not(child, doc)
+        case _None(child):
+            found = _holds(child, doc) or []
+            where = f" in {found[0][0]}" if found else ""
+            return f"NOT {_describe(child)} failed: {_describe(child)} found{where}"
+    return f"{_describe(node)} not found"
+
+
+def _describe(node: _Node) -> str:
+    match node:
+        case _Leaf(text=text, kind=kind):
+            return f'"{text}"' if kind != "actor" else text
+        case _Regex(text=text):
+            return text
+        case _Any(children):
+            inner = " OR ".join(_describe(c) for c in children)
+            return f"({inner})" if len(children) > 1 else inner
+        case _All(children):
+            return "(" + " AND ".join(_describe(c) for c in children) + ")"
+        case _None(child):
+            return f"NOT {_describe(child)}"
+        case _Near(left, right, distance):
+            return f"{_describe(left)} NEAR/{distance} {_describe(right)}"
+    raise AssertionError(node)

@@ -18,9 +18,19 @@ from pydantic import ValidationError
 
 from monitor import yamlfile
 from monitor.errors import ConfigError, Problem
-from monitor.matching.rules import Actor, Rule
-from monitor.matching.schema import ID_PATTERN, ActorModel, RuleFileModel, RuleModel, vocabulary
+from monitor.matching.language import STEMMER_LANGUAGES
+from monitor.matching.query import Node, QueryError, actor_refs, parse_query
+from monitor.matching.rules import Actor, Rule, Term, TermSpec, term_text
+from monitor.matching.schema import (
+    ID_PATTERN,
+    ActorModel,
+    RuleFileModel,
+    RuleModel,
+    TermModel,
+    vocabulary,
+)
 from monitor.matching.text import tokenize
+from monitor.models import FIELDS
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -52,11 +62,15 @@ def rule_files(path: Path) -> list[Path]:
     )
 
 
-def load_rules(path: Path, channels: Collection[str] | None = None) -> RuleSet:
+def load_rules(
+    path: Path,
+    channels: Collection[str] | None = None,
+    sources: Collection[str] | None = None,
+) -> RuleSet:
     """Load every rule file under ``path``; raise ConfigError with every problem found.
 
-    ``channels`` are the configured channel ids; when given, a rule's ``notify`` is checked
-    against them.
+    ``channels`` and ``sources`` are the configured ids; when given, a rule's ``notify`` and
+    ``sources`` are checked against them.
     """
     if not path.exists():
         raise ConfigError([Problem(str(path), 0, "rules path does not exist")])
@@ -69,7 +83,7 @@ def load_rules(path: Path, channels: Collection[str] | None = None) -> RuleSet:
         if not doc.problems:
             parsed.append(_validate(doc, problems))
     actors, actor_problems = _collect_actors(parsed)
-    rules, rule_problems = _collect_rules(parsed, actors, channels)
+    rules, rule_problems = _collect_rules(parsed, actors, channels, sources)
     problems += actor_problems + rule_problems
     if problems:
         raise ConfigError(problems)
@@ -148,22 +162,23 @@ def _collect_actors(parsed: list[_File]) -> tuple[dict[str, Actor], list[Problem
                     )
                 )
                 continue
-            aliases = tuple(dict.fromkeys((spec.name, *spec.aliases)))
-            for index, alias in enumerate(aliases):
-                if not tokenize(alias):
-                    loc = (
-                        ("actors", actor_id, "aliases", index - 1)
-                        if index
-                        else ("actors", actor_id)
+            aliases = _dedupe((spec.name, *(_term(a) for a in spec.aliases)))
+            for index, alias in enumerate(spec.aliases):
+                if not tokenize(term_text(_term(alias))):
+                    loc = ("actors", actor_id, "aliases", index)
+                    problems.append(
+                        doc.problem(loc, f"alias {term_text(_term(alias))!r} has no words to match")
                     )
-                    problems.append(doc.problem(loc, f"alias {alias!r} has no words to match"))
             actors[actor_id] = Actor(id=actor_id, name=spec.name, aliases=aliases)
             where[actor_id] = f"{doc.file}:{line}"
     return actors, problems
 
 
 def _collect_rules(
-    parsed: list[_File], actors: dict[str, Actor], channels: Collection[str] | None
+    parsed: list[_File],
+    actors: dict[str, Actor],
+    channels: Collection[str] | None,
+    sources: Collection[str] | None,
 ) -> tuple[list[Rule], list[Problem]]:
     rules: list[Rule] = []
     where: dict[str, str] = {}
@@ -174,55 +189,100 @@ def _collect_rules(
             loc = ("rules", index)
             line = doc.line_of(loc)
             if spec.id in where:
-                problems.append(
-                    Problem(
-                        doc.file, line, f"duplicate rule id {spec.id!r} (also {where[spec.id]})"
-                    )
-                )
+                message = f"duplicate rule id {spec.id!r} (also {where[spec.id]})"
+                problems.append(Problem(doc.file, line, message))
                 continue
             where[spec.id] = f"{doc.file}:{line}"
-            for position, actor_id in enumerate(spec.actors):
-                if actor_id not in actors:
-                    problems.append(
-                        doc.problem((*loc, "actors", position), _unknown("actor", actor_id, actors))
-                    )
-            for position, channel_id in enumerate(spec.notify or ()):
-                if channels is not None and channel_id not in channels:
-                    problems.append(
-                        doc.problem(
-                            (*loc, "notify", position), _unknown("channel", channel_id, channels)
-                        )
-                    )
-            for key, terms in (("keywords", spec.keywords), ("exclude", spec.exclude)):
-                for position, term in enumerate(terms):
-                    if not tokenize(term):
-                        problems.append(
-                            doc.problem((*loc, key, position), f"{term!r} has no words to match")
-                        )
-            if not spec.actors and not spec.keywords:
-                problems.append(
-                    Problem(
-                        doc.file,
-                        line,
-                        f"rule {spec.id!r} has nothing to match: give it actors or keywords",
-                    )
-                )
+            found = _check_rule(doc, loc, spec, actors=actors, channels=channels, sources=sources)
+            problems += found.problems
             rules.append(
                 Rule(
                     id=spec.id,
                     name=spec.name,
                     severity=spec.severity,
                     actors=tuple(actors[a] for a in spec.actors if a in actors),
-                    keywords=spec.keywords,
-                    exclude=spec.exclude,
+                    keywords=tuple(_term(k) for k in spec.keywords),
+                    exclude=tuple(_term(x) for x in spec.exclude),
+                    query=found.query,
+                    query_text=spec.query,
                     slop=spec.slop,
                     enabled=spec.enabled,
                     notify=spec.notify,
+                    fields=tuple(spec.fields) if spec.fields else FIELDS,
+                    min_hits=spec.min_hits,
+                    sources=spec.sources,
+                    languages=spec.languages,
+                    stem=spec.stem,
+                    language=spec.language,
+                    tags=spec.tags,
+                    query_actors=tuple(actors[a] for a in found.query_actors if a in actors),
                     file=doc.file,
                     line=line,
                 )
             )
     return rules, problems
+
+
+@dataclass
+class _Checked:
+    problems: list[Problem] = field(default_factory=list)
+    query: Node | None = None
+    query_actors: list[str] = field(default_factory=list)
+
+
+def _check_rule(
+    doc: yamlfile.Document,
+    loc: tuple[str, int],
+    spec: RuleModel,
+    *,
+    actors: dict[str, Actor],
+    channels: Collection[str] | None,
+    sources: Collection[str] | None,
+) -> _Checked:
+    """Checks that need more than one rule's own keys: references, terms, the query."""
+    result = _Checked()
+    problems = result.problems
+    for position, actor_id in enumerate(spec.actors):
+        if actor_id not in actors:
+            problems.append(
+                doc.problem((*loc, "actors", position), _unknown("actor", actor_id, actors))
+            )
+    for key, known, ids in (("notify", channels, spec.notify), ("sources", sources, spec.sources)):
+        for position, item in enumerate(ids or ()):
+            if known is not None and item not in known:
+                kind = "channel" if key == "notify" else "source"
+                problems.append(doc.problem((*loc, key, position), _unknown(kind, item, known)))
+    for key, terms in (("keywords", spec.keywords), ("exclude", spec.exclude)):
+        for position, term in enumerate(terms):
+            text = term_text(_term(term))
+            if not tokenize(text):
+                problems.append(
+                    doc.problem((*loc, key, position), f"{text!r} has no words to match")
+                )
+    if spec.stem and spec.language not in STEMMER_LANGUAGES:
+        hint = _unknown("stemmer language", spec.language, STEMMER_LANGUAGES)
+        problems.append(doc.problem((*loc, "language"), hint))
+    if spec.query is not None:
+        try:
+            result.query = parse_query(spec.query, known_actor=actors.__contains__)
+        except QueryError as exc:
+            problems.append(doc.problem((*loc, "query"), f"query {exc}"))
+        else:
+            result.query_actors = [ref.actor for ref in actor_refs(result.query)]
+    if not spec.actors and not spec.keywords and spec.query is None:
+        message = f"rule {spec.id!r} has nothing to match: give it actors, keywords or a query"
+        problems.append(doc.problem(loc, message))
+    return result
+
+
+def _term(entry: str | TermModel) -> Term:
+    if isinstance(entry, str):
+        return entry
+    return TermSpec(entry.text, entry.case_sensitive, entry.slop)
+
+
+def _dedupe(terms: tuple[Term, ...]) -> tuple[Term, ...]:
+    return tuple(dict.fromkeys(terms))
 
 
 def _unknown(kind: str, name: str, known: Collection[str]) -> str:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import regex
 
-__all__ = ["Token", "Words", "normalize", "split_words", "tokenize"]
+__all__ = ["Token", "Words", "normalize", "norms", "split_words", "tokenize"]
 
 # Scripts written without spaces between words. Script_Extensions (scx) rather than Script so
 # that marks shared by kana and kanji (the prolonged sound mark, the iteration marks) count too.
@@ -131,6 +131,26 @@ def split_words(s: str) -> Words:
         kept = [(n, a, b) for n, a, b in zip(norms, starts, ends, strict=True) if n]
         return Words([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept])
     return Words(norms, starts, ends)
+
+
+# Every byte that is not an ASCII letter or digit becomes a space, so bytes.split() finds words.
+_ASCII_TABLE = bytes(c if chr(c).isascii() and chr(c).isalnum() else 0x20 for c in range(256))
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def norms(s: str) -> list[str]:
+    """The normalised words of ``s`` without offsets: ``split_words(s).norms``, faster.
+
+    Matching needs offsets only for the few words that hit, so the common path skips them. Text
+    whose only non-ASCII characters separate words (curly quotes, dashes) takes the ASCII path
+    with those characters replaced by "?", which separates words just the same.
+    """
+    if not s.isascii():
+        others = set(_NON_ASCII.findall(s))
+        if any(_ANY_WORD_CHAR.match(char) or _HAS_SPACELESS.match(char) for char in others):
+            return split_words(s).norms
+    data = s.encode("ascii", "replace").lower().translate(_ASCII_TABLE)
+    return data.decode("ascii").split()
 
 
 def tokenize(s: str) -> list[Token]:

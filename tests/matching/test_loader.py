@@ -100,7 +100,7 @@ def test_cross_file_checks(tmp_path: Path) -> None:
         "rules.yaml:11: '!!!' has no words to match",
         "rules.yaml:4: unknown actor 'tokk' (did you mean 'tok'?)",
         "rules.yaml:5: unknown channel 'slak' (did you mean 'slack'?)",
-        "rules.yaml:6: rule 'b' has nothing to match: give it actors or keywords",
+        "rules.yaml:6: rule 'b' has nothing to match: give it actors, keywords or a query",
     ]
 
 
@@ -119,3 +119,60 @@ def test_missing_rules_path_is_an_error(tmp_path: Path) -> None:
     """A rules path that does not exist is reported rather than silently loading nothing."""
     with pytest.raises(ConfigError, match="does not exist"):
         load_rules(tmp_path / "nope")
+
+
+def test_extended_rule_format_loads(tmp_path: Path) -> None:
+    """Queries, term mappings, stemming, fields, min_hits, sources and languages load as given."""
+    (tmp_path / "r.yaml").write_text(
+        "actors:\n"
+        "  us:\n"
+        "    name: United States\n"
+        "    aliases: [{text: US, case_sensitive: true}]\n"
+        "rules:\n"
+        "  - id: q\n"
+        "    name: Q\n"
+        "    query: '@us AND (\"shoot* without warning\"~2 OR curfew) AND NOT game'\n"
+        "    keywords: [{text: state of emergency, slop: 0}, martial law]\n"
+        "    stem: true\n"
+        "    language: english\n"
+        "    fields: [title, body]\n"
+        "    min_hits: 2\n"
+        "    sources: [wire]\n"
+        "    languages: [en]\n",
+        encoding="utf-8",
+    )
+    (rule,) = load_rules(tmp_path, sources={"wire"}).rules
+    assert rule.query is not None
+    assert [a.id for a in rule.query_actors] == ["us"]
+    assert rule.fields == ("title", "body")
+    assert (rule.min_hits, rule.sources, rule.languages, rule.stem) == (2, ("wire",), ("en",), True)
+    assert rule.keywords[1] == "martial law"
+
+
+def test_query_errors_name_file_line_and_column(tmp_path: Path) -> None:
+    """A malformed query is reported at its line, with its column and what was expected."""
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n"
+        "  - id: a\n"
+        "    name: A\n"
+        "    query: 'curfew AND (army OR'\n"
+        "  - id: b\n"
+        "    name: B\n"
+        "    query: '@nobody'\n"
+        "  - id: c\n"
+        "    name: C\n"
+        "    query: shoot\n"
+        "    sources: [elsewhere]\n"
+        "    stem: true\n"
+        "    language: klingon\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules(tmp_path, sources={"wire"})
+    found = sorted(str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems)
+    assert found == [
+        "r.yaml:11: unknown source 'elsewhere'",
+        "r.yaml:13: unknown stemmer language 'klingon'",
+        "r.yaml:4: query column 20: unexpected end of query: expected a term or '('",
+        "r.yaml:7: query column 2: unknown actor 'nobody'",
+    ]
