@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,8 +35,8 @@ from monitor.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 10.0
-"""Seconds in-flight work may take to finish after SIGTERM."""
+SHUTDOWN_GRACE = 8.0
+"""Seconds in-flight work may take to finish after SIGTERM (within Docker's default 10 s)."""
 
 
 def check_channel_url(channel_id: str, url: str) -> None:
@@ -89,7 +90,10 @@ class Daemon:
             assert isinstance(source_settings, settings_module.FolderSourceSettings)
             self.sources.append(source_type(source_settings, self.pipeline))
         self.stop = asyncio.Event()
+        # Scans run in threads; they check this between files so SIGTERM is not kept waiting.
+        self._halt = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._polls: set[asyncio.Task[IngestResult]] = set()
 
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
@@ -145,8 +149,9 @@ class Daemon:
         log.info("running; press Ctrl-C to stop")
         await self.stop.wait()
         log.info("stopping")
+        self._halt.set()
         scheduler.shutdown(wait=False)
-        _done, pending = await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
+        _done, pending = await asyncio.wait([*self._tasks, *self._polls], timeout=SHUTDOWN_GRACE)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -166,10 +171,15 @@ class Daemon:
 
     async def poll(self, source: FolderSource) -> IngestResult:
         """Scan one source; its errors are recorded and logged, never raised."""
+        task = asyncio.current_task()
+        if task is not None:
+            # Polls are started by the scheduler; keep them so shutdown can wait for them.
+            self._polls.add(task)
+            task.add_done_callback(self._polls.discard)
         error: str | None = None
         result = IngestResult()
         try:
-            result = await asyncio.to_thread(source.scan)
+            result = await asyncio.to_thread(source.scan, self._halt)
         except SourceError as exc:
             error = str(exc)
         except Exception as exc:
@@ -204,14 +214,19 @@ class Daemon:
     async def _watch(self, source: FolderSource) -> None:
         """Follow file-system events under a folder until stopped; restart the watch on errors."""
         delay = 1.0
+        restarted = False
         while not self.stop.is_set():
             try:
                 if source.root.is_dir():
+                    if restarted:
+                        # The folder was replaced or reappeared: read what it holds now.
+                        await self.poll(source)
                     async for paths in source.changes(self.stop):
                         delay = 1.0
                         for path in paths:
-                            result = await asyncio.to_thread(source.process, path)
+                            result = await asyncio.to_thread(source.process, path, self._halt)
                             self._after_ingest(result)
+                    restarted = True
             except Exception:
                 log.exception(
                     "watching %s failed",

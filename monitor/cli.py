@@ -225,9 +225,10 @@ def _matches(args: argparse.Namespace) -> int:
     config = settings.load(_config(args))
     db = Database(config.database)
     try:
-        db.create_schema()
         with db.session() as session:
-            rows = repo.recent_matches(session, args.limit, args.rule)
+            # A database the daemon never ran on has no tables yet: nothing matched.
+            exists = repo.schema_exists(session)
+            rows = repo.recent_matches(session, args.limit, args.rule) if exists else []
             deliveries = repo.deliveries_for(session, [m.id for m, _a in rows if m.id is not None])
     finally:
         db.dispose()

@@ -5,9 +5,10 @@ deduplicated, matched and stored in ONE transaction together with the matches an
 rows, so a crash either keeps all of it or none of it, and no committed match lacks its deliveries.
 
 Identity: an article is known by (source, key). Seen again with the same text, it is skipped; with
-changed text, it is updated and re-matched, but a rule that already matched it does not match it
-again. A new key whose text or URL is already stored (a copy of a file, the same story under
-another GUID) is a duplicate and is neither stored nor alerted.
+changed text, a new version is stored and matched, but a rule that matched any earlier version
+does not match again (earlier versions stay, with their matches: the evidence of what was
+alerted). An article whose text, canonical URL or GUID is already stored under another key (a copy
+of a file, the same story under a tracking URL) is a duplicate: neither stored nor alerted.
 """
 
 from __future__ import annotations
@@ -89,12 +90,14 @@ class Pipeline:
                 if existing is not None and existing.content_hash == article.content_hash:
                     result.unchanged += 1
                     continue
-                if existing is None and repo.find_same_content(session, article) is not None:
+                if repo.find_same_content(session, article) is not None:
                     result.duplicates += 1
                     continue
-                row = repo.save_article(session, article, now, existing)
+                row = repo.save_article(session, article, now, previous=existing)
                 assert row.id is not None
-                already = repo.matched_rule_ids(session, row.id) if existing else set()
+                already = set()
+                if existing is not None:
+                    already = repo.matched_rule_ids(session, source_id, article.key)
                 if existing:
                     result.updated += 1
                 else:

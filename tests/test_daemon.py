@@ -147,3 +147,25 @@ def test_bad_config_refuses_to_start_with_located_errors(tmp_path: Path, bad: st
     assert ("unknown channel 'pager'" in message) or (
         "MONITOR_TEST_UNSET_TOKEN is not set" in message
     )
+
+
+async def test_watch_survives_the_folder_being_replaced(
+    tmp_path: Path, sink: Any, wait_until: WaitUntil
+) -> None:
+    """After the watched folder is deleted and created again, new files are still alerted."""
+    config = write_config(tmp_path, f"json://{sink.url}/alerts")
+    daemon = Daemon(App.load(config))
+    running = asyncio.create_task(daemon.run())
+    inbox = tmp_path / "inbox"
+    try:
+        await wait_until(lambda: polled(daemon), timeout=15)
+        shutil.rmtree(inbox)
+        inbox.mkdir()
+        batch = tmp_path / "batch"
+        batch.mkdir()
+        shutil.copy(SEED, batch / SEED.name)
+        batch.rename(inbox / "batch")  # a folder moved in arrives as one event
+        await wait_until(lambda: alerts_for(sink, "kz-lethal-force"), timeout=15)
+    finally:
+        daemon.stop.set()
+        assert await asyncio.wait_for(running, timeout=15) == 0

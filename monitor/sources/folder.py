@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import stat
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -44,22 +45,28 @@ class FolderSource:
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def scan(self) -> IngestResult:
-        """Read every new or changed supported file under the folder."""
+    def scan(self, stop: threading.Event | None = None) -> IngestResult:
+        """Read every new or changed supported file under the folder, until ``stop`` is set."""
         if not self.root.is_dir():
             raise SourceError(f"source {self.id}: folder {self.root} does not exist")
+        return self._walk(self.root, stop)
+
+    def _walk(self, top: Path, stop: threading.Event | None) -> IngestResult:
         result = IngestResult()
-        for directory, dirnames, filenames in os.walk(self.root):
+        for directory, dirnames, filenames in os.walk(top):
             # Hidden folders hold tools' state, not documents; sorted for a stable order.
             dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
             for name in sorted(filenames):
+                if stop is not None and stop.is_set():
+                    return result
                 result += self.process(Path(directory) / name)
         return result
 
-    def process(self, path: Path) -> IngestResult:
-        """Read one file if it is new or changed; errors are recorded, logged once, not raised."""
-        if not _wanted(path.name):
-            return IngestResult()
+    def process(self, path: Path, stop: threading.Event | None = None) -> IngestResult:
+        """Read one file if it is new or changed (or every file under a folder moved in).
+
+        Errors are recorded and logged once, never raised: one bad file never stops the others.
+        """
         relative = self._relative(path)
         if relative is None:
             return IngestResult()
@@ -69,6 +76,11 @@ class FolderSource:
             return IngestResult()  # removed between the event and now
         except OSError as exc:
             log.warning("cannot stat %s: %s", path, exc, extra=self._extra(relative))
+            return IngestResult()
+        if stat.S_ISDIR(info.st_mode):
+            # A folder moved or copied in arrives as one event: read what it holds.
+            return self._walk(path, stop)
+        if not _wanted(path.name):
             return IngestResult()
         with self.pipeline.db.session() as session:
             known = repo.file_state(session, self.id, relative)
@@ -87,15 +99,20 @@ class FolderSource:
             )
             if known is not None and known.digest == digest and known.error is None:
                 return self.pipeline.ingest(self.id, [], file_state=state)
-            articles = [
-                self._identify(article, relative) for article in parse_document(path.name, data)
-            ]
-            return self.pipeline.ingest(self.id, articles, file_state=state)
+            parsed = parse_document(path.name, data)
+            several = len(parsed) > 1 or path.suffix.lower() in _FEED_SUFFIXES
+            articles = [self._identify(article, relative, several=several) for article in parsed]
         except (DocumentError, OSError) as exc:
             reason = str(exc) if isinstance(exc, DocumentError) else exc.strerror or str(exc)
             log.warning("skipped %s: %s", relative, reason, extra=self._extra(relative))
             self._record_failure(relative, info, reason)
             return IngestResult()
+        except Exception as exc:
+            # A parser bug must cost one file, not the scan: record it so it is not retried.
+            log.exception("failed to read %s", relative, extra=self._extra(relative))
+            self._record_failure(relative, info, f"unexpected error: {exc!r}"[:500])
+            return IngestResult()
+        return self.pipeline.ingest(self.id, articles, file_state=state)
 
     def _read(self, path: Path, info: os.stat_result) -> bytes:
         """The bytes of a regular file inside the folder, within the cap; else DocumentError."""
@@ -119,12 +136,14 @@ class FolderSource:
             raise DocumentError(f"file too large (over {cap} bytes)")
         return data
 
-    def _identify(self, article: Article, relative: str) -> Article:
+    def _identify(self, article: Article, relative: str, *, several: bool) -> Article:
+        """The article's identity: the file for a one-article document; within a feed or list,
+        the entry's GUID, else its URL, else its text (entries must not share the file's key)."""
         key = relative
         if article.guid or article.url:
             key = f"{relative}#{article.guid or article.url}"
-        elif article.key:
-            key = f"{relative}#{article.key}"
+        elif several:
+            key = f"{relative}#{article.content_hash[:16]}"
         tags = tuple(dict.fromkeys((*article.tags, *self.settings.tags)))
         return replace(article, source_id=self.id, key=key, location=relative, tags=tags)
 
@@ -165,11 +184,18 @@ class FolderSource:
             step=50,
             recursive=True,
         ):
+            if not self.root.is_dir() or any(Path(name) == self.root for _, name in events):
+                # The folder itself was removed or replaced: this watch follows a dead inode.
+                # Ending it lets the caller watch (and rescan) the folder anew.
+                return
             paths = sorted(
                 {Path(name) for change, name in events if change != watchfiles.Change.deleted}
             )
             if paths:
                 yield paths
+
+
+_FEED_SUFFIXES = frozenset({".xml", ".rss", ".atom", ".json"})
 
 
 def _wanted(name: str) -> bool:

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from sqlalchemy import func, inspect, or_
+from sqlalchemy import and_, func, inspect, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from monitor.identity import canonical_url
 from monitor.matching.rules import Rule
 from monitor.models import Article, RuleMatch
 from monitor.store.tables import ArticleRow, DeliveryRow, FileRow, MatchRow, SourceRow
@@ -17,47 +19,76 @@ PENDING, SENT, DEAD = "pending", "sent", "dead"
 
 
 def find_article(session: Session, source_id: str, key: str) -> ArticleRow | None:
-    statement = select(ArticleRow).where(ArticleRow.source_id == source_id, ArticleRow.key == key)
+    """The current version of the article ``key`` of ``source_id``."""
+    statement = select(ArticleRow).where(
+        ArticleRow.source_id == source_id, ArticleRow.key == key, col(ArticleRow.current)
+    )
     return session.exec(statement).first()
 
 
 def find_same_content(session: Session, article: Article) -> ArticleRow | None:
-    """An article stored under another key with the same text or the same URL."""
+    """Another stored article that is this one under another key: the same text, the same
+    canonical URL, or (within one source) the same GUID."""
     conditions = [col(ArticleRow.content_hash) == article.content_hash]
-    if article.url:
-        conditions.append(col(ArticleRow.url) == article.url)
-    return session.exec(select(ArticleRow).where(or_(*conditions)).limit(1)).first()
+    url = canonical_url(article.url)
+    if url:
+        conditions.append(col(ArticleRow.canonical_url) == url)
+    if article.guid:
+        conditions.append(
+            and_(
+                col(ArticleRow.source_id) == article.source_id, col(ArticleRow.guid) == article.guid
+            )
+        )
+    statement = (
+        select(ArticleRow)
+        .where(
+            or_(*conditions),
+            or_(col(ArticleRow.source_id) != article.source_id, col(ArticleRow.key) != article.key),
+        )
+        .limit(1)
+    )
+    return session.exec(statement).first()
 
 
 def save_article(
-    session: Session, article: Article, now: datetime, existing: ArticleRow | None = None
+    session: Session, article: Article, now: datetime, previous: ArticleRow | None = None
 ) -> ArticleRow:
-    row = existing or ArticleRow(
+    """Store ``article`` as the current version of its key; ``previous`` stops being current."""
+    if previous is not None:
+        previous.current = False
+        session.add(previous)
+        session.flush()  # the unique index allows one current version at a time
+    row = ArticleRow(
         source_id=article.source_id,
         key=article.key,
         content_hash=article.content_hash,
+        url=article.url,
+        canonical_url=canonical_url(article.url),
+        guid=article.guid[:1024] if article.guid else None,
         title=article.title,
+        summary=article.summary,
+        body=article.body,
+        author=article.author,
+        language=article.language,
+        location=article.location,
+        tags=list(article.tags),
+        published=article.published,
+        current=True,
         created_at=now,
+        updated_at=now,
     )
-    row.content_hash = article.content_hash
-    row.url = article.url
-    row.guid = article.guid
-    row.title = article.title
-    row.summary = article.summary
-    row.body = article.body
-    row.author = article.author
-    row.language = article.language
-    row.location = article.location
-    row.tags = list(article.tags)
-    row.published = article.published
-    row.updated_at = now
     session.add(row)
     session.flush()
     return row
 
 
-def matched_rule_ids(session: Session, article_id: int) -> set[str]:
-    statement = select(MatchRow.rule_id).where(MatchRow.article_id == article_id)
+def matched_rule_ids(session: Session, source_id: str, key: str) -> set[str]:
+    """Rules that matched any version of the article: they do not alert for it again."""
+    statement = (
+        select(MatchRow.rule_id)
+        .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
+        .where(ArticleRow.source_id == source_id, ArticleRow.key == key)
+    )
     return set(session.exec(statement).all())
 
 
@@ -189,7 +220,7 @@ def count_articles_since(session: Session, since: datetime) -> tuple[int, int | 
     shown before a long scan stays true while the daemon keeps storing articles.
     """
     statement = select(func.count(), func.max(ArticleRow.id)).where(
-        col(ArticleRow.created_at) >= since
+        col(ArticleRow.created_at) >= since, col(ArticleRow.current)
     )
     total, top = session.exec(statement).one()
     return total, top
@@ -202,7 +233,9 @@ def articles_since(
     id first. An empty list means the scan is done."""
     statement = (
         select(ArticleRow)
-        .where(col(ArticleRow.created_at) >= since, col(ArticleRow.id) < below)
+        .where(
+            col(ArticleRow.created_at) >= since, col(ArticleRow.id) < below, col(ArticleRow.current)
+        )
         .order_by(col(ArticleRow.id).desc())
         .limit(limit)
     )
@@ -210,12 +243,22 @@ def articles_since(
 
 
 def stored_rule_ids(session: Session, article_ids: Sequence[int]) -> dict[int, set[str]]:
-    """The rule ids stored in matches for each of ``article_ids`` (an empty set: none)."""
+    """The rule ids stored in matches for each of ``article_ids`` (an empty set: none), counting
+    the matches of every version of each article."""
     result: dict[int, set[str]] = {article_id: set() for article_id in article_ids}
     if article_ids:
-        statement = select(MatchRow.article_id, MatchRow.rule_id).where(
-            col(MatchRow.article_id).in_(article_ids)
+        current = aliased(ArticleRow)
+        version = aliased(ArticleRow)
+        statement = (
+            select(current.id, MatchRow.rule_id)
+            .join(
+                version,
+                and_(col(version.source_id) == current.source_id, col(version.key) == current.key),
+            )
+            .join(MatchRow, col(MatchRow.article_id) == version.id)
+            .where(col(current.id).in_(article_ids))
         )
         for article_id, rule_id in session.exec(statement).all():
+            assert article_id is not None
             result[article_id].add(rule_id)
     return result

@@ -3,8 +3,10 @@
 sources    one row per configured source: its health
 files      one row per file seen in a folder source: size, mtime and digest, so an unchanged or
            known-bad file is not read again
-articles   one row per article, unique per (source_id, key); content_hash and url find the same
-           article arriving by another path
+articles   one row per version of an article: (source_id, key) identifies the article and at most
+           one version is current; an edit adds a version, so every match keeps the text it
+           matched (the evidence) and its offsets stay true; content_hash, canonical_url and
+           guid find the same article arriving by another path
 matches    one row per (article, rule): a rule alerts at most once per article
 deliveries the outbox: one row per (match, channel), written in the same transaction as the match
 """
@@ -14,7 +16,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -74,14 +86,26 @@ class FileRow(SQLModel, table=True):
 
 class ArticleRow(SQLModel, table=True):
     __tablename__ = "articles"
-    __table_args__ = (UniqueConstraint("source_id", "key", name="uq_articles_source_key"),)
+    __table_args__ = (
+        Index("ix_articles_source_key", "source_id", "key"),
+        Index(
+            "uq_articles_current",
+            "source_id",
+            "key",
+            unique=True,
+            sqlite_where=text("current"),
+            postgresql_where=text("current"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(max_length=64)
     key: str = Field(sa_column=Column(Text, nullable=False))
     content_hash: str = Field(max_length=64, index=True)
-    url: str | None = Field(default=None, max_length=2048, index=True)
-    guid: str | None = Field(default=None, sa_column=Column(Text))
+    url: str | None = Field(default=None, sa_column=Column(Text))
+    canonical_url: str | None = Field(default=None, max_length=2048, index=True)
+    guid: str | None = Field(default=None, max_length=1024, index=True)
+    current: bool = True
     title: str = Field(sa_column=Column(Text, nullable=False))
     summary: str = Field(default="", sa_column=Column(Text, nullable=False))
     body: str = Field(default="", sa_column=Column(Text, nullable=False))

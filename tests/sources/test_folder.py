@@ -209,3 +209,76 @@ def test_missing_folder_is_a_source_error(db: Database, tmp_path: Path) -> None:
 
     with pytest.raises(SourceError, match="does not exist"):
         source(db, tmp_path / "nope").scan()
+
+
+def test_feed_file_entries_without_ids_are_separate_articles(db: Database, folder: Path) -> None:
+    """Entries of one feed file with no GUID or link are distinct articles, alerted each."""
+    items = "".join(
+        f"<item><title>{title}</title><description>{text}</description></item>"
+        for title, text in (
+            ("Tokayev orders", "Tokayev told police to shoot without warning."),
+            ("Weather", "Sunny in Astana."),
+            ("Tokayev again", "Tokayev repeated: shoot without warning."),
+        )
+    )
+    (folder / "wire.rss").write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>{items}</channel></rss>',
+        encoding="utf-8",
+    )
+    result = source(db, folder).scan()
+    assert (result.new, len(result.match_ids)) == (3, 2)
+    with db.session() as session:
+        titles = sorted(
+            a.title for _m, a in session.exec(select(MatchRow, ArticleRow).join(ArticleRow)).all()
+        )
+    assert titles == ["Tokayev again", "Tokayev orders"]
+
+
+def test_unexpected_parser_error_costs_one_file(
+    db: Database, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parser that crashes on one file is recorded for that file; the others are read."""
+    import monitor.sources.folder as module
+
+    original = module.parse_document
+
+    def fragile(name: str, data: bytes) -> list[object]:
+        if name == "bad.txt":
+            raise RecursionError("maximum recursion depth exceeded")
+        return original(name, data)  # type: ignore[return-value]
+
+    monkeypatch.setattr(module, "parse_document", fragile)
+    (folder / "bad.txt").write_text("x\ny\n", encoding="utf-8")
+    shutil.copy(SEED, folder / "seed.txt")
+    assert source(db, folder).scan().new == 1
+    with db.session() as session:
+        error = session.get(FileRow, ("inbox", "bad.txt")).error  # type: ignore[union-attr]
+    assert error is not None
+    assert "RecursionError" in error
+
+
+def test_folder_moved_in_is_read_and_directories_are_not_files(
+    db: Database, folder: Path, tmp_path: Path
+) -> None:
+    """A folder path reads every file under it; a folder named like a file is no error."""
+    outside = tmp_path / "batch"
+    (outside / "deep").mkdir(parents=True)
+    shutil.copy(SEED, outside / "deep" / "seed.txt")
+    (folder / "dir.txt").mkdir()
+    watched = source(db, folder)
+    outside.rename(folder / "batch")
+    assert watched.process(folder / "batch").new == 1
+    assert watched.process(folder / "dir.txt").new == 0
+    with db.session() as session:
+        assert session.get(FileRow, ("inbox", "dir.txt")) is None
+
+
+def test_scan_stops_between_files_when_asked(db: Database, folder: Path) -> None:
+    """A scan given a set stop event returns before reading further files."""
+    import threading
+
+    for number in range(3):
+        (folder / f"{number}.txt").write_text(f"News\nTitle {number}\nBody {number}.\n", "utf-8")
+    halt = threading.Event()
+    halt.set()
+    assert source(db, folder).scan(halt).new == 0

@@ -87,11 +87,40 @@ def test_changed_article_is_rematched_without_repeating_a_rule(db: Database) -> 
     result = flow.ingest("seeds", [edited])
     assert result.updated == 1
     with db.session() as session:
-        rules = sorted(m.rule_id for m in session.exec(select(MatchRow)).all())
-        article = session.exec(select(ArticleRow)).one()
-    assert rules == ["emergency", "lethal"]
-    assert article.body == edited.body
+        rows = session.exec(select(MatchRow, ArticleRow).join(ArticleRow)).all()
+        current = session.exec(select(ArticleRow).where(ArticleRow.current)).one()
+    # Each match keeps the version it matched: the evidence as it was alerted.
+    assert sorted((m.rule_id, a.body) for m, a in rows) == [
+        ("emergency", edited.body),
+        ("lethal", ARTICLE.body),
+    ]
+    assert current.body == edited.body
+    assert count(db, ArticleRow) == 2
     assert count(db, DeliveryRow) == 3  # two for lethal, one (slack) for emergency
+    again = flow.ingest("seeds", [replace(edited, title="Tokayev: shoot without warning")])
+    assert (again.updated, again.match_ids) == (1, [])  # lethal matched an earlier version
+
+
+def test_tracking_url_and_guid_duplicates_are_recognised(db: Database) -> None:
+    """The same story under a tracking URL, or the same GUID under another key, is a duplicate."""
+    flow = pipeline(db, LETHAL)
+    flow.ingest("seeds", [replace(ARTICLE, url="https://Example.org/a?id=1", guid="g-1")])
+    tracked = replace(
+        ARTICLE, key="b", body="other", url="https://EXAMPLE.org:443/a?utm_source=rss&id=1#top"
+    )
+    same_guid = replace(ARTICLE, key="c", body="yet another", guid="g-1")
+    other_source_guid = replace(ARTICLE, source_id="other", key="d", body="third", guid="g-1")
+    assert flow.ingest("seeds", [tracked]).duplicates == 1
+    assert flow.ingest("seeds", [same_guid]).duplicates == 1
+    assert flow.ingest("other", [other_source_guid]).new == 1  # GUIDs are per source
+
+
+def test_edit_into_a_copy_of_another_article_is_a_duplicate(db: Database) -> None:
+    """A changed file whose new text equals another stored article is not alerted again."""
+    flow = pipeline(db, LETHAL)
+    flow.ingest("seeds", [ARTICLE, replace(ARTICLE, key="b.txt", body="Unrelated.")])
+    result = flow.ingest("seeds", [replace(ARTICLE, key="b.txt")])
+    assert (result.duplicates, result.match_ids) == (1, [])
 
 
 def test_same_content_or_url_under_another_key_is_a_duplicate(db: Database) -> None:
