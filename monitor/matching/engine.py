@@ -409,7 +409,7 @@ def _leaf(
         words=words,
         prefixes=phrase.prefixes,
         slop=slop,
-        fields=tuple(f for f in (phrase.fields or fields)),
+        fields=phrase.fields or fields,
         stem=stem,
         raw=raw,
     )

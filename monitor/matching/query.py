@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import re2
 
-from monitor.matching.text import tokenize
+from monitor.matching.text import norms, tokenize
 
 QUERY_FIELDS: tuple[str, ...] = ("title", "summary", "body", "author", "tags", "url", "source")
 """Fields a query may name with ``field:``."""
@@ -141,7 +141,7 @@ def has_positive_term(node: Node) -> bool:
 
 def parse_term_text(text: str) -> Phrase | None:
     """A keyword, alias or exclusion as written in a rule: its words, literally (no operators)."""
-    words = tuple(token.norm for token in tokenize(text))
+    words = tuple(norms(text))
     if not words:
         return None
     return Phrase(text, words, (False,) * len(words))
@@ -378,7 +378,7 @@ def _phrase(
     prefixes: list[bool] = []
     for raw in text.split():
         prefix = raw.endswith("*")
-        parts = [token.norm for token in tokenize(raw.rstrip("*"))]
+        parts = norms(raw.rstrip("*"))
         if "*" in raw.rstrip("*"):
             raise QueryError("'*' is allowed only at the end of a word", column)
         if not parts:
