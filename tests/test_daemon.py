@@ -60,6 +60,12 @@ def polled(daemon: Daemon) -> bool:
         return False
 
 
+def all_sent(daemon: Daemon) -> bool:
+    """True once every stored delivery has been sent."""
+    with daemon.db.session() as session:
+        return all(d.status == "sent" for d in session.exec(select(DeliveryRow)).all())
+
+
 async def test_dropped_file_is_alerted_within_two_seconds_and_not_again_after_restart(
     tmp_path: Path, sink: Any, wait_until: WaitUntil
 ) -> None:
@@ -89,6 +95,8 @@ async def test_dropped_file_is_alerted_within_two_seconds_and_not_again_after_re
         )
         assert "shoot to kill without warning" in latest["message"]
         assert len(sink.requests) > before
+        # Stopping ends delivery after the send in hand; let the file's other alerts go first.
+        await wait_until(lambda: all_sent(daemon), timeout=5)
     finally:
         daemon.stop.set()
         assert await asyncio.wait_for(running, timeout=15) == 0

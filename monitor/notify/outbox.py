@@ -1,11 +1,27 @@
 """The delivery worker: sends what the outbox holds, records each outcome, retries with backoff.
 
-Every delivery row is one alert for one channel. The worker claims due rows, sends each through
-its channel (channels in parallel, one channel's rows in order, so a slow target delays only
-itself), then marks the row sent, or pending again with the reason and a later attempt time
-(30 s doubling up to 1 h, with jitter), or dead once it has failed for longer than ``retry_for``.
-A crash between a send and its mark means the alert is sent again on restart: at least once,
-never lost.
+Every delivery row is one alert for one channel. Each configured channel has its own worker loop,
+so a slow or hanging target delays only itself: the loop claims its channel's next due row under
+a lease (see :mod:`monitor.store.outbox`), sends it, records the outcome, and goes on in order
+until nothing of its channel is due; then it sleeps until its next due row, a :meth:`Outbox.wake`,
+or an idle timeout. One more loop dead-letters rows whose channel is no longer configured.
+
+Outcomes: sent; pending again with the reason and a later attempt (30 s doubling up to 1 h, ±10%
+jitter); or dead once the row has been failing for longer than ``retry_for`` since it was
+created. After a failure, the channel's other rows due in the same pass wait for the same retry
+time without counting an attempt, so a dead target is neither hammered nor costs a timeout per row.
+
+What can go wrong, and what it costs:
+
+- Any exception from building or sending one alert (a DeliveryError, a timeout, a bug in rendering,
+  an Apprise exception) is that row's failure: recorded, logged once with ``channel`` and
+  ``stage=deliver``, retried. It never ends a loop.
+- A database error ends the current pass: logged, retried after a few seconds (doubling up to
+  :data:`DB_RETRY_MAX`). A failing write of an outcome is retried while the lease lasts, so a
+  locked database does not turn into a second send.
+- A worker that dies between a send and its record leaves the row leased; it is due again when the
+  lease ends and is sent again: at least once, never lost. A send cancelled at shutdown releases
+  its lease at once instead.
 """
 
 from __future__ import annotations
@@ -13,17 +29,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Protocol
+
+from sqlmodel import Session
 
 from monitor.errors import DeliveryError
+from monitor.logs import redact
 from monitor.models import Alert, Hit, Severity
-from monitor.notify.channels import Channel
-from monitor.store import repo
+from monitor.store import outbox as store
 from monitor.store.db import Database
+from monitor.store.repo import DEAD, PENDING, SENT
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
+
+__all__ = ["LEASE", "AlertChannel", "DeliveryReport", "Outbox", "backoff", "build_alert"]
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +53,37 @@ FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 SEND_TIMEOUT = 60.0
 """Seconds one send may take before it counts as failed (Apprise's own timeouts are shorter)."""
+LEASE = timedelta(minutes=2)
+"""How long a claimed row stays hidden from other workers. Longer than SEND_TIMEOUT, and a worker
+claims one row at a time, so a live worker records its outcome before the lease can run out."""
+IDLE = 30.0
+"""Seconds a loop sleeps when nothing is due: it then looks for rows another process wrote."""
+STOP_GRACE = 5.0
+"""Seconds in-flight sends may take to finish once ``stop`` is set (less than the daemon's own
+grace, so the outbox releases its leases before the daemon gives up on it)."""
+DB_RETRY_FIRST = 2.0
+DB_RETRY_MAX = 30.0
+"""A loop's pause after a database error: DB_RETRY_FIRST seconds, doubling up to this."""
+MIN_PAUSE = 0.05
+"""A floor under a loop's sleep, so a row another worker is claiming right now is not spun on."""
+
+
+class AlertChannel(Protocol):
+    """What the outbox needs of a channel: :class:`monitor.notify.channels.Channel`, or
+    :class:`monitor.notify.testing.FakeChannel` in tests."""
+
+    @property
+    def id(self) -> str: ...
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver ``alert``; raise DeliveryError when the target did not accept it."""
 
 
 @dataclass
 class DeliveryReport:
+    """What one :meth:`Outbox.deliver_due` did: rows sent, failed (to be retried), deferred
+    behind a failure without an attempt, and dead-lettered."""
+
     sent: int = 0
     failed: int = 0
     deferred: int = 0
@@ -43,6 +92,13 @@ class DeliveryReport:
     @property
     def attempted(self) -> int:
         return self.sent + self.failed + self.dead
+
+    def __iadd__(self, other: DeliveryReport) -> DeliveryReport:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.deferred += other.deferred
+        self.dead += other.dead
+        return self
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
@@ -73,11 +129,25 @@ def build_alert(match: MatchRow, article: ArticleRow) -> Alert:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    reason: str
+    unexpected: BaseException | None = None
+    """The exception, when it was not a DeliveryError or a timeout: logged with its traceback."""
+
+
 class Outbox:
+    """Delivers the outbox's rows through ``channels`` (channel id -> channel).
+
+    ``run(stop)`` is the daemon's worker; ``deliver_due()`` is one pass over everything due now
+    (``monitor run --once``). Both may run in several processes on one database at once: leases
+    keep each row with one worker.
+    """
+
     def __init__(
         self,
         db: Database,
-        channels: Mapping[str, Channel],
+        channels: Mapping[str, AlertChannel],
         retry_for: timedelta = timedelta(hours=24),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -85,137 +155,324 @@ class Outbox:
         self.channels = channels
         self.retry_for = retry_for
         self.clock = clock
-        self._wake = asyncio.Event()
+        self._wakes: list[asyncio.Event] = []
 
     def wake(self) -> None:
-        """New rows may be due: deliver now instead of at the next timer."""
-        self._wake.set()
+        """New rows may be due: every loop of :meth:`run` looks now instead of at its timer."""
+        for event in self._wakes:
+            event.set()
 
-    async def deliver_due(self) -> DeliveryReport:
-        """Send every row due now, once each; return what happened."""
+    async def deliver_due(self, stop: asyncio.Event | None = None) -> DeliveryReport:
+        """Send every row due now, each at most once, channels concurrently; return what happened.
+
+        Stops claiming once ``stop`` is set (a send in hand is finished and recorded first). Rows
+        of channels not configured here are dead-lettered. Send failures are counted, never raised;
+        a database error is raised once every channel's pass has ended.
+        """
+        due_by = self.clock()
+        passes: list[Awaitable[DeliveryReport]] = [
+            self._deliver_channel(channel_id, channel, due_by, stop)
+            for channel_id, channel in self.channels.items()
+        ]
+        passes.append(self._bury_unconfigured(due_by))
         report = DeliveryReport()
-        now = self.clock()
-        while True:
-            rows = await asyncio.to_thread(self._claim, now)
-            if not rows:
-                return report
-            by_channel: dict[str, list[tuple[DeliveryRow, MatchRow, ArticleRow]]] = defaultdict(
-                list
-            )
-            for row in rows:
-                by_channel[row[0].channel].append(row)
-            outcomes = await asyncio.gather(
-                *(self._send_all(channel, items) for channel, items in by_channel.items())
-            )
-            for outcome in outcomes:
-                report.sent += outcome.sent
-                report.failed += outcome.failed
-                report.deferred += outcome.deferred
-                report.dead += outcome.dead
+        errors: list[BaseException] = []
+        for result in await asyncio.gather(*passes, return_exceptions=True):
+            if isinstance(result, BaseException):
+                errors.append(result)
+            else:
+                report += result
+        if errors:
+            raise errors[0]
+        return report
 
-    async def run(self, stop: asyncio.Event, idle: float = 30.0) -> None:
-        """Deliver until ``stop`` is set; sleep until the next due row, a wake-up, or ``idle``."""
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                await self.deliver_due()
-                delay = await asyncio.to_thread(self._seconds_to_next_due, idle)
-            except Exception:
-                log.exception("delivery pass failed; retrying", extra={"stage": "deliver"})
-                delay = 5.0
-            wake = asyncio.ensure_future(self._wake.wait())
-            stopped = asyncio.ensure_future(stop.wait())
-            _done, pending = await asyncio.wait(
-                {wake, stopped}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+    async def run(self, stop: asyncio.Event, idle: float = IDLE, grace: float = STOP_GRACE) -> None:
+        """Deliver until ``stop`` is set: one loop per channel, one for unconfigured channels.
+
+        Once ``stop`` is set, each loop finishes its in-flight send and returns; a send still
+        going after ``grace`` seconds is cancelled and its row released (due again at once).
+        Raises RuntimeError if a loop ends on its own, which only a bug can cause.
+        """
+        wakes: list[asyncio.Event] = []
+        tasks: list[asyncio.Task[None]] = []
+        for channel_id, channel in self.channels.items():
+            wakes.append(wake := asyncio.Event())
+            loop = self._serve(
+                partial(self._deliver_channel, channel_id, channel, stop=stop),
+                partial(store.next_due_at, channel=channel_id),
+                stop,
+                wake,
+                idle,
+                channel=channel_id,
             )
-            for task in pending:
+            tasks.append(asyncio.create_task(loop, name=f"outbox:{channel_id}"))
+        wakes.append(wake := asyncio.Event())
+        sweep = self._serve(
+            self._bury_unconfigured,
+            partial(store.next_unconfigured_due_at, configured=list(self.channels)),
+            stop,
+            wake,
+            idle,
+            channel=None,
+        )
+        tasks.append(asyncio.create_task(sweep, name="outbox:unconfigured"))
+        self._wakes.extend(wakes)
+        stopping = asyncio.create_task(stop.wait(), name="outbox:stop")
+        try:
+            await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                ended = next(task for task in tasks if task.done())
+                cause = None if ended.cancelled() else ended.exception()
+                raise RuntimeError(f"{ended.get_name()} ended unexpectedly") from cause
+            _done, busy = await asyncio.wait(tasks, timeout=grace)
+            if busy:
+                log.warning(
+                    "outbox: %s still sending %gs after stop; cancelled, deliveries released",
+                    ", ".join(sorted(task.get_name() for task in busy)),
+                    grace,
+                    extra={"stage": "deliver"},
+                )
+        finally:
+            for task in (stopping, *tasks):
                 task.cancel()
+            await asyncio.gather(stopping, *tasks, return_exceptions=True)
+            for wake in wakes:
+                self._wakes.remove(wake)
 
-    def _claim(self, now: datetime) -> list[tuple[DeliveryRow, MatchRow, ArticleRow]]:
-        with self.db.session() as session:
-            rows = repo.due_deliveries(session, now)
-            # Push claimed rows past "now" so the same pass does not pick them again.
-            for delivery, _match, _article in rows:
-                delivery.next_attempt_at = now + timedelta(microseconds=1)
-                session.add(delivery)
-            return rows
+    # ----------------------------------------------------------------------------------------
+    # One loop
 
-    def _seconds_to_next_due(self, idle: float) -> float:
+    async def _serve(
+        self,
+        work: Callable[[datetime], Awaitable[DeliveryReport]],
+        next_due: Callable[[Session], datetime | None],
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        idle: float,
+        *,
+        channel: str | None,
+    ) -> None:
+        """Run ``work`` over what is due, then sleep until ``next_due``, a wake-up, ``idle`` or
+        ``stop``; after a database error, pause a few seconds and go on."""
+        extra = {"channel": channel, "stage": "deliver"} if channel else {"stage": "deliver"}
+        retry = DB_RETRY_FIRST
+        while not stop.is_set():
+            wake.clear()
+            try:
+                await work(self.clock())
+                delay = await asyncio.to_thread(self._seconds_until, next_due, idle)
+                retry = DB_RETRY_FIRST
+            except Exception:
+                log.warning(
+                    "outbox pass failed; retrying in %.0fs", retry, exc_info=True, extra=extra
+                )
+                delay, retry = retry, min(retry * 2, DB_RETRY_MAX)
+            await _pause(max(delay, MIN_PAUSE), stop, wake)
+
+    def _seconds_until(self, next_due: Callable[[Session], datetime | None], idle: float) -> float:
         with self.db.session() as session:
-            due = repo.next_due_at(session)
+            due = next_due(session)
         if due is None:
             return idle
         return max(0.0, min(idle, (due - self.clock()).total_seconds()))
 
-    async def _send_all(
-        self, channel_id: str, items: list[tuple[DeliveryRow, MatchRow, ArticleRow]]
+    # ----------------------------------------------------------------------------------------
+    # One channel's pass
+
+    async def _deliver_channel(
+        self,
+        channel_id: str,
+        channel: AlertChannel,
+        due_by: datetime,
+        stop: asyncio.Event | None,
     ) -> DeliveryReport:
+        """Send ``channel``'s rows due by ``due_by``, one claim at a time, in order."""
         report = DeliveryReport()
-        channel = self.channels.get(channel_id)
-        for position, (delivery, match, article) in enumerate(items):
-            error: str | None
-            if channel is None:
-                error = f"channel {channel_id!r} is not configured"
-            else:
-                try:
-                    await asyncio.wait_for(channel.send(build_alert(match, article)), SEND_TIMEOUT)
-                    error = None
-                except DeliveryError as exc:
-                    error = str(exc)
-                except TimeoutError:
-                    error = f"channel {channel_id!r}: no answer within {SEND_TIMEOUT:.0f}s"
-            status = await asyncio.to_thread(self._record, delivery, error, channel is None)
-            if status == repo.SENT:
+        while stop is None or not stop.is_set():
+            lease_until = self.clock() + LEASE
+            claimed = await asyncio.to_thread(self._claim, channel_id, due_by, lease_until)
+            if claimed is None:
+                break
+            delivery = claimed[0]
+            failure = await self._send(channel_id, channel, claimed, lease_until)
+            outcome = self._judge(delivery, failure)
+            await self._record(
+                channel_id, delivery, lease_until, outcome, failure=failure, stop=stop
+            )
+            if outcome.status == SENT:
                 report.sent += 1
-            elif status == repo.DEAD:
+            elif outcome.status == DEAD:
                 report.dead += 1
             else:
                 report.failed += 1
                 # A target that just failed will most likely fail again: the rest of this pass
                 # waits for the same retry instead of hammering it (and costing a timeout each).
-                rest = [row[0] for row in items[position + 1 :]]
-                await asyncio.to_thread(self._defer, rest, delivery, error or "")
-                report.deferred += len(rest)
-                return report
+                assert failure is not None
+                assert outcome.next_attempt_at is not None
+                report.deferred += await asyncio.to_thread(
+                    self._defer, channel_id, due_by, outcome.next_attempt_at, failure.reason
+                )
+                break
         return report
 
-    def _defer(self, rows: list[DeliveryRow], failed: DeliveryRow, reason: str) -> None:
-        """Move ``rows`` to the failed row's next attempt, without counting an attempt."""
-        if not rows:
-            return
-        with self.db.session() as session:
-            current = session.get(DeliveryRow, failed.id)
-            assert current is not None
-            for delivery in rows:
-                row = session.get(DeliveryRow, delivery.id)
-                assert row is not None
-                row.next_attempt_at = current.next_attempt_at
-                row.last_error = f"deferred: {reason}"
-                session.add(row)
+    async def _send(
+        self, channel_id: str, channel: AlertChannel, claimed: store.Claimed, lease: datetime
+    ) -> _Failure | None:
+        """Build and send one alert; None when sent, else why not. Never raises but
+        CancelledError, after releasing the row."""
+        delivery, match, article = claimed
+        try:
+            await asyncio.wait_for(channel.send(build_alert(match, article)), SEND_TIMEOUT)
+        except asyncio.CancelledError:
+            await self._release(channel_id, delivery, lease)
+            raise
+        except DeliveryError as exc:
+            return _Failure(str(exc))
+        except TimeoutError:
+            return _Failure(f"channel {channel_id!r}: no answer within {SEND_TIMEOUT:.0f}s")
+        except Exception as exc:  # noqa: BLE001 (a bug in rendering or a library costs one row)
+            return _Failure(f"channel {channel_id!r}: unexpected error: {redact(repr(exc))}", exc)
+        return None
 
-    def _record(self, delivery: DeliveryRow, error: str | None, permanent: bool) -> str:
+    def _judge(self, delivery: DeliveryRow, failure: _Failure | None) -> store.Outcome:
+        """The row's new state after one attempt ended in ``failure`` (None: sent)."""
+        assert delivery.created_at is not None
         now = self.clock()
-        extra = {"channel": delivery.channel, "stage": "deliver"}
-        with self.db.session() as session:
-            row = session.get(DeliveryRow, delivery.id)
-            assert row is not None
-            assert row.created_at is not None
-            row.attempts += 1
-            row.last_error = error
-            if error is None:
-                row.status, row.sent_at = repo.SENT, now
-            elif permanent or now - row.created_at >= self.retry_for:
-                row.status = repo.DEAD
-                log.error("delivery %s dead: %s", row.id, error, extra=extra)
-            else:
-                row.next_attempt_at = now + backoff(row.attempts)
+        attempts = delivery.attempts + 1
+        if failure is None:
+            return store.Outcome(SENT, attempts, None, sent_at=now)
+        if now - delivery.created_at >= self.retry_for:
+            return store.Outcome(DEAD, attempts, failure.reason)
+        return store.Outcome(
+            PENDING, attempts, failure.reason, next_attempt_at=now + backoff(attempts)
+        )
+
+    async def _record(
+        self,
+        channel_id: str,
+        delivery: DeliveryRow,
+        lease: datetime,
+        outcome: store.Outcome,
+        *,
+        failure: _Failure | None,
+        stop: asyncio.Event | None,
+    ) -> None:
+        """Write ``outcome``, retrying database errors while the lease lasts; then log it."""
+        assert delivery.id is not None
+        extra = {"channel": channel_id, "stage": "deliver"}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEASE.total_seconds()
+        retry = DB_RETRY_FIRST
+        while True:
+            try:
+                held = await asyncio.to_thread(self._write, delivery.id, lease, outcome)
+                break
+            except Exception:
+                if loop.time() + retry >= deadline or (stop is not None and stop.is_set()):
+                    raise
                 log.warning(
-                    "delivery %s failed (attempt %d), retry at %s: %s",
-                    row.id,
-                    row.attempts,
-                    row.next_attempt_at.isoformat(timespec="seconds"),
-                    error,
+                    "could not record delivery %s; retrying in %.0fs",
+                    delivery.id,
+                    retry,
+                    exc_info=True,
                     extra=extra,
                 )
-            session.add(row)
-            return row.status
+                await _pause(retry, *([stop] if stop is not None else []))
+                retry = min(retry * 2, DB_RETRY_MAX)
+        if not held:
+            log.warning(
+                "delivery %s: its lease ran out before its outcome (%s) was recorded; another "
+                "worker took it over, so the alert may be delivered twice",
+                delivery.id,
+                outcome.status,
+                extra=extra,
+            )
+        elif outcome.status == PENDING:
+            assert outcome.next_attempt_at is not None
+            log.warning(
+                "delivery %s failed (attempt %d), retry at %s: %s",
+                delivery.id,
+                outcome.attempts,
+                outcome.next_attempt_at.isoformat(timespec="seconds"),
+                outcome.last_error,
+                exc_info=failure.unexpected if failure else None,
+                extra=extra,
+            )
+        elif outcome.status == DEAD:
+            log.error(
+                "delivery %s dead after %d attempts: %s",
+                delivery.id,
+                outcome.attempts,
+                outcome.last_error,
+                exc_info=failure.unexpected if failure else None,
+                extra=extra,
+            )
+
+    async def _release(self, channel_id: str, delivery: DeliveryRow, lease: datetime) -> None:
+        assert delivery.id is not None
+        try:
+            await asyncio.to_thread(self._write_release, delivery.id, lease)
+        except Exception:
+            log.warning(
+                "could not release delivery %s; it is due again when its lease ends",
+                delivery.id,
+                exc_info=True,
+                extra={"channel": channel_id, "stage": "deliver"},
+            )
+
+    # ----------------------------------------------------------------------------------------
+    # Unconfigured channels
+
+    async def _bury_unconfigured(self, due_by: datetime) -> DeliveryReport:
+        """Dead-letter every row due by ``due_by`` whose channel is not configured here."""
+        report = DeliveryReport()
+        while buried := await asyncio.to_thread(self._bury, due_by):
+            for channel_id, count in sorted(buried.items()):
+                log.error(
+                    "%d deliveries dead: channel %r is not configured",
+                    count,
+                    channel_id,
+                    extra={"channel": channel_id, "stage": "deliver"},
+                )
+                report.dead += count
+        return report
+
+    # ----------------------------------------------------------------------------------------
+    # Transactions (blocking; run in threads)
+
+    def _claim(self, channel_id: str, due_by: datetime, lease: datetime) -> store.Claimed | None:
+        with self.db.session() as session:
+            rows = store.claim(session, channel_id, due_by=due_by, lease_until=lease)
+        return rows[0] if rows else None
+
+    def _write(self, delivery_id: int, lease: datetime, outcome: store.Outcome) -> bool:
+        with self.db.session() as session:
+            return store.record(session, delivery_id, lease, outcome)
+
+    def _write_release(self, delivery_id: int, lease: datetime) -> bool:
+        with self.db.session() as session:
+            return store.release(session, delivery_id, lease, self.clock())
+
+    def _defer(self, channel_id: str, due_by: datetime, until: datetime, reason: str) -> int:
+        with self.db.session() as session:
+            return store.defer_due(
+                session, channel_id, due_by=due_by, until=until, reason=f"deferred: {reason}"
+            )
+
+    def _bury(self, due_by: datetime) -> dict[str, int]:
+        with self.db.session() as session:
+            return dict(store.bury_unconfigured(session, list(self.channels), due_by=due_by))
+
+
+async def _pause(seconds: float, *events: asyncio.Event) -> None:
+    """Wait ``seconds``, or until one of ``events`` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        if waiters:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await asyncio.sleep(seconds)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

@@ -146,26 +146,6 @@ def record_poll(
     return was_failing != (error is not None)
 
 
-def due_deliveries(
-    session: Session, now: datetime, limit: int = 100
-) -> list[tuple[DeliveryRow, MatchRow, ArticleRow]]:
-    statement = (
-        select(DeliveryRow, MatchRow, ArticleRow)
-        .join(MatchRow, col(DeliveryRow.match_id) == col(MatchRow.id))
-        .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
-        .where(DeliveryRow.status == PENDING, col(DeliveryRow.next_attempt_at) <= now)
-        .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
-        .limit(limit)
-    )
-    return [tuple(row) for row in session.exec(statement).all()]  # type: ignore[misc]
-
-
-def next_due_at(session: Session) -> datetime | None:
-    statement = select(func.min(DeliveryRow.next_attempt_at)).where(DeliveryRow.status == PENDING)
-    value: datetime | None = session.exec(statement).one()
-    return value
-
-
 def recent_matches(
     session: Session, limit: int = 20, rule_id: str | None = None
 ) -> list[tuple[MatchRow, ArticleRow]]:

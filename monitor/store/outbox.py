@@ -1,0 +1,205 @@
+"""The outbox's queries: claim due deliveries under a lease, find when one is due, record outcomes.
+
+Each function takes an open Session; the caller owns the transaction (``Database.session()``).
+
+Claims are leases. :func:`claim` selects a channel's due rows and moves their ``next_attempt_at``
+to the lease's end in the same transaction, so no other worker sees them as due until the lease
+runs out. On PostgreSQL the select takes ``FOR UPDATE SKIP LOCKED`` on the delivery rows, so two
+replicas claiming at once each take different rows instead of queueing on each other; on SQLite
+every transaction is ``BEGIN IMMEDIATE`` (see :mod:`monitor.store.db`), which already serialises
+claims. A worker that dies holding a lease leaves its rows due again when the lease ends: sent at
+least once, never lost.
+
+The lease's end is also its token. :func:`record` and :func:`release` change a row only while it
+is still pending with ``next_attempt_at`` equal to the lease this worker was given; when that no
+longer holds, the lease ran out and another worker took the row over, and the late outcome is not
+written over the newer one (the caller logs the possible duplicate). No column is needed for it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, update
+from sqlalchemy.sql.expression import GenerativeSelect
+from sqlmodel import Session, col, select
+
+from monitor.store.repo import DEAD, PENDING
+from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
+
+__all__ = [
+    "Claimed",
+    "Outcome",
+    "bury_unconfigured",
+    "claim",
+    "defer_due",
+    "next_due_at",
+    "next_unconfigured_due_at",
+    "record",
+    "release",
+]
+
+Claimed = tuple[DeliveryRow, MatchRow, ArticleRow]
+"""A claimed delivery with the match and article its alert is built from."""
+
+_Statement = TypeVar("_Statement", bound=GenerativeSelect)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt at a delivery came to, as the row should read afterwards."""
+
+    status: str
+    """PENDING (retry at ``next_attempt_at``), SENT or DEAD."""
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None = None
+    """The next attempt, for PENDING; None leaves the column as it is."""
+    sent_at: datetime | None = None
+
+
+def claim(
+    session: Session, channel: str, *, due_by: datetime, lease_until: datetime, limit: int = 1
+) -> list[Claimed]:
+    """Lease up to ``limit`` of ``channel``'s rows due by ``due_by``, oldest due first.
+
+    The rows come back with ``next_attempt_at == lease_until``, the token :func:`record` and
+    :func:`release` need. An empty list means nothing of this channel is due (or every due row is
+    being claimed by another worker right now).
+    """
+    statement = (
+        select(DeliveryRow, MatchRow, ArticleRow)
+        .join(MatchRow, col(DeliveryRow.match_id) == col(MatchRow.id))
+        .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
+        .where(
+            DeliveryRow.channel == channel,
+            DeliveryRow.status == PENDING,
+            col(DeliveryRow.next_attempt_at) <= due_by,
+        )
+        .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
+        .limit(limit)
+    )
+    rows: list[Claimed] = [tuple(row) for row in session.exec(_locked(session, statement)).all()]  # type: ignore[misc]
+    for delivery, _match, _article in rows:
+        delivery.next_attempt_at = lease_until
+        session.add(delivery)
+    return rows
+
+
+def record(session: Session, delivery_id: int, lease_until: datetime, outcome: Outcome) -> bool:
+    """Write ``outcome`` to the delivery if the lease ending at ``lease_until`` is still held.
+
+    False means the lease was lost (it ran out and another worker claimed the row); nothing was
+    written.
+    """
+    values: dict[str, Any] = {
+        "status": outcome.status,
+        "attempts": outcome.attempts,
+        "last_error": outcome.last_error,
+    }
+    if outcome.next_attempt_at is not None:
+        values["next_attempt_at"] = outcome.next_attempt_at
+    if outcome.sent_at is not None:
+        values["sent_at"] = outcome.sent_at
+    return _update_leased(session, delivery_id, lease_until, values)
+
+
+def release(session: Session, delivery_id: int, lease_until: datetime, now: datetime) -> bool:
+    """Make a leased delivery due at ``now`` again, without counting an attempt (a send that was
+    cancelled). False means the lease had already been lost."""
+    return _update_leased(session, delivery_id, lease_until, {"next_attempt_at": now})
+
+
+def defer_due(
+    session: Session, channel: str, *, due_by: datetime, until: datetime, reason: str
+) -> int:
+    """Move ``channel``'s rows due by ``due_by`` to ``until`` without counting an attempt.
+
+    Rows leased by another worker are not due, so they are left alone. Returns how many moved.
+    """
+    statement = (
+        update(DeliveryRow)
+        .where(
+            col(DeliveryRow.channel) == channel,
+            col(DeliveryRow.status) == PENDING,
+            col(DeliveryRow.next_attempt_at) <= due_by,
+        )
+        .values(next_attempt_at=until, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return session.exec(statement).rowcount
+
+
+def bury_unconfigured(
+    session: Session, configured: Collection[str], *, due_by: datetime, limit: int = 500
+) -> Counter[str]:
+    """Dead-letter up to ``limit`` rows due by ``due_by`` whose channel is not in ``configured``.
+
+    The reason recorded is "channel '<id>' is not configured"; no attempt is counted, as nothing
+    was sent. Rows not yet due (leased by a worker that has the channel, or waiting for a retry)
+    are left for the next sweep. Returns how many rows died per channel; empty when none.
+    """
+    statement = (
+        select(DeliveryRow)
+        .where(
+            col(DeliveryRow.channel).not_in(list(configured)),
+            DeliveryRow.status == PENDING,
+            col(DeliveryRow.next_attempt_at) <= due_by,
+        )
+        .order_by(col(DeliveryRow.id))
+        .limit(limit)
+    )
+    buried: Counter[str] = Counter()
+    for row in session.exec(_locked(session, statement)).all():
+        row.status = DEAD
+        row.last_error = f"channel {row.channel!r} is not configured"
+        session.add(row)
+        buried[row.channel] += 1
+    return buried
+
+
+def next_due_at(session: Session, channel: str) -> datetime | None:
+    """When ``channel``'s earliest pending row is due (a lease's end, if it is claimed); None
+    when it has none."""
+    statement = select(func.min(DeliveryRow.next_attempt_at)).where(
+        DeliveryRow.channel == channel, DeliveryRow.status == PENDING
+    )
+    value: datetime | None = session.exec(statement).one()
+    return value
+
+
+def next_unconfigured_due_at(session: Session, configured: Collection[str]) -> datetime | None:
+    """When the earliest pending row of a channel not in ``configured`` is due; None if none."""
+    statement = select(func.min(DeliveryRow.next_attempt_at)).where(
+        col(DeliveryRow.channel).not_in(list(configured)), DeliveryRow.status == PENDING
+    )
+    value: datetime | None = session.exec(statement).one()
+    return value
+
+
+def _locked(session: Session, statement: _Statement) -> _Statement:
+    """``statement`` locking the delivery rows it returns, skipping rows another transaction
+    holds: on PostgreSQL only (SQLite has no row locks; BEGIN IMMEDIATE serialises instead)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return statement.with_for_update(skip_locked=True, of=DeliveryRow)
+    return statement
+
+
+def _update_leased(
+    session: Session, delivery_id: int, lease_until: datetime, values: dict[str, Any]
+) -> bool:
+    statement = (
+        update(DeliveryRow)
+        .where(
+            col(DeliveryRow.id) == delivery_id,
+            col(DeliveryRow.status) == PENDING,
+            col(DeliveryRow.next_attempt_at) == lease_until,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.exec(statement).rowcount == 1
