@@ -20,7 +20,7 @@ from monitor.errors import Problem
 
 # libyaml's parser is some twenty times faster than PyYAML's own: it decides whether a reload of
 # tens of thousands of rules takes one second or twenty. Both build the same safe nodes.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 """Larger YAML files are refused: a watchlist this big is a mistake or an attack."""
@@ -111,7 +111,9 @@ class _TooManyNodesError(Exception):
 
 
 class _Builder:
-    def __init__(self, loader: _Loader, doc: Document, interpolate: Interpolate | None):
+    def __init__(
+        self, loader: yaml.SafeLoader, doc: Document, interpolate: Interpolate | None
+    ) -> None:
         self.loader = loader
         self.doc = doc
         self.interpolate = interpolate
