@@ -311,8 +311,9 @@ def configure_logging(
     """Send every log record to ``stream`` (stderr: stdout carries console alerts), redacted.
 
     ``level`` is the root level; ``apprise_level`` is Apprise's, WARNING by default because at
-    DEBUG Apprise logs webhook URLs and tokens (redacted here, but noisy). Calling it again replaces
-    the handler an earlier call installed and leaves other handlers alone.
+    DEBUG Apprise logs webhook URLs and tokens (redacted here, but noisy). Apprise never logs below
+    the root level either: its logger gets the stricter of the two. Calling it again replaces the
+    handler an earlier call installed and leaves other handlers alone.
     Raises ValueError for an unknown level or format.
     """
     if fmt not in _FORMATS:
@@ -332,7 +333,9 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(root_level)
 
-    logging.getLogger(APPRISE_LOGGER).setLevel(library_level)
+    # A record passes only its own logger's level, not its ancestors': left at WARNING under an
+    # ERROR root, Apprise's warnings would still reach our handler.
+    logging.getLogger(APPRISE_LOGGER).setLevel(max(root_level, library_level))
     # APScheduler logs every job run at INFO: once per source per interval is noise, not news.
     logging.getLogger("apscheduler").setLevel(max(root_level, logging.WARNING))
     _protect_apprise_logger()

@@ -4,6 +4,8 @@ Loading collects every problem with its file and line instead of stopping at the
 and ``${VAR:-default}`` in string values come from the environment (so secrets stay out of the
 file; ``$$`` is a literal ``$``); a variable that is unset and has no default is an error naming it.
 Relative paths, including a relative SQLite path, resolve against the config file's folder.
+The database URL is checked at load time (it parses, its backend is SQLite or PostgreSQL, its driver
+imports), so a bad one is a problem at its line, not a traceback when the daemon starts.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from monitor import yamlfile
-from monitor.durations import Duration
+from monitor.durations import PositiveDuration
 from monitor.errors import ConfigError, Problem
 
 DEFAULT_CONFIG = Path("config/monitor.yaml")
@@ -39,7 +44,7 @@ class FolderSourceSettings(_Model):
     id: Id
     type: Literal["folder"]
     path: Path
-    interval: Duration = timedelta(minutes=5)
+    interval: PositiveDuration = timedelta(minutes=5)
     """How often the whole folder is rescanned (file-system events are handled as they come)."""
     watch: bool = True
     """React to file-system events as they happen, not only at each scan."""
@@ -53,7 +58,7 @@ class FeedSourceSettings(_Model):
     id: Id
     type: Literal["feed"]
     url: str
-    interval: Duration | None = None
+    interval: PositiveDuration | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     full_text: bool = False
     tags: tuple[str, ...] = ()
@@ -85,14 +90,65 @@ class Settings(_Model):
     channels: tuple[ChannelSettings, ...] = ()
     notify: tuple[str, ...] = ()
     """Channels for a rule that names none."""
-    retry_for: Duration = timedelta(hours=24)
+    retry_for: PositiveDuration = timedelta(hours=24)
     """A failing delivery is retried with backoff for this long, then marked dead."""
+
+    @field_validator("database")
+    @classmethod
+    def _usable_database(cls, value: str) -> str:
+        check_database_url(value)
+        return value
 
     def source_ids(self) -> list[str]:
         return [source.id for source in self.sources]
 
     def channel_ids(self) -> list[str]:
         return [channel.id for channel in self.channels]
+
+
+DATABASE_BACKENDS = frozenset({"sqlite", "postgresql"})
+_DATABASE_HINT = "(use sqlite:///path or postgresql+psycopg://...)"
+
+
+def check_database_url(value: str) -> URL:
+    """The parsed URL when the store can open it; else a validation error saying why.
+
+    The URL must parse, name SQLite or PostgreSQL, and have a synchronous driver that imports (this
+    imports it, as the store would). Messages never quote the URL: it may hold a password.
+    """
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        # Not SQLAlchemy's message: some versions quote the whole URL, password included.
+        raise _database_error(f"not a database URL {_DATABASE_HINT}") from None
+    except ValueError:
+        # The only ValueError make_url raises: int() of the port.
+        raise _database_error("invalid port in URL") from None
+    if url.port is not None and not 0 < url.port < 65536:
+        raise _database_error("invalid port in URL")
+    backend = url.get_backend_name()
+    if backend not in DATABASE_BACKENDS:
+        raise _database_error(f"unsupported database {backend!r} {_DATABASE_HINT}")
+    driver = url.get_driver_name()
+    try:
+        dialect = url.get_dialect()
+    except (ArgumentError, ImportError):  # NoSuchModuleError is an ArgumentError
+        raise _database_error(f"unknown {backend} driver {driver!r} {_DATABASE_HINT}") from None
+    if dialect.is_async:
+        # The store is synchronous (run in threads): an asyncio driver fails at the first query.
+        raise _database_error(f"{backend} driver {driver!r} is asyncio-only {_DATABASE_HINT}")
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise _database_error(
+            f"{backend} driver {driver!r} is not installed {_DATABASE_HINT}"
+        ) from None
+    return url
+
+
+def _database_error(message: str) -> PydanticCustomError:
+    # A custom error, not ValueError: pydantic would prefix the message with "Value error, ".
+    return PydanticCustomError("database_url", "{reason}", {"reason": message})
 
 
 def vocabulary() -> set[str]:
@@ -200,13 +256,23 @@ def resolve_paths(settings: Settings, base: Path) -> Settings:
 
 
 def resolve_database_url(url: str, base: Path) -> str:
-    """``sqlite:///relative.db`` -> an absolute path under ``base``; other URLs unchanged."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        relative = url[len(prefix) :]
-        if relative and not relative.startswith(":memory:"):
-            return prefix + str(_under(base, Path(relative)))
-    return url
+    """A relative SQLite path (``sqlite:///data.db``, any driver) -> an absolute path under
+    ``base``; in-memory databases, ``file:`` URIs and other URLs unchanged."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url  # load() has reported it already
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database.startswith(":memory:")
+        or parsed.query.get("uri") == "true"  # SQLite reads a file: URI itself
+        or Path(database).is_absolute()
+    ):
+        return url
+    absolute = parsed.set(database=str(_under(base, Path(database))))
+    return absolute.render_as_string(hide_password=False)
 
 
 def _under(base: Path, path: Path) -> Path:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from monitor import settings
+from monitor.durations import MAX_DURATION, parse_duration
 from monitor.errors import ConfigError
+
+HINT = "(use sqlite:///path or postgresql+psycopg://...)"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -120,3 +125,121 @@ def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_CONFIG", "/etc/monitor.yaml")
     assert settings.config_path(None) == Path("/etc/monitor.yaml")
     assert settings.config_path("x.yaml") == Path("x.yaml")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        pytest.param("mysql://x/y", f"unsupported database 'mysql' {HINT}", id="mysql"),
+        pytest.param("postgres+nodrv://x/y", f"unsupported database 'postgres' {HINT}", id="alias"),
+        pytest.param(
+            "postgresql+nodrv://x/y", f"unknown postgresql driver 'nodrv' {HINT}", id="driver"
+        ),
+        pytest.param("postgresql://u:s3cretpw@h:notaport/db", "invalid port in URL", id="port"),
+        pytest.param("postgresql://u:s3cretpw@h:70000/db", "invalid port in URL", id="range"),
+        pytest.param("u:s3cretpw@h/db", f"not a database URL {HINT}", id="no-scheme"),
+        pytest.param(
+            "postgresql+asyncpg://u:s3cretpw@h/db",
+            f"postgresql driver 'asyncpg' is asyncio-only {HINT}",
+            id="async",
+        ),
+        pytest.param(
+            "sqlite+pysqlcipher://:s3cretpw@/x.db",
+            f"sqlite driver 'pysqlcipher' is not installed {HINT}",
+            id="missing-driver",
+        ),
+    ],
+)
+def test_unusable_database_url_is_a_problem_at_its_line(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    """A database URL the store could not open is a problem at its line that never shows the
+    password, even when the URL comes from the environment."""
+    path = write(tmp_path, "rules: r\ndatabase: ${DATABASE_URL}\n")
+    assert problems(path, {"DATABASE_URL": url}) == [f"{path}:2: database: {reason}"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite+pysqlite:////var/lib/monitor/monitor.db",
+        "sqlite:///file:monitor.db?mode=ro&uri=true",
+        "postgresql://monitor@db.example.org/monitor",
+        "postgresql+psycopg://u:pw@[::1]:5432/monitor",
+    ],
+)
+def test_sqlite_and_postgresql_urls_are_accepted_as_written(tmp_path: Path, url: str) -> None:
+    """SQLite and PostgreSQL URLs with an installed synchronous driver load unchanged."""
+    path = write(tmp_path, f"database: '{url}'\n")
+    assert settings.load(path, {}).database == url
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite"])
+def test_relative_sqlite_path_resolves_against_the_config_folder(
+    tmp_path: Path, scheme: str
+) -> None:
+    """A relative SQLite path, with or without a driver name, is under the config's folder."""
+    path = write(tmp_path, f"database: '{scheme}:///../data/monitor.db'\n")
+    expected = f"{scheme}:///{tmp_path / 'data' / 'monitor.db'}"
+    assert settings.load(path, {}).database == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("2h", 7200), ("1.5d", 129_600), ("1w", 604_800), (30, 30)],
+)
+def test_durations_parse(text: str | int, seconds: int) -> None:
+    """Durations are written with a unit (s, m, h, d, w) or as a number of seconds."""
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param("999999999999d", "longer than 3650d", id="huge-days"),
+        pytest.param("9" * 400, "longer than 3650d", id="float-infinity"),
+        pytest.param(10**400, "longer than 3650d", id="huge-int"),
+        pytest.param(float("inf"), "longer than 3650d", id="inf"),
+        pytest.param(float("nan"), "not a duration", id="nan"),
+        pytest.param(-5, "cannot be negative", id="negative"),
+        pytest.param(timedelta(seconds=-1), "cannot be negative", id="negative-timedelta"),
+        pytest.param(True, "not a duration", id="bool"),
+    ],
+)
+def test_out_of_range_durations_raise_value_error(value: Any, reason: str) -> None:
+    """Negative, absurdly long and non-numeric durations raise ValueError, never OverflowError."""
+    with pytest.raises(ValueError, match=reason):
+        parse_duration(value)
+
+
+def test_longest_duration_is_accepted() -> None:
+    """MAX_DURATION itself is a valid duration; one second more is not."""
+    assert parse_duration("3650d") == MAX_DURATION
+    with pytest.raises(ValueError, match="longer than 3650d"):
+        parse_duration(MAX_DURATION.total_seconds() + 1)
+
+
+def test_bad_durations_in_config_are_located_problems(tmp_path: Path) -> None:
+    """An overflowing, zero or negative interval or retry window is a problem at its line."""
+    path = write(
+        tmp_path,
+        "sources:\n"
+        "  - {id: a, type: folder, path: x, interval: 999999999999d}\n"
+        "  - {id: b, type: folder, path: y, interval: 0s}\n"
+        "  - {id: c, type: feed, url: 'https://example.org/rss', interval: 0}\n"
+        "retry_for: -60\n",
+    )
+    assert problems(path) == [
+        f"{path}:2: sources.0.folder.interval: a duration cannot be longer than 3650d",
+        f"{path}:3: sources.1.folder.interval: must be longer than 0s",
+        f"{path}:4: sources.2.feed.interval: must be longer than 0s",
+        f"{path}:5: retry_for: a duration cannot be negative",
+    ]
+
+
+def test_zero_retry_window_is_refused(tmp_path: Path) -> None:
+    """retry_for: 0 would mark every failed delivery dead at once, so it is refused."""
+    path = write(tmp_path, "retry_for: 0s\n")
+    assert problems(path) == [f"{path}:1: retry_for: must be longer than 0s"]

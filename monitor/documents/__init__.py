@@ -12,8 +12,10 @@ are removed or replaced, one-line fields (title, author, URL, language, tags, GU
 whitespace collapsed, and each text field is cut at ``MAX_FIELD_CHARS``.
 
 Errors: every problem with the bytes (an unsupported suffix, an encoding, syntax or type error, an
-empty document, a refused DTD) raises ``monitor.errors.DocumentError`` whose message is a short
-reason for a person; nothing else is raised. Parsing is pure: no file or network I/O, no clock.
+empty document, a refused DTD, nesting too deep to parse) raises ``monitor.errors.DocumentError``
+whose message is a short reason for a person; nothing else is raised for any bytes. (MemoryError
+is not about the bytes, which callers cap in size, but about the process: it is left to propagate.)
+Parsing is pure: no file or network I/O, no clock.
 """
 
 from __future__ import annotations
@@ -69,7 +71,13 @@ def parse_document(name: str, data: bytes) -> list[Article]:
         shown = repr(suffix) if suffix else "no suffix"
         supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
         raise DocumentError(f"unsupported file type ({shown}); supported: {supported}")
-    return [_clean(article) for article in parser(data)]
+    try:
+        articles = parser(data)
+    except RecursionError:
+        # The parsers limit or avoid recursion (JSON and e-mail say so in their own words), but
+        # a recursive library underneath can still hit the limit: that is this document's fault.
+        raise DocumentError("document nested too deeply") from None
+    return [_clean(article) for article in articles]
 
 
 def _clean(article: Article) -> Article:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
-from monitor.documents.eml import parse_eml
+from monitor.documents import eml
+from monitor.documents.eml import MAX_DEPTH, parse_eml
 from monitor.errors import DocumentError
 
 
@@ -95,3 +97,59 @@ def test_no_subject_and_no_body_is_an_error(message: bytes) -> None:
     """A message with neither a subject nor body text raises DocumentError."""
     with pytest.raises(DocumentError, match=r"^e-mail has neither a subject nor a text body$"):
         parse_eml(message)
+
+
+def _nested_multiparts(levels: int) -> bytes:
+    """A message whose text part sits inside ``levels`` nested multiparts."""
+    boundaries = (
+        b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (level, level)
+        for level in range(levels)
+    )
+    return b"Subject: nested\n" + b"".join(boundaries) + b"Content-Type: text/plain\n\nbody\n"
+
+
+def _nested_messages(levels: int) -> bytes:
+    """A message whose text sits inside ``levels`` nested message/rfc822 parts."""
+    wrappers = b"Content-Type: message/rfc822\n\n" * levels
+    return b"Subject: outer\n" + wrappers + b"Subject: inner\n\nbody\n"
+
+
+def test_parts_nested_up_to_the_limit_are_read() -> None:
+    """A text part MAX_DEPTH multiparts deep is still found and read."""
+    [article] = parse_eml(_nested_multiparts(MAX_DEPTH))
+    assert (article.title, article.body) == ("nested", "body")
+
+
+@pytest.mark.parametrize("nested", [_nested_multiparts, _nested_messages])
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 100 * sys.getrecursionlimit()])
+def test_parts_nested_past_the_limit_are_refused(
+    nested: Callable[[int], bytes], levels: int
+) -> None:
+    """Parts nested past MAX_DEPTH, even far past the recursion limit, raise DocumentError."""
+    with pytest.raises(DocumentError, match=r"^e-mail parts nested more than 100 levels deep$"):
+        parse_eml(nested(levels))
+
+
+def test_depth_of_the_parsed_message_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts nested too deep are refused even when the parser closed them all between checks."""
+    monkeypatch.setattr(eml, "_CHUNK", 1 << 20)  # the whole message in one feed
+    closings = b"".join(b"--b%d--\n" % level for level in reversed(range(MAX_DEPTH + 1)))
+    with pytest.raises(DocumentError, match=r"^e-mail parts nested more than 100 levels deep$"):
+        parse_eml(_nested_multiparts(MAX_DEPTH + 1) + closings)
+
+
+def test_deeply_nested_header_comments_are_survived() -> None:
+    """A From header of comments nested past the recursion limit is kept raw, not fatal."""
+    levels = 10 * sys.getrecursionlimit()
+    sender = b"(" * levels + b")" * levels + b" a@example.org"
+    [article] = parse_eml(b"Subject: s\nFrom: " + sender + b"\n\nbody\n")
+    assert article.author == sender.decode()
+    assert article.body == "body"
+
+
+def test_deeply_nested_content_type_comments_raise_document_error() -> None:
+    """A Content-Type the parser itself cannot read for its nesting raises DocumentError."""
+    levels = 10 * sys.getrecursionlimit()
+    content_type = b"text/plain " + b"(" * levels + b")" * levels
+    with pytest.raises(DocumentError, match=r"^document nested too deeply$"):
+        parse_eml(b"Subject: s\nContent-Type: " + content_type + b"\n\nbody\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor import documents
 from monitor.documents import MAX_FIELD_CHARS, SUPPORTED_SUFFIXES, parse_document
 from monitor.errors import DocumentError
 from monitor.models import Article
@@ -161,3 +163,140 @@ def test_any_bytes_give_articles_or_document_error(suffix: str, data: bytes) -> 
         return
     for article in articles:
         _assert_clean(article)
+
+
+DEEP = 10 * sys.getrecursionlimit()
+"""Nesting ten times deeper than any recursive parser can follow."""
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        pytest.param(
+            "deep.json",
+            b"[" * 100_000 + b"]" * 100_000,
+            "invalid JSON: nested too deeply",
+            id="json-lists",
+        ),
+        pytest.param(
+            "deep.json",
+            b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+            "invalid JSON: nested too deeply",
+            id="json-objects",
+        ),
+        pytest.param(
+            "deep.eml",
+            b"Subject: s\n" + b"Content-Type: message/rfc822\n\n" * DEEP + b"Subject: t\n\nx",
+            "e-mail parts nested more than 100 levels deep",
+            id="eml-parts",
+        ),
+        pytest.param(
+            "deep.eml",
+            b"Subject: s\nContent-Type: text/plain " + b"(" * DEEP + b")" * DEEP + b"\n\nx",
+            "document nested too deeply",
+            id="eml-header",
+        ),
+    ],
+)
+def test_deep_nesting_that_cannot_be_read_raises_document_error(
+    name: str, data: bytes, reason: str
+) -> None:
+    """JSON and e-mail nested past the recursion limit raise DocumentError, not RecursionError."""
+    with pytest.raises(DocumentError) as raised:
+        parse_document(name, data)
+    assert str(raised.value) == reason
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "title", "text"),
+    [
+        pytest.param(
+            "deep.html",
+            b"<title>t</title>" + b"<div><b>" * DEEP + b"deep text" + b"</b></div>" * DEEP,
+            "t",
+            "deep text",
+            id="html-closed",
+        ),
+        pytest.param(
+            "deep.htm",
+            b"<h1>t</h1>" + b"<span>" * DEEP + b"deep text",
+            "t",
+            "deep text",
+            id="html-unclosed",
+        ),
+        pytest.param(
+            "deep.rss",
+            b'<rss version="2.0"><channel><item><title>t</title><description><![CDATA['
+            + b"<div>" * DEEP
+            + b"deep text"
+            + b"</div>" * DEEP
+            + b"]]></description></item></channel></rss>",
+            "t",
+            "deep text",
+            id="rss-html",
+        ),
+        pytest.param(
+            "deep.xml",
+            b'<rss version="2.0"><channel><item><title>t</title><description>deep text'
+            + b"<x>" * DEEP
+            + b"</x>" * DEEP
+            + b"</description></item></channel></rss>",
+            "t",
+            "deep text",
+            id="rss-elements",
+        ),
+        pytest.param(
+            "deep.atom",
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><title>t</title>'
+            b'<content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+            + b"<div>" * DEEP
+            + b"deep text"
+            + b"</div>" * DEEP
+            + b"</div></content></entry></feed>",
+            "t",
+            "deep text",
+            id="atom-xhtml",
+        ),
+        pytest.param(
+            # Front matter YAML the loader cannot follow is ignored, like any broken front matter.
+            # PyYAML needs several frames a level, so the recursion limit in levels is enough.
+            "deep.md",
+            b"---\ntitle: " + b"[" * sys.getrecursionlimit() + b"\n---\n# t\ndeep text\n",
+            "t",
+            "deep text",
+            id="markdown-front-matter",
+        ),
+    ],
+)
+def test_deep_nesting_that_can_be_read_is_read(
+    name: str, data: bytes, title: str, text: str
+) -> None:
+    """HTML, feeds and Markdown nested past the recursion limit still give their article."""
+    [article] = parse_document(name, data)
+    assert article.title == title
+    assert text in (article.body + article.summary)
+
+
+def _raise(error: BaseException) -> Callable[[bytes], list[Article]]:
+    def parser(data: bytes) -> list[Article]:
+        raise error
+
+    return parser
+
+
+def test_recursion_error_from_any_parser_becomes_document_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should a parser's library still recurse too deep, the caller gets DocumentError."""
+    monkeypatch.setattr(
+        documents, "_PARSERS", {".txt": _raise(RecursionError("maximum recursion depth"))}
+    )
+    with pytest.raises(DocumentError, match=r"^document nested too deeply$"):
+        parse_document("deep.txt", b"x")
+
+
+def test_memory_error_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MemoryError is the process's trouble, not the document's: it is never a DocumentError."""
+    monkeypatch.setattr(documents, "_PARSERS", {".txt": _raise(MemoryError())})
+    with pytest.raises(MemoryError):
+        parse_document("huge.txt", b"x")

@@ -157,13 +157,35 @@ def test_json_lines_are_valid_json_with_the_vocabulary(log_stream: io.StringIO) 
 
 
 def test_apprise_is_quiet_by_default(log_stream: io.StringIO) -> None:
-    """Apprise's logger is set to WARNING, whatever the root level."""
+    """Apprise's logger stays at WARNING when the root logs DEBUG."""
     configure_logging("DEBUG", "text", stream=log_stream)
     logging.getLogger("apprise").info("Loaded Slack URL")
     logging.getLogger("apprise").warning("Failed to send to Slack")
     output = log_stream.getvalue()
     assert "Failed to send to Slack" in output
     assert "Loaded Slack URL" not in output
+
+
+@pytest.mark.parametrize(
+    ("root", "library", "shown", "hidden"),
+    [
+        ("ERROR", "WARNING", "send failed", "retrying"),
+        ("WARNING", "DEBUG", "retrying", "loaded url"),
+        ("DEBUG", "ERROR", "send failed", "retrying"),
+    ],
+)
+def test_apprise_logs_at_the_stricter_of_its_level_and_the_root_level(
+    log_stream: io.StringIO, root: str, library: str, shown: str, hidden: str
+) -> None:
+    """Apprise's records are written only when both the root and the Apprise level allow them."""
+    configure_logging(root, "text", apprise_level=library, stream=log_stream)
+    apprise = logging.getLogger("apprise")
+    apprise.info("loaded url")
+    apprise.warning("retrying")
+    apprise.error("send failed")
+    output = log_stream.getvalue()
+    assert shown in output
+    assert hidden not in output
 
 
 def test_configuring_twice_keeps_one_handler(log_stream: io.StringIO) -> None:
