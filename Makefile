@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/monitor.yaml
 
-.PHONY: run test lint check format clean
+.PHONY: run test lint check format clean bench-matching
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "monitor needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -31,6 +32,12 @@ check: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format monitor tests benchmarks
 	$(BIN)/ruff check --fix monitor tests benchmarks
+
+# Matching throughput, compile time and memory of monitor's engine next to tantivy and `re`
+# (about 5 minutes; BENCH_ARGS=--quick for a smoke run). See benchmarks/matching.py.
+bench-matching: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/matching.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
