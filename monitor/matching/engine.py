@@ -25,7 +25,7 @@ regex) are evaluated for every article.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +35,7 @@ import re2
 from monitor.matching import query as q
 from monitor.matching.language import detect_language, stemmer
 from monitor.matching.rules import Rule, Term, TermSpec
-from monitor.matching.text import Words, norms, split_words
+from monitor.matching.text import Words, fold_accents, norms, split_words
 from monitor.models import FIELDS, Article, Hit, RuleMatch
 
 __all__ = ["Matcher"]
@@ -46,6 +46,9 @@ _MAX_GROUPS = 2
 """Index a rule under at most this many required parts: more costs postings, saves little."""
 _SCANS_BEFORE_INDEX = 12
 """Word lookups in a field answered by scanning before its position index is built."""
+_GAP = 128
+"""Empty words between two values of a multi-valued field: more than any slop or NEAR distance."""
+_MAX_SPANS = 1000
 _PREFIX_KEY = 3
 """A prefix term is indexed by its first characters; shorter prefixes are not indexed."""
 
@@ -64,7 +67,8 @@ class _Leaf:
     slop: int
     fields: tuple[str, ...]
     stem: str | None  # the stemmer's language, when words are stems
-    raw: tuple[str, ...] | None  # exact words for a case-sensitive term
+    raw: tuple[str, ...] | None  # words with their case (accents folded), for case_sensitive
+    glued: tuple[bool, ...]  # glued[i]: word i+1 directly follows word i (one written word)
 
     def key(self) -> str | None:
         """The index key of the word most likely to be rare, or None if none can be indexed."""
@@ -127,16 +131,42 @@ class _Compiled:
 
 
 class _Field:
-    """One field of one article: its words, and where each word occurs (built on demand)."""
+    """One field of one article: its words, and where each word occurs (built on demand).
 
-    __slots__ = ("_index", "_lookups", "_prefixes", "_stems", "_words", "name", "norms", "text")
+    A multi-valued field (tags) keeps its values apart: ``_GAP`` empty words stand between two
+    values, so no phrase, slop or NEAR can join words of different values.
+    """
 
-    def __init__(self, name: str, text: str) -> None:
+    __slots__ = (
+        "_index",
+        "_lookups",
+        "_prefixes",
+        "_segments",
+        "_sorted",
+        "_stems",
+        "_vocabulary",
+        "_words",
+        "name",
+        "norms",
+        "text",
+    )
+
+    def __init__(self, name: str, text: str, segments: Sequence[str] | None = None) -> None:
         self.name = name
         self.text = text
-        self.norms: list[str] = norms(text)
+        self._segments = segments
+        if segments is None:
+            self.norms: list[str] = norms(text)
+        else:
+            self.norms = []
+            for number, segment in enumerate(segments):
+                if number:
+                    self.norms.extend([""] * _GAP)
+                self.norms.extend(norms(segment))
         self._words: Words | None = None
+        self._vocabulary: set[str] | None = None
         self._index: dict[str, list[int]] | None = None
+        self._sorted: list[str] | None = None
         self._lookups = 0
         self._stems: dict[str, dict[str, list[int]]] = {}
         self._prefixes: dict[str, list[int]] = {}
@@ -155,12 +185,13 @@ class _Field:
         if prefix:
             found = self._prefixes.get(word)
             if found is None:
-                found = sorted(
-                    p for norm, ps in self.index().items() if norm.startswith(word) for p in ps
-                )
-                self._prefixes[word] = found
+                found = self._prefixes[word] = self._with_prefix(word)
             return found
         if stem is None:
+            if self._vocabulary is None:
+                self._vocabulary = set(self.norms)
+            if word not in self._vocabulary:
+                return ()
             if self._index is None and self._lookups < _SCANS_BEFORE_INDEX:
                 # A few lookups are cheaper as C-level scans than building the whole index.
                 self._lookups += 1
@@ -171,22 +202,57 @@ class _Field:
             stem_of = stemmer(stem)
             stems = {}
             for norm, ps in self.index().items():
-                stems.setdefault(stem_of(norm), []).extend(ps)
+                if norm:
+                    stems.setdefault(stem_of(norm), []).extend(ps)
             for ps in stems.values():
                 ps.sort()
             self._stems[stem] = stems
         return stems.get(word, ())
 
+    def _with_prefix(self, prefix: str) -> list[int]:
+        # The distinct words, sorted once: the words with a prefix are one run found by bisect,
+        # and only those words are looked up (no index of every word is needed).
+        if self._sorted is None:
+            self._sorted = sorted(set(self.norms))
+        vocabulary = self._sorted
+        found: list[int] = []
+        at = bisect_left(vocabulary, prefix)
+        while at < len(vocabulary) and vocabulary[at].startswith(prefix):
+            found += self.positions(vocabulary[at], False, None)
+            at += 1
+        found.sort()
+        return found
+
     @property
     def words(self) -> Words:
         """Words with their offsets, computed only for fields that have hits."""
         if self._words is None:
-            self._words = split_words(self.text)
+            if self._segments is None:
+                self._words = split_words(self.text)
+            else:
+                self._words = _joined_words(self._segments)
         return self._words
 
     def raw(self, position: int) -> str:
         words = self.words
         return self.text[words.starts[position] : words.ends[position]]
+
+
+def _joined_words(segments: Sequence[str]) -> Words:
+    """Words of segments joined by newlines, with _GAP empty words between two segments."""
+    joined = Words([], [], [])
+    offset = 0
+    for number, segment in enumerate(segments):
+        if number:
+            joined.norms.extend([""] * _GAP)
+            joined.starts.extend([offset - 1] * _GAP)
+            joined.ends.extend([offset - 1] * _GAP)
+        words = split_words(segment)
+        joined.norms.extend(words.norms)
+        joined.starts.extend(start + offset for start in words.starts)
+        joined.ends.extend(end + offset for end in words.ends)
+        offset += len(segment) + 1
+    return joined
 
 
 class _Doc:
@@ -202,7 +268,12 @@ class _Doc:
     def field(self, name: str) -> _Field:
         found = self._fields.get(name)
         if found is None:
-            found = self._fields[name] = _Field(name, _field_text(self.article, name))
+            if name == "tags":
+                tags = self.article.tags
+                found = _Field(name, "\n".join(tags), tags)
+            else:
+                found = _Field(name, _field_text(self.article, name))
+            self._fields[name] = found
         return found
 
     def article_language(self) -> str | None:
@@ -233,11 +304,11 @@ def _field_text(article: Article, name: str) -> str:
     return getattr(article, name) or ""
 
 
-# An occurrence of a term: (field name, first word, last word, term); words -1 for a regex,
-# then first/last are character offsets.
-_Occ = tuple[str, int, int, "_Leaf | _Regex"]
-# A positional unit for NEAR: (field name, first word, last word, occurrences inside it)
-_Span = tuple[str, int, int, tuple[_Occ, ...]]
+# An occurrence of a term: (field name, first word, last word, term, the words it matched).
+# For a regex, first and last encode character offsets as -1 - offset, and there are no words.
+_Occ = tuple[str, int, int, "_Leaf | _Regex", tuple[int, ...]]
+# A positional unit for NEAR: (field name, first word, last word, occurrences, words)
+_Span = tuple[str, int, int, tuple[_Occ, ...], frozenset[int]]
 
 
 # -- the matcher --------------------------------------------------------------------------------
@@ -256,14 +327,27 @@ class Matcher:
         "_fields",
         "_indexes",
         "_keys",
+        "_never",
+        "_prefilters",
         "_prefix_keys",
         "_single",
         "_stem_languages",
     )
 
     def __init__(self, rules: Iterable[Rule]) -> None:
-        compiled = [entry for entry in map(_compile, rules) if entry is not None]
+        compiled: list[_Compiled] = []
+        self._never: dict[str, str] = {}
+        for rule in rules:
+            entry = _compile(rule)
+            if entry is None:
+                self._never[rule.id] = "disabled" if not rule.enabled else "nothing it can match"
+            else:
+                compiled.append(entry)
         self._compiled = tuple(compiled)
+        # Before a candidate is evaluated, each required part needs one term all of whose words
+        # occur in the article: an alias indexed under "president" is not worth a phrase search
+        # when the name beside it is absent.
+        self._prefilters = tuple(_prefilter(entry) for entry in compiled)
         # One index per group position: key -> the rules whose group there holds that key. An
         # article's candidates are then a few unions and one intersection of sets, done in C.
         postings: list[dict[str, set[int]]] = [{} for _ in range(_MAX_GROUPS)]
@@ -277,12 +361,17 @@ class Matcher:
         self._keys = frozenset(key for index in self._indexes for key in index)
         self._single = frozenset(n for n, e in enumerate(compiled) if len(e.groups) == 1)
         self._always = tuple(n for n, e in enumerate(compiled) if not e.groups)
-        self._prefix_keys = any(key.startswith("\x02") for key in self._keys)
+        every_key = set(self._keys)
+        for parts in self._prefilters:
+            for part in parts:
+                for keys in part:
+                    every_key |= keys
+        self._prefix_keys = frozenset(key[1:] for key in every_key if key.startswith("\x02"))
         # Index keys come from every field some rule searches, not only the default ones.
         searched = {name for entry in compiled for name in _searched_fields(entry)}
         self._fields = tuple(name for name in ALL_FIELDS if name in searched)
         self._stem_languages = sorted(
-            {key[1:].split(":", 1)[0] for key in self._keys if key.startswith("\x01")}
+            {key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")}
         )
 
     def __len__(self) -> int:
@@ -296,7 +385,10 @@ class Matcher:
         """
         doc = _Doc(article)
         matches = []
-        for number in self._candidates(doc):
+        candidates, keys = self._candidates(doc)
+        for number in candidates:
+            if not all(any(ks <= keys for ks in part) for part in self._prefilters[number]):
+                continue
             entry = self._compiled[number]
             occurrences = _evaluate(entry, doc)
             if occurrences is not None:
@@ -308,32 +400,34 @@ class Matcher:
     def explain(self, article: Article) -> dict[str, str]:
         """For each rule that does not match ``article``, which part failed, in words."""
         doc = _Doc(article)
-        reasons = {}
+        reasons = dict(self._never)
         for entry in self._compiled:
             if _evaluate(entry, doc) is None:
                 reasons[entry.rule.id] = _explain(entry, doc)
         return reasons
 
-    def _candidates(self, doc: _Doc) -> list[int]:
-        """Numbers of the rules whose every indexed group has a key in the article."""
+    def _candidates(self, doc: _Doc) -> tuple[list[int], set[str]]:
+        """Numbers of the rules whose every indexed group has a key in the article, and the
+        article's keys (its words, their prefixes and stems)."""
         present: set[str] = set()
         for name in self._fields:
             present.update(doc.field(name).norms)
         keys = present
         if self._prefix_keys:
-            keys = keys | {"\x02" + word[:_PREFIX_KEY] for word in present if len(word) >= 3}
+            starts = {word[:_PREFIX_KEY] for word in present} & self._prefix_keys
+            keys = keys | {"\x02" + start for start in starts}
         for language in self._stem_languages:
             stem_of = stemmer(language)
             keys = keys | {f"\x01{language}:{stem_of(word)}" for word in present}
-        keys &= self._keys
+        indexed = keys & self._keys
         first, second = self._indexes
-        one: set[int] = set().union(*[first[key] for key in keys if key in first])
+        one: set[int] = set().union(*[first[key] for key in indexed if key in first])
         if not one and not self._always:
-            return []
-        two: set[int] = set().union(*[second[key] for key in keys if key in second])
+            return [], keys
+        two: set[int] = set().union(*[second[key] for key in indexed if key in second])
         found = (one & two) | (one & self._single)
         found.update(self._always)
-        return sorted(found)
+        return sorted(found), keys
 
 
 # -- compiling ----------------------------------------------------------------------------------
@@ -402,7 +496,9 @@ def _leaf(
         stem_of = stemmer(stem)
         words = tuple(w if p else stem_of(w) for w, p in zip(words, phrase.prefixes, strict=True))
     case_sensitive = spec.case_sensitive if spec is not None else phrase.case_sensitive
-    raw = q.raw_words(phrase.text) if case_sensitive else None
+    raw = None
+    if case_sensitive:
+        raw = tuple(fold_accents(word.rstrip("*")) for word in q.raw_words(phrase.text))
     return _Leaf(
         text=phrase.text,
         kind=kind,
@@ -412,7 +508,19 @@ def _leaf(
         fields=phrase.fields or fields,
         stem=stem,
         raw=raw,
+        glued=_glue(phrase.text, len(words)),
     )
+
+
+def _glue(text: str, size: int) -> tuple[bool, ...]:
+    """Which consecutive words of a term were written as one word ("Kassym-Jomart", "习近平"):
+    slop never applies inside a written word. ``glued[i]`` is about words i and i+1."""
+    starts: list[bool] = []  # for each word: does it start a written word?
+    for part in text.split():
+        count = len(norms(part.replace("*", " ")))
+        starts.extend([True] + [False] * (count - 1) if count else [])
+    glued = [not start for start in starts[1:size]]
+    return tuple(glued) + (False,) * max(0, size - 1 - len(glued))
 
 
 def _node(node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
@@ -454,6 +562,44 @@ def _node(node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -
                 _node(left, rule, fields, stem), _node(right, rule, fields, stem), distance
             )
     raise AssertionError(node)
+
+
+def _leaf_keys(leaf: _Leaf) -> frozenset[str]:
+    """The keys of all the words a leaf needs (prefixes by their first characters)."""
+    keys = set()
+    for word, prefix in zip(leaf.words, leaf.prefixes, strict=True):
+        if prefix:
+            if len(word) >= _PREFIX_KEY:
+                keys.add("\x02" + word[:_PREFIX_KEY])
+        elif leaf.stem:
+            keys.add(f"\x01{leaf.stem}:{word}")
+        else:
+            keys.add(word)
+    return frozenset(keys)
+
+
+def _prefilter(entry: _Compiled) -> tuple[tuple[frozenset[str], ...], ...]:
+    """Required parts, each as the key sets of its alternatives: one must be all present."""
+    parts: list[tuple[frozenset[str], ...]] = []
+    for part in (entry.actors, entry.keywords):
+        if part is not None:
+            parts += _query_parts(part)
+    if entry.query is not None:
+        parts += _query_parts(entry.query)
+    return tuple(parts)
+
+
+def _query_parts(node: _Node) -> list[tuple[frozenset[str], ...]]:
+    match node:
+        case _Leaf():
+            return [(_leaf_keys(node),)]
+        case _Any(children) if children and all(isinstance(c, _Leaf) for c in children):
+            return [tuple(_leaf_keys(c) for c in children)]  # type: ignore[arg-type]
+        case _All(children):
+            return [part for child in children for part in _query_parts(child)]
+        case _Near(left, right, _):
+            return _query_parts(left) + _query_parts(right)
+    return []
 
 
 def _searched_fields(entry: _Compiled) -> set[str]:
@@ -510,43 +656,66 @@ def _groups(node: _Node) -> list[frozenset[str]]:
 
 
 def _evaluate(entry: _Compiled, doc: _Doc) -> list[_Occ] | None:
-    """The occurrences that make ``entry`` match ``doc``, or None if it does not match."""
+    """The occurrences that make ``entry`` match ``doc``, or None if it does not match.
+
+    Most candidates fail, so a first pass stops at the first term that decides each part; only a
+    rule that matches pays for collecting every occurrence (its hits).
+    """
     rule = entry.rule
     if rule.sources is not None and doc.article.source_id not in rule.sources:
         return None
-    occurrences: list[_Occ] = []
-    if entry.actors is not None:
-        found = _all_occurrences(entry.actors, doc)
-        if not found:
+    counted: list[_Occ] = []
+    if rule.min_hits is None:
+        for part in (entry.actors, entry.keywords):
+            if part is not None and _holds(part, doc, collect=False) is None:
+                return None
+    else:
+        for part in (entry.actors, entry.keywords):
+            if part is not None:
+                found = _all_occurrences(part, doc)
+                if not found:
+                    return None
+                counted += found
+        if counted and _mentions(counted) < rule.min_hits:
             return None
-        occurrences += found
-    if entry.keywords is not None:
-        found = _all_occurrences(entry.keywords, doc)
-        if not found:
-            return None
-        occurrences += found
-    counted = entry.actors is not None or entry.keywords is not None
-    if rule.min_hits is not None and counted and len(occurrences) < rule.min_hits:
-        return None
     for exclude in entry.excludes:
         if _leaf_occurrences(exclude, doc):
             return None
-    if entry.query is not None:
-        held = _holds(entry.query, doc)
-        if held is None:
-            return None
-        occurrences += held
+    if entry.query is not None and _holds(entry.query, doc, collect=False) is None:
+        return None
     if rule.languages is not None and doc.article_language() not in rule.languages:
         return None
+    occurrences = counted
+    if rule.min_hits is None:
+        for part in (entry.actors, entry.keywords):
+            if part is not None:
+                occurrences += _all_occurrences(part, doc)
+    if entry.query is not None:
+        occurrences += _holds(entry.query, doc) or []
     return occurrences
+
+
+def _mentions(occurrences: list[_Occ]) -> int:
+    """Occurrences counted once per place: overlapping aliases or keywords ("Kassym-Jomart
+    Tokayev" and "Tokayev") at the same words are one mention."""
+    count = 0
+    reach: dict[str, int] = {}
+    for name, first, last, _term, _words in sorted(occurrences, key=lambda o: (o[0], o[1], -o[2])):
+        if first > reach.get(name, -1):
+            count += 1
+        reach[name] = max(reach.get(name, -1), last)
+    return count
 
 
 def _all_occurrences(part: _Any, doc: _Doc) -> list[_Occ]:
     return [occ for child in part.children for occ in _leaf_occurrences(child, doc)]  # type: ignore[arg-type]
 
 
-def _holds(node: _Node, doc: _Doc) -> list[_Occ] | None:
-    """Occurrences of the positive terms that make ``node`` hold, or None if it does not."""
+def _holds(node: _Node, doc: _Doc, *, collect: bool = True) -> list[_Occ] | None:
+    """Occurrences of the positive terms that make ``node`` hold, or None if it does not.
+
+    Without ``collect`` it only decides: an OR stops at its first child that holds.
+    """
     match node:
         case _Leaf():
             found = _leaf_occurrences(node, doc)
@@ -557,18 +726,23 @@ def _holds(node: _Node, doc: _Doc) -> list[_Occ] | None:
         case _All(children):
             collected: list[_Occ] = []
             for child in children:
-                part = _holds(child, doc)
+                part = _holds(child, doc, collect=collect)
                 if part is None:
                     return None
                 collected += part
             return collected
         case _Any(children):
+            if not collect:
+                for child in children:
+                    if (part := _holds(child, doc, collect=False)) is not None:
+                        return part
+                return None
             results = [r for r in (_holds(child, doc) for child in children) if r is not None]
             if not results:
                 return None
             return [occ for r in results for occ in r]
         case _None(child):
-            return [] if _holds(child, doc) is None else None
+            return [] if _holds(child, doc, collect=False) is None else None
         case _Near():
             spans = _spans(node, doc)
             if not spans:
@@ -581,7 +755,10 @@ def _spans(node: _Node, doc: _Doc) -> list[_Span]:
     """Positional units of ``node`` (a leaf, an OR of them, or NEAR) for NEAR."""
     match node:
         case _Leaf():
-            return [(occ[0], occ[1], occ[2], (occ,)) for occ in _leaf_occurrences(node, doc)]
+            return [
+                (occ[0], occ[1], occ[2], (occ,), frozenset(occ[4]))
+                for occ in _leaf_occurrences(node, doc)
+            ]
         case _Any(children):
             return [span for child in children for span in _spans(child, doc)]
         case _Near(left, right, distance):
@@ -589,60 +766,56 @@ def _spans(node: _Node, doc: _Doc) -> list[_Span]:
             if not lefts:
                 return []
             rights = _spans(right, doc)
-            joined: list[_Span] = []
+            joined: dict[tuple[str, int, int], _Span] = {}
             for a in lefts:
                 for b in rights:
-                    if a[0] != b[0]:
-                        continue
+                    if a[0] != b[0] or a[4] & b[4]:
+                        continue  # other fields, or the same words: not "near", the same
                     if a[2] < b[1]:
                         between = b[1] - a[2] - 1
                     elif b[2] < a[1]:
                         between = a[1] - b[2] - 1
                     else:
-                        continue  # overlapping words are not "near", they are the same words
-                    if between <= distance:
-                        joined.append((a[0], min(a[1], b[1]), max(a[2], b[2]), a[3] + b[3]))
-            return joined
+                        between = 0  # one sits between the other's words
+                    key = (a[0], min(a[1], b[1]), max(a[2], b[2]))
+                    if between <= distance and key not in joined:
+                        joined[key] = (*key, a[3] + b[3], a[4] | b[4])
+                        if len(joined) >= _MAX_SPANS:
+                            # Enough to prove the NEAR holds and to show hits; chained NEARs
+                            # would otherwise multiply their combinations.
+                            return list(joined.values())
+            return list(joined.values())
     return []
 
 
 def _leaf_occurrences(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
     found: list[_Occ] = []
-    head, rest = leaf.words[0], leaf.words[1:]
     for name in leaf.fields:
         fld = doc.field(name)
-        starts = fld.positions(head, leaf.prefixes[0], leaf.stem)
-        if not starts:
-            continue
-        chains: Iterable[tuple[int, int]]
-        if not rest:
-            chains = ((p, p) for p in starts)
+        lists = []
+        for number, (word, prefix) in enumerate(zip(leaf.words, leaf.prefixes, strict=True)):
+            positions = fld.positions(word, prefix, leaf.stem)
+            if positions and leaf.raw is not None:
+                positions = _same_case(fld, positions, leaf.raw[number], prefix)
+            if not positions:
+                break
+            lists.append(positions)
         else:
-            following = [
-                fld.positions(w, p, leaf.stem) for w, p in zip(rest, leaf.prefixes[1:], strict=True)
-            ]
-            if not all(following):
-                continue
-            chains = _sloppy(starts, following, leaf.slop)
-        for first, last in chains:
-            if leaf.raw is None or _same_letters(fld, first, last, leaf.raw):
-                found.append((name, first, last, leaf))
+            if len(lists) == 1:
+                found.extend((name, p, p, leaf, (p,)) for p in lists[0])
+            else:
+                found.extend(
+                    (name, words[0], words[-1], leaf, words)
+                    for words in _chains(lists[0], lists[1:], leaf.slop, leaf.glued)
+                )
     return found
 
 
-def _same_letters(fld: _Field, first: int, last: int, raw: tuple[str, ...]) -> bool:
-    """Whether a case-sensitive term's words are written exactly so in the article."""
-    if last - first + 1 != len(raw):
-        # With slop the matched words are not consecutive: compare the term's words in order.
-        words = [fld.raw(p) for p in range(first, last + 1)]
-        it = iter(words)
-        return all(
-            any(w == r or (r.endswith("*") and w.startswith(r[:-1])) for w in it) for r in raw
-        )
-    return all(
-        fld.raw(first + i) == r or (r.endswith("*") and fld.raw(first + i).startswith(r[:-1]))
-        for i, r in enumerate(raw)
-    )
+def _same_case(fld: _Field, positions: Sequence[int], raw: str, prefix: bool) -> list[int]:
+    """The positions where the article writes the word with the term's letters and case."""
+    if prefix:
+        return [p for p in positions if fold_accents(fld.raw(p)).startswith(raw)]
+    return [p for p in positions if fold_accents(fld.raw(p)) == raw]
 
 
 def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
@@ -651,38 +824,46 @@ def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
         text = doc.field(name).text
         for hit in node.pattern.finditer(text):
             if hit.end() > hit.start():
-                found.append((name, -1 - hit.start(), -1 - hit.end(), node))
+                found.append((name, -1 - hit.start(), -1 - hit.end(), node, ()))
     return found
 
 
-def _sloppy(
-    starts: Sequence[int], following: list[Sequence[int]], slop: int
-) -> list[tuple[int, int]]:
-    """(first, last) word indexes of each in-order chain within ``slop``, one per start.
+def _chains(
+    starts: Sequence[int],
+    following: list[Sequence[int]],
+    slop: int,
+    glued: tuple[bool, ...],
+) -> list[tuple[int, ...]]:
+    """The word positions of each in-order chain within ``slop``, one per start.
 
     For a given start, taking the earliest following occurrence of each next word minimises the
     last position and so the total gap; so one greedy chain per start finds every occurrence.
+    A glued word must come right after the one before it.
     """
-    chains: list[tuple[int, int]] = []
+    chains: list[tuple[int, ...]] = []
     for first in starts:
+        chain = [first]
         last, gap = first, 0
-        for positions in following:
+        for positions, stuck in zip(following, glued, strict=True):
             k = bisect_right(positions, last)
             if k == len(positions):
                 # No occurrence of this word after this start, so none after any later start.
                 return chains
+            if stuck and positions[k] != last + 1:
+                break
             gap += positions[k] - last - 1
             last = positions[k]
             if gap > slop:
                 break
+            chain.append(last)
         else:
-            chains.append((first, last))
+            chains.append(tuple(chain))
     return chains
 
 
 def _hits(doc: _Doc, occurrences: list[_Occ]) -> tuple[Hit, ...]:
     hits = []
-    for name, first, last, term in occurrences:
+    for name, first, last, term, _words in occurrences:
         fld = doc.field(name)
         if first < 0:
             start, end = -1 - first, -1 - last

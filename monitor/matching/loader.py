@@ -163,6 +163,12 @@ def _collect_actors(parsed: list[_File]) -> tuple[dict[str, Actor], list[Problem
                 )
                 continue
             aliases = _dedupe((spec.name, *(_term(a) for a in spec.aliases)))
+            if not tokenize(spec.name):
+                # The name is an alias too; one with no words would silently match nothing.
+                where_name = ("actors", actor_id, "name")
+                problems.append(
+                    doc.problem(where_name, f"name {spec.name!r} has no words to match")
+                )
             for index, alias in enumerate(spec.aliases):
                 if not tokenize(term_text(_term(alias))):
                     loc = ("actors", actor_id, "aliases", index)
@@ -208,7 +214,7 @@ def _collect_rules(
                     slop=spec.slop,
                     enabled=spec.enabled,
                     notify=spec.notify,
-                    fields=tuple(spec.fields) if spec.fields else FIELDS,
+                    fields=spec.fields if spec.fields is not None else FIELDS,
                     min_hits=spec.min_hits,
                     sources=spec.sources,
                     languages=spec.languages,
@@ -259,7 +265,7 @@ def _check_rule(
                 problems.append(
                     doc.problem((*loc, key, position), f"{text!r} has no words to match")
                 )
-    if spec.stem and spec.language not in STEMMER_LANGUAGES:
+    if spec.language not in STEMMER_LANGUAGES:
         hint = _unknown("stemmer language", spec.language, STEMMER_LANGUAGES)
         problems.append(doc.problem((*loc, "language"), hint))
     if spec.query is not None:

@@ -5,26 +5,35 @@ Grammar (operators are upper case; precedence, tightest first: NOT, NEAR, AND, O
     query    := or
     or       := and ("OR" and)*
     and      := near (["AND"] near)*          adjacent terms are ANDed
-    near     := unary ("NEAR/" n unary)*      at most n other words between, either order
-    unary    := "NOT" unary | primary
+    near     := unary ("NEAR/" n unary)*      at most n (0..100) other words between, either order
+    unary    := "NOT"* primary
     primary  := "(" or ")" | field ":" primary | term
-    term     := word | word* | "phrase" | "phrase"~n | @actor | /regex/
+    term     := word | word* | "phrase" | "phrase"~n | @actor | /regex/     n: 0..50
     field    := title | summary | body | author | tags | url | source
 
 So ``Nazarbayev OR Putin AND NOT troops`` is ``Nazarbayev OR (Putin AND (NOT troops))``. Inside a
 phrase a word may end in ``*`` (a prefix): ``"shoot* without warning"``. A bare word that
 tokenises into several words ("troop-transports") is an exact phrase of them. ``/regex/`` is RE2
 syntax (linear time, so no pattern can hang the matcher), case-insensitive, searched in each
-field's original text; ``\\/`` stands for a slash inside it.
+field's original text; ``\\/`` stands for a slash inside it, and any other backslash is kept
+with the character after it (``/a\\\\/`` is the pattern ``a\\\\``).
+
+Habits from Lucene that would silently change the meaning are errors: ``-word`` and ``+word``
+(write ``NOT word``, or just ``word``), ``word~2`` (``~n`` applies to quoted phrases) and a second
+``~n`` after a phrase.
 
 Parsing is pure and needs no article. A malformed query raises :class:`QueryError` with the
-1-based column in the query and what was expected there.
+1-based column in the query and what was expected there. So does a query too costly to use:
+parentheses and field prefixes may nest at most ``MAX_DEPTH`` deep, and so may the parsed tree
+(each ``NOT``, ``NEAR``, and ``AND`` or ``OR`` inside another adds a level), so nothing that walks
+it can exhaust the stack; one NEAR expression may hold at most ``MAX_NEARS`` operators, since each
+multiplies the positions the matcher pairs up.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import re2
@@ -36,6 +45,14 @@ QUERY_FIELDS: tuple[str, ...] = ("title", "summary", "body", "author", "tags", "
 
 MAX_QUERY_LENGTH = 10_000
 MAX_DEPTH = 100
+"""The most levels of nesting: of parentheses and field prefixes, and of the parsed tree."""
+MAX_NEARS = 8
+"""The most NEAR operators in one NEAR expression, counting those of its operands (of an OR of
+them, the branch with the most)."""
+MAX_NEAR_DISTANCE = 100
+"""The largest n of ``NEAR/n``."""
+MAX_SLOP = 50
+"""The largest n of ``"phrase"~n`` (as for a rule's ``slop``)."""
 
 
 class QueryError(ValueError):
@@ -199,18 +216,33 @@ def _lex_phrase(query: str, i: int) -> tuple[_Token, int]:
         raise QueryError('unterminated phrase: expected a closing "', i + 1)
     slop, after = -1, end + 1
     if found := _SLOP.match(query, after):
-        slop, after = int(found.group(1)), found.end()
+        slop = _number(found.group(1), MAX_SLOP, "~n", after + 1)
+        after = found.end()
+        if query.startswith("~", after):
+            raise QueryError("a phrase takes one ~n", after + 1)
+        if after < len(query) and not query[after].isspace() and query[after] != ")":
+            raise QueryError(f"expected a space or ')' after ~{slop}", after + 1)
     elif query.startswith("~", after):
         raise QueryError("expected a number of words after ~", after + 1)
     return _Token("phrase", query[i + 1 : end], i + 1, slop), after
+
+
+def _number(digits: str, most: int, what: str, column: int) -> int:
+    # Checked on the digits first: int() refuses strings of thousands of digits.
+    if len(digits) > len(str(most)) or int(digits) > most:
+        raise QueryError(f"{what} must be at most {most}", column)
+    return int(digits)
 
 
 def _lex_regex(query: str, i: int) -> tuple[_Token, int]:
     j = i + 1
     pattern: list[str] = []
     while j < len(query) and query[j] != "/":
-        if query.startswith("\\/", j):
-            pattern.append("/")
+        if query[j] == "\\" and j + 1 < len(query):
+            # A backslash takes the next character with it, so in /a\\/ the last slash closes
+            # the expression. Only an escaped slash loses its backslash: RE2 needs none there.
+            pair = query[j : j + 2]
+            pattern.append("/" if pair == "\\/" else pair)
             j += 2
         else:
             pattern.append(query[j])
@@ -231,8 +263,17 @@ def _lex_bare(query: str, i: int) -> tuple[_Token, int]:
     found = _BARE.match(query, i)
     assert found is not None
     word, column = found.group(0), i + 1
+    if word[0] in "-+" and query[i + 1 : i + 2] not in ("", ")") and not query[i + 1].isspace():
+        # Lucene's -word and +word: here '-' and '+' separate words, so "-troops" would find
+        # troops, the opposite of what was meant.
+        if word[0] == "-":
+            instead = f"NOT {word[1:]}" if word[1:] else "NOT before the term"
+            raise QueryError(f"use {instead}; '-' is not an operator here", column)
+        instead = f"write {word[1:]}" if word[1:] else "drop the '+'"
+        raise QueryError(f"{instead} (terms are ANDed); '+' is not an operator here", column)
     if near := _NEAR.fullmatch(word):
-        return _Token("NEAR", word, column, int(near.group(1))), found.end()
+        distance = _number(near.group(1), MAX_NEAR_DISTANCE, "NEAR distance", column)
+        return _Token("NEAR", word, column, distance), found.end()
     if word.startswith("NEAR/") or word == "NEAR":
         raise QueryError("expected NEAR/n, with n the most words allowed between", column)
     if word in ("AND", "OR", "NOT"):
@@ -244,6 +285,9 @@ def _lex_bare(query: str, i: int) -> tuple[_Token, int]:
     if colon and name.isalpha() and not rest.startswith("//"):
         fields = ", ".join(QUERY_FIELDS)
         raise QueryError(f"unknown field {name!r}: expected one of {fields}", column)
+    if "~" in word:
+        # Lucene's fuzzy word~2: '~' would only separate words, so "word~2" would be "word 2".
+        raise QueryError("~n applies to quoted phrases", column + word.index("~"))
     return _Token("word", word, column), found.end()
 
 
@@ -260,13 +304,17 @@ def parse_query(query: str, known_actor: Callable[[str], bool] | None = None) ->
     if not query.strip():
         raise QueryError("empty query: expected a term", 1)
     parser = _Parser(_lex(query), known_actor)
-    node = parser.parse_or(None, 0)
+    node, _height = parser.parse_or(None, 0)
     token = parser.peek()
     if token.kind == ")":
         raise QueryError("unbalanced ')': no '(' opens it", token.column)
     if token.kind != "end":
         raise QueryError(f"expected an operator or the end, found {token.text!r}", token.column)
     return node
+
+
+_Parsed = tuple[Node, int]
+"""A node and the height of its tree (a term is 1)."""
 
 
 class _Parser:
@@ -283,14 +331,18 @@ class _Parser:
         self.position += 1
         return token
 
-    def parse_or(self, fields: tuple[str, ...] | None, depth: int) -> Node:
+    def parse_or(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
+        start = self.peek()
         children = [self.parse_and(fields, depth)]
         while self.peek().kind == "OR":
             self.take()
             children.append(self.parse_and(fields, depth))
-        return children[0] if len(children) == 1 else Or(tuple(children))
+        if len(children) == 1:
+            return children[0]
+        return _above(Or(tuple(c for c, _ in children)), children, start.column)
 
-    def parse_and(self, fields: tuple[str, ...] | None, depth: int) -> Node:
+    def parse_and(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
+        start = self.peek()
         children = [self.parse_near(fields, depth)]
         while True:
             kind = self.peek().kind
@@ -299,44 +351,60 @@ class _Parser:
             elif kind not in ("(", "NOT", "phrase", "word", "actor", "regex", "field"):
                 break
             children.append(self.parse_near(fields, depth))
-        return children[0] if len(children) == 1 else And(tuple(children))
+        if len(children) == 1:
+            return children[0]
+        return _above(And(tuple(c for c, _ in children)), children, start.column)
 
-    def parse_near(self, fields: tuple[str, ...] | None, depth: int) -> Node:
+    def parse_near(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
         start = self.peek()
-        node = self.parse_unary(fields, depth)
+        left = self.parse_unary(fields, depth)
         while self.peek().kind == "NEAR":
             operator = self.take()
-            right_token = self.peek()
+            right_start = self.peek()
             right = self.parse_unary(fields, depth)
-            for side, token in ((node, start), (right, right_token)):
+            for (side, _), token in ((left, start), (right, right_start)):
                 if not isinstance(side, Phrase | ActorRef | Near | Or) or not _positional(side):
                     raise QueryError(
                         "NEAR needs words, phrases, actors or an OR of them on both sides",
-                        token.column if side is right else operator.column,
+                        token.column,
                     )
-            node = Near(node, right, operator.number)
-        return node
+            if _nears(left[0]) + _nears(right[0]) >= MAX_NEARS:
+                raise QueryError(
+                    f"more than {MAX_NEARS} NEAR operators in one expression: each multiplies "
+                    "the work of matching it",
+                    operator.column,
+                )
+            node = Near(left[0], right[0], operator.number)
+            left = _above(node, (left, right), operator.column)
+        return left
 
-    def parse_unary(self, fields: tuple[str, ...] | None, depth: int) -> Node:
-        if self.peek().kind == "NOT":
-            self.take()
-            return Not(self.parse_unary(fields, depth))
-        return self.parse_primary(fields, depth)
+    def parse_unary(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
+        # NOT NOT ... is read in a loop, not by recursion, so a long run of them is refused by
+        # the height check below rather than by the interpreter's stack.
+        nots: list[_Token] = []
+        while self.peek().kind == "NOT":
+            nots.append(self.take())
+        node, height = self.parse_primary(fields, depth)
+        if nots and height + len(nots) > MAX_DEPTH:
+            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", nots[0].column)
+        for _ in nots:
+            node = Not(node)
+        return node, height + len(nots)
 
-    def parse_primary(self, fields: tuple[str, ...] | None, depth: int) -> Node:
+    def parse_primary(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
         if depth > MAX_DEPTH:
             raise QueryError(f"nested deeper than {MAX_DEPTH} levels", self.peek().column)
         token = self.take()
         match token.kind:
             case "(":
-                node = self.parse_or(fields, depth + 1)
+                parsed = self.parse_or(fields, depth + 1)
                 closing = self.peek()
                 if closing.kind != ")":
                     raise QueryError(
                         f"expected ')' to close the '(' at column {token.column}", closing.column
                     )
                 self.take()
-                return node
+                return parsed
             case "field":
                 following = self.peek()
                 if following.kind in ("end", ")", "AND", "OR", "NEAR"):
@@ -346,21 +414,41 @@ class _Parser:
                 return self.parse_primary((token.text,), depth + 1)
             case "phrase":
                 slop = 0 if token.number < 0 else token.number
-                return _phrase(token.text, token.column + 1, slop, fields, quoted=True)
+                return _phrase(token.text, token.column + 1, slop, fields, quoted=True), 1
             case "word":
-                return _phrase(token.text, token.column, 0, fields, quoted=False)
+                return _phrase(token.text, token.column, 0, fields, quoted=False), 1
             case "actor":
                 if self.known_actor is not None and not self.known_actor(token.text):
                     raise QueryError(f"unknown actor {token.text!r}", token.column + 1)
-                return ActorRef(token.text, fields, token.column)
+                return ActorRef(token.text, fields, token.column), 1
             case "regex":
-                return _regex(token, fields)
+                return _regex(token, fields), 1
             case "end":
                 raise QueryError("unexpected end of query: expected a term or '('", token.column)
             case ")":
                 raise QueryError("expected a term before ')'", token.column)
             case _:
                 raise QueryError(f"expected a term or '(', found {token.text}", token.column)
+
+
+def _above(node: Node, children: Sequence[_Parsed], column: int) -> _Parsed:
+    """``node`` over ``children``; a QueryError at ``column`` if that makes it too deep."""
+    height = 1 + max(h for _, h in children)
+    if height > MAX_DEPTH:
+        raise QueryError(f"nested deeper than {MAX_DEPTH} levels", column)
+    return node, height
+
+
+def _nears(node: Node) -> int:
+    """The NEAR operators that multiply the work of a NEAR operand: all those joined by NEAR, and
+    of the branches of an OR (whose positions are added up, not multiplied) the most costly."""
+    match node:
+        case Near(left, right, _):
+            return 1 + _nears(left) + _nears(right)
+        case Or(children):
+            return max(map(_nears, children))
+        case _:
+            return 0
 
 
 def _positional(node: Node) -> bool:

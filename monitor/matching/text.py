@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import regex
 
-__all__ = ["Token", "Words", "normalize", "norms", "split_words", "tokenize"]
+__all__ = ["Token", "Words", "fold_accents", "normalize", "norms", "split_words", "tokenize"]
 
 # Scripts written without spaces between words. Script_Extensions (scx) rather than Script so
 # that marks shared by kana and kanji (the prolonged sound mark, the iteration marks) count too.
@@ -51,7 +51,14 @@ _HAS_SPACELESS = regex.compile(rf"[{_SPACELESS}]")
 _ALL_LETTERS_OR_DIGITS = regex.compile(r"[\p{L}\p{N}]*")
 _ANY_WORD_CHAR = regex.compile(rf"[{_WORD}]")
 
-_MARKS = regex.compile(r"[\p{Mn}\p{Me}]+")
+# In Thai, Lao, Khmer, Myanmar and the Indic scripts, combining marks are vowels and tones:
+# removing them would turn "ดี" (good) into "ด", which occurs in "ดอกไม้" (flower). Marks are
+# accents only on the other scripts, so they are removed everywhere except after those letters.
+_MARKS_ARE_LETTERS = (
+    r"\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}\p{Devanagari}\p{Bengali}\p{Gurmukhi}"
+    r"\p{Gujarati}\p{Oriya}\p{Tamil}\p{Telugu}\p{Kannada}\p{Malayalam}\p{Sinhala}"
+)
+_MARKS = regex.compile(rf"(?<![{_MARKS_ARE_LETTERS}]\p{{M}}*)[\p{{Mn}}\p{{Me}}]+")
 # Letters that carry a stroke, the dotless i (U+0131) and ligatures have no canonical
 # decomposition, so removing combining marks leaves them alone; English-language news writes
 # them as base letters ("Walesa", "Kilicdaroglu", "Orsted"), and a missed alert costs more than
@@ -89,6 +96,17 @@ class Words(NamedTuple):
 
 
 _new_token = partial(tuple.__new__, Token)
+
+
+def fold_accents(s: str) -> str:
+    """``s`` without accents and compatibility forms, but with its case: for case-sensitive terms.
+
+    "Société" -> "Societe", "ＵＳ" -> "US"; NFC.
+    """
+    if s.isascii():
+        return s
+    stripped = _MARKS.sub("", unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", s)))
+    return unicodedata.normalize("NFC", stripped)
 
 
 def normalize(s: str) -> str:
@@ -147,10 +165,37 @@ def norms(s: str) -> list[str]:
     """
     if not s.isascii():
         others = set(_NON_ASCII.findall(s))
-        if any(_ANY_WORD_CHAR.match(char) or _HAS_SPACELESS.match(char) for char in others):
+        if not all(_folds_to_ascii(char) for char in others):
             return split_words(s).norms
+        if any(_ANY_WORD_CHAR.match(char) for char in others):
+            # Every non-ASCII character is an accented Latin letter (or a compatibility form of
+            # an ASCII one), a combining mark, or a separator: decomposing and dropping the marks
+            # gives the same words as normalising each word, at a fraction of the cost.
+            s = _ALL_MARKS.sub("", unicodedata.normalize("NFKD", s))
+    # Otherwise the only non-ASCII characters separate words ("’", "–"), and "?" does too.
     data = s.encode("ascii", "replace").lower().translate(_ASCII_TABLE)
     return data.decode("ascii").split()
+
+
+_ALL_MARKS = regex.compile(r"[\p{Mn}\p{Me}]+")
+_FOLDS: dict[str, bool] = {}
+
+
+def _folds_to_ascii(char: str) -> bool:
+    """Whether ``char`` takes part in words exactly as its ASCII decomposition would."""
+    known = _FOLDS.get(char)
+    if known is None:
+        plain = _ALL_MARKS.sub("", unicodedata.normalize("NFKD", char))
+        if regex.match(r"\p{M}", char):
+            known = True  # dropped either way (alone it normalises to nothing)
+        elif _ANY_WORD_CHAR.match(char) and not _HAS_SPACELESS.match(char):
+            known = plain.isascii() and plain.isalnum() and normalize(char) == plain.lower()
+        else:
+            # A separator stays one ("’", "–"): the ASCII step turns it into "?".
+            known = not any(c.isalnum() or _ANY_WORD_CHAR.match(c) for c in plain)
+        if len(_FOLDS) < 10_000:
+            _FOLDS[char] = known
+    return known
 
 
 def tokenize(s: str) -> list[Token]:

@@ -176,3 +176,47 @@ def test_query_errors_name_file_line_and_column(tmp_path: Path) -> None:
         "r.yaml:4: query column 20: unexpected end of query: expected a term or '('",
         "r.yaml:7: query column 2: unknown actor 'nobody'",
     ]
+
+
+def test_values_that_would_silently_match_nothing_are_errors(tmp_path: Path) -> None:
+    """A wordless actor name, unknown language, three-letter code or empty `fields` is refused."""
+    (tmp_path / "r.yaml").write_text(
+        "actors:\n"
+        "  nobody:\n"
+        "    name: '???'\n"
+        "rules:\n"
+        "  - id: a\n"
+        "    name: A\n"
+        "    actors: [nobody]\n"
+        "    language: klingon\n"
+        "  - id: b\n"
+        "    name: B\n"
+        "    keywords: [x]\n"
+        "    languages: [en, eng]\n"
+        "  - id: c\n"
+        "    name: C\n"
+        "    keywords: [x]\n"
+        "    fields: []\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules(tmp_path)
+    found = {str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems}
+    assert found == {
+        "r.yaml:3: name '???' has no words to match",
+        "r.yaml:8: unknown stemmer language 'klingon'",
+        "r.yaml:12: rules.1.languages.1: String should match pattern '^[a-z]{2}$'",
+        "r.yaml:16: rules.2.fields: Tuple should have at least 1 item after validation, not 0",
+    }
+
+
+def test_too_deep_query_is_a_located_error_not_a_crash(tmp_path: Path) -> None:
+    """A query of thousands of NOTs is reported at its line and column, not a RecursionError."""
+    query = "NOT " * 2400 + "a"
+    (tmp_path / "r.yaml").write_text(
+        f"rules:\n  - id: a\n    name: A\n    query: {query}\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules(tmp_path)
+    found = [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems]
+    assert found == ["r.yaml:4: query column 1: nested deeper than 100 levels"]

@@ -61,6 +61,11 @@ def shape(node: q.Node) -> str:
         ("@tokayev AND /shoot.{0,20}warning/", "(@tokayev AND /shoot.{0,20}warning/)"),
         ("NOT NOT a", "NOT NOT a"),
         ("ERDOĞAN", "erdogan"),
+        ("title:(a OR body:b)", "(title:a OR body:b)"),
+        (r"/a\\/ OR /b\/c/ OR /\d\//", r"(/a\\/ OR /b/c/ OR /\d//)"),
+        ("a NEAR/100 b", "(a NEAR/100 b)"),
+        ('"a b"~50', '"a b"~50'),
+        ("a - b", None),  # a lone '-' is a word with nothing to match, not an operator
     ],
 )
 def test_parse_precedence_and_terms(text: str, expected: str | None) -> None:
@@ -93,6 +98,19 @@ def test_parse_precedence_and_terms(text: str, expected: str | None) -> None:
         ("sh*ot", 1, "'*' is allowed only at the end of a word"),
         ("   ", 1, "empty query"),
         ("!!!", 1, "has no words to match"),
+        ("(a AND b) NEAR/2 c", 1, "NEAR needs words"),
+        ("NOT a NEAR/2 b", 1, "NEAR needs words"),
+        ("-troops", 1, "use NOT troops; '-' is not an operator here"),
+        ("a -(b OR c)", 3, "use NOT before the term; '-' is not an operator here"),
+        ("a +troops", 3, "write troops (terms are ANDed); '+' is not an operator here"),
+        ("title:-troops", 7, "use NOT troops"),
+        ("word~2", 5, "~n applies to quoted phrases"),
+        ("(a b)~2", 6, "~n applies to quoted phrases"),
+        ('"a b"~2~3', 8, "a phrase takes one ~n"),
+        ('"a b"~2.5', 8, "expected a space or ')' after ~2"),
+        ('"a b"~51', 6, "~n must be at most 50"),
+        ("a NEAR/101 b", 3, "NEAR distance must be at most 100"),
+        (r"/a\\\/", 1, "closing /"),
     ],
 )
 def test_parse_errors_name_the_column_and_what_was_expected(
@@ -103,6 +121,91 @@ def test_parse_errors_name_the_column_and_what_was_expected(
         q.parse_query(text, ACTORS.__contains__)
     assert caught.value.column == column, str(caught.value)
     assert fragment in str(caught.value)
+
+
+def height(node: q.Node) -> int:
+    """The number of levels of a parse tree (a term is 1), found without recursion."""
+    deepest, pending = 0, [(node, 1)]
+    while pending:
+        current, level = pending.pop()
+        deepest = max(deepest, level)
+        match current:
+            case q.And(children) | q.Or(children):
+                pending += [(child, level + 1) for child in children]
+            case q.Not(child):
+                pending.append((child, level + 1))
+            case q.Near(left, right, _):
+                pending += [(left, level + 1), (right, level + 1)]
+    return deepest
+
+
+NEARS = [" NEAR/1 ".join(["a"] * n) for n in (10, 1100)]
+NINTH_NEAR = 8 * len("a NEAR/1 ") + 3
+PAIRS_IN_AN_OR = "(" + " OR ".join(["a NEAR/1 b"] * 8) + ")"  # an OR counts its costliest branch
+FOUR_IN_AN_OR = "(a NEAR/1 b NEAR/1 c NEAR/1 d NEAR/1 e OR f)"
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "fragment"),
+    [
+        ("NOT " * 2400 + "a", 1, "nested deeper than 100 levels"),
+        ("a AND NOT " * 2 + "NOT " * 99 + "b", 17, "nested deeper than 100 levels"),
+        ("(" * 101 + "a" + ")" * 101, 102, "nested deeper than 100 levels"),
+        ("title:" * 102 + "a", 607, "nested deeper than 100 levels"),
+        ("(a (b OR " * 51 + "c" + "))" * 51, 452, "nested deeper than 100 levels"),
+        ("(a AND NOT NOT NOT " * 30 + "b" + ")" * 30, 97, "nested deeper than 100 levels"),
+        (NEARS[0], NINTH_NEAR, "more than 8 NEAR operators"),
+        (NEARS[1], NINTH_NEAR, "more than 8 NEAR operators"),
+        ("(a NEAR/1 b NEAR/1 c) NEAR/1 (" + " NEAR/1 ".join("defghij") + ")", 23, "more than 8"),
+        (f"{FOUR_IN_AN_OR} NEAR/1 {FOUR_IN_AN_OR}", len(FOUR_IN_AN_OR) + 2, "more than 8 NEAR"),
+        ("a NEAR/" + "9" * 5000 + " b", 3, "NEAR distance must be at most 100"),
+        ('"a b"~' + "9" * 5000, 6, "~n must be at most 50"),
+    ],
+)
+def test_parse_refuses_queries_too_deep_or_too_costly(
+    text: str, column: int, fragment: str
+) -> None:
+    """A query within the length limit that nests too deep or pairs too many NEARs is refused."""
+    assert len(text) <= q.MAX_QUERY_LENGTH
+    with pytest.raises(q.QueryError) as caught:
+        q.parse_query(text)
+    assert caught.value.column == column, str(caught.value)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NOT " * 99 + "a",
+        " NEAR/100 ".join(["a"] * 9),
+        "(" * 100 + "a" + ")" * 100,
+        "(a (b OR " * 49 + "c" + "))" * 49,
+        "(a NEAR/1 b NEAR/1 c NEAR/1 d) NEAR/1 (e NEAR/1 f NEAR/1 g NEAR/1 h)",
+        f"{PAIRS_IN_AN_OR} NEAR/1 {FOUR_IN_AN_OR} NEAR/1 {PAIRS_IN_AN_OR}",
+    ],
+)
+def test_parse_accepts_queries_at_the_limits_and_they_can_be_matched(text: str) -> None:
+    """The deepest queries accepted are at most MAX_DEPTH levels deep and match without a crash."""
+    node = q.parse_query(text)
+    assert height(node) <= q.MAX_DEPTH
+    Matcher([Rule(id="r", name="R", query=node)]).match(Article(title="a", body="a b c a"))
+
+
+PIECES = ["NOT ", "a ", "(", ")", " NEAR/1 ", " OR ", " AND ", "title:", '"a b"~2 ', "b NEAR/1 "]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(PIECES), st.integers(1, 400)), max_size=6))
+def test_parse_of_any_query_is_a_shallow_tree_or_a_query_error(
+    runs: list[tuple[str, int]],
+) -> None:
+    """Any runs of operators, terms and parentheses parse to a shallow tree or a QueryError."""
+    text = "".join(piece * count for piece, count in runs)[: q.MAX_QUERY_LENGTH]
+    try:
+        node = q.parse_query(text)
+    except q.QueryError:
+        return
+    assert height(node) <= q.MAX_DEPTH
 
 
 @dataclass
