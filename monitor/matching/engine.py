@@ -26,8 +26,9 @@ regex) are evaluated for every article.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import re2
@@ -70,11 +71,16 @@ class _Leaf:
     raw: tuple[str, ...] | None  # words with their case (accents folded), for case_sensitive
     glued: tuple[bool, ...]  # glued[i]: word i+1 directly follows word i (one written word)
 
-    def key(self) -> str | None:
-        """The index key of the word most likely to be rare, or None if none can be indexed."""
+    def key(self, rarity: Mapping[str, int]) -> str | None:
+        """The index key of the word most likely to be rare, or None if none can be indexed.
+
+        ``rarity`` counts the terms of the whole rule set that use each word: a word many terms
+        share ("president" in "President X") is a poor key, so the least shared word wins, and
+        among those the longest (longer words are rarer in text).
+        """
         whole = [w for w, prefix in zip(self.words, self.prefixes, strict=True) if not prefix]
         if whole:
-            word = max(whole, key=len)
+            word = min(whole, key=lambda w: (rarity.get(w, 0), -len(w)))
             return f"\x01{self.stem}:{word}" if self.stem else word
         longest = max(self.words, key=len)
         return "\x02" + longest[:_PREFIX_KEY] if len(longest) >= _PREFIX_KEY else None
@@ -325,12 +331,12 @@ class Matcher:
         "_always",
         "_compiled",
         "_fields",
-        "_indexes",
+        "_index",
         "_keys",
         "_never",
         "_prefilters",
         "_prefix_keys",
-        "_single",
+        "_rest",
         "_stem_languages",
     )
 
@@ -343,23 +349,26 @@ class Matcher:
                 self._never[rule.id] = "disabled" if not rule.enabled else "nothing it can match"
             else:
                 compiled.append(entry)
+        rarity: Counter[str] = Counter()
+        for entry in compiled:
+            for leaf in _leaves(entry):
+                rarity.update(set(leaf.words))
+        compiled = [_with_groups(entry, rarity) for entry in compiled]
         self._compiled = tuple(compiled)
         # Before a candidate is evaluated, each required part needs one term all of whose words
         # occur in the article: an alias indexed under "president" is not worth a phrase search
         # when the name beside it is absent.
         self._prefilters = tuple(_prefilter(entry) for entry in compiled)
-        # One index per group position: key -> the rules whose group there holds that key. An
-        # article's candidates are then a few unions and one intersection of sets, done in C.
-        postings: list[dict[str, set[int]]] = [{} for _ in range(_MAX_GROUPS)]
+        # The index maps a key to the rules whose first (smallest, rarest-keyed) group holds it:
+        # an article's candidates are one union of sets, done in C; their other group is then
+        # checked against the article's keys rule by rule (few rules get that far).
+        postings: dict[str, set[int]] = {}
         for number, entry in enumerate(compiled):
-            for position, group in enumerate(entry.groups):
-                for key in group:
-                    postings[position].setdefault(key, set()).add(number)
-        self._indexes = tuple(
-            {key: frozenset(rules) for key, rules in index.items()} for index in postings
-        )
-        self._keys = frozenset(key for index in self._indexes for key in index)
-        self._single = frozenset(n for n, e in enumerate(compiled) if len(e.groups) == 1)
+            for key in entry.groups[0] if entry.groups else ():
+                postings.setdefault(key, set()).add(number)
+        self._index = {key: frozenset(rules) for key, rules in postings.items()}
+        self._rest = tuple(entry.groups[1:] for entry in compiled)
+        self._keys = frozenset(key for entry in compiled for g in entry.groups for key in g)
         self._always = tuple(n for n, e in enumerate(compiled) if not e.groups)
         every_key = set(self._keys)
         for parts in self._prefilters:
@@ -419,15 +428,12 @@ class Matcher:
         for language in self._stem_languages:
             stem_of = stemmer(language)
             keys = keys | {f"\x01{language}:{stem_of(word)}" for word in present}
-        indexed = keys & self._keys
-        first, second = self._indexes
-        one: set[int] = set().union(*[first[key] for key in indexed if key in first])
-        if not one and not self._always:
-            return [], keys
-        two: set[int] = set().union(*[second[key] for key in indexed if key in second])
-        found = (one & two) | (one & self._single)
-        found.update(self._always)
-        return sorted(found), keys
+        index, rest = self._index, self._rest
+        first: set[int] = set().union(*[index[key] for key in keys & index.keys()])
+        found = [n for n in first if all(not group.isdisjoint(keys) for group in rest[n])]
+        found.extend(self._always)
+        found.sort()
+        return found, keys
 
 
 # -- compiling ----------------------------------------------------------------------------------
@@ -458,18 +464,39 @@ def _compile(rule: Rule) -> _Compiled | None:
     query = _node(rule.query, rule, fields, stem) if rule.query is not None else None
     if actors_part is None and keywords_part is None and query is None:
         return None
+    return _Compiled(rule, actors_part, keywords_part, excludes, query, ())
+
+
+def _with_groups(entry: _Compiled, rarity: Mapping[str, int]) -> _Compiled:
+    """``entry`` with its index groups, keyed on the rarest words of the rule set."""
     groups = [
         group
         for group in (
-            _group(actors_part) if actors_part else None,
-            _group(keywords_part) if keywords_part else None,
-            *(_groups(query) if query is not None else []),
+            _group(entry.actors, rarity) if entry.actors else None,
+            _group(entry.keywords, rarity) if entry.keywords else None,
+            *(_groups(entry.query, rarity) if entry.query is not None else []),
         )
         if group
     ]
     # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
     groups.sort(key=len)
-    return _Compiled(rule, actors_part, keywords_part, excludes, query, tuple(groups[:_MAX_GROUPS]))
+    return replace(entry, groups=tuple(groups[:_MAX_GROUPS]))
+
+
+def _leaves(entry: _Compiled) -> list[_Leaf]:
+    nodes: list[_Node] = [part for part in (entry.actors, entry.keywords, entry.query) if part]
+    found: list[_Leaf] = []
+    while nodes:
+        match nodes.pop():
+            case _Leaf() as leaf:
+                found.append(leaf)
+            case _Any(children) | _All(children):
+                nodes.extend(children)
+            case _None(child):
+                nodes.append(child)
+            case _Near(left, right, _):
+                nodes += [left, right]
+    return found
 
 
 def _part(leaves: list[_Leaf | None]) -> _Any | None:
@@ -620,35 +647,35 @@ def _searched_fields(entry: _Compiled) -> set[str]:
     return found
 
 
-def _group(node: _Node) -> frozenset[str] | None:
+def _group(node: _Node, rarity: Mapping[str, int]) -> frozenset[str] | None:
     """Keys of which at least one must occur for ``node`` to hold; None if there are none."""
     match node:
         case _Leaf():
-            key = node.key()
+            key = node.key(rarity)
             return frozenset((key,)) if key is not None else None
         case _Any(children):
             keys: set[str] = set()
             for child in children:
-                group = _group(child)
+                group = _group(child, rarity)
                 if group is None:
                     return None
                 keys |= group
             return frozenset(keys) if keys else None
         case _All(children):
-            candidates = [g for g in map(_group, children) if g]
+            candidates = [g for g in (_group(c, rarity) for c in children) if g]
             return min(candidates, key=len) if candidates else None
         case _Near(left, right, _):
-            sides = [g for g in (_group(left), _group(right)) if g]
+            sides = [g for g in (_group(left, rarity), _group(right, rarity)) if g]
             return min(sides, key=len) if sides else None
         case _:
             return None
 
 
-def _groups(node: _Node) -> list[frozenset[str]]:
+def _groups(node: _Node, rarity: Mapping[str, int]) -> list[frozenset[str]]:
     """Independent groups of a query (one per indexable child of a top-level AND)."""
     if isinstance(node, _All):
-        return [g for g in map(_group, node.children) if g]
-    group = _group(node)
+        return [g for g in (_group(c, rarity) for c in node.children) if g]
+    group = _group(node, rarity)
     return [group] if group else []
 
 
@@ -792,6 +819,8 @@ def _leaf_occurrences(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
     found: list[_Occ] = []
     for name in leaf.fields:
         fld = doc.field(name)
+        if not fld.norms:
+            continue
         lists = []
         for number, (word, prefix) in enumerate(zip(leaf.words, leaf.prefixes, strict=True)):
             positions = fld.positions(word, prefix, leaf.stem)
