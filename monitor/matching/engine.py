@@ -36,7 +36,7 @@ import re2
 from monitor.matching import query as q
 from monitor.matching.language import detect_language, stemmer
 from monitor.matching.rules import Rule, Term, TermSpec
-from monitor.matching.text import Words, fold_accents, norms, split_words
+from monitor.matching.text import Words, fold_accents, norms, split_words, word_spans
 from monitor.models import FIELDS, Article, Hit, RuleMatch
 
 __all__ = ["Matcher"]
@@ -233,7 +233,10 @@ class _Field:
     def words(self) -> Words:
         """Words with their offsets, computed only for fields that have hits."""
         if self._words is None:
-            if self._segments is None:
+            spans = word_spans(self.text) if self._segments is None else None
+            if spans is not None and len(spans[0]) == len(self.norms):
+                self._words = Words(self.norms, *spans)
+            elif self._segments is None:
                 self._words = split_words(self.text)
             else:
                 self._words = _joined_words(self._segments)

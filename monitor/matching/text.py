@@ -24,7 +24,16 @@ from typing import NamedTuple
 
 import regex
 
-__all__ = ["Token", "Words", "fold_accents", "normalize", "norms", "split_words", "tokenize"]
+__all__ = [
+    "Token",
+    "Words",
+    "fold_accents",
+    "normalize",
+    "norms",
+    "split_words",
+    "tokenize",
+    "word_spans",
+]
 
 # Scripts written without spaces between words. Script_Extensions (scx) rather than Script so
 # that marks shared by kana and kanji (the prolonged sound mark, the iteration marks) count too.
@@ -196,6 +205,17 @@ def _folds_to_ascii(char: str) -> bool:
         if len(_FOLDS) < 10_000:
             _FOLDS[char] = known
     return known
+
+
+def word_spans(s: str) -> tuple[list[int], list[int]] | None:
+    """The ``(starts, ends)`` of :func:`split_words` without normalising each word, or None when
+    the shortcut cannot be sure to agree (text with combining marks, some of which normalise to
+    nothing and drop their word). Offsets are needed only for hits, and this is their hot path."""
+    if not s.isascii() and _ALL_MARKS.search(s):
+        return None
+    parts = _ASCII_WORDS.split(s.lower()) if s.isascii() else _pattern_for(s).split(s)
+    offsets = list(accumulate(map(len, parts)))
+    return offsets[0:-1:2], offsets[1::2]
 
 
 def tokenize(s: str) -> list[Token]:

@@ -9,7 +9,7 @@ import regex
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.matching.text import Token, normalize, norms, split_words, tokenize
+from monitor.matching.text import Token, normalize, norms, split_words, tokenize, word_spans
 
 NORMALIZE_CASES = [
     ("ERDOĞAN", "erdogan"),
@@ -195,3 +195,16 @@ def test_normalize_ignores_case_and_accents(word: str) -> None:
 def test_norms_fast_path_agrees_with_split_words(text: str) -> None:
     """`norms` (no offsets, fast) yields exactly the words `split_words` yields, in order."""
     assert norms(text) == split_words(text).norms
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+    | st.text(alphabet="ab c’–é\u0301中.", max_size=30)
+)
+def test_word_spans_shortcut_agrees_with_split_words(text: str) -> None:
+    """When `word_spans` answers, its offsets are exactly those of `split_words`."""
+    spans = word_spans(text)
+    words = split_words(text)
+    if spans is not None:
+        assert spans == (words.starts, words.ends)
