@@ -66,6 +66,9 @@ def test_test_json_has_the_documented_shape(capsys: pytest.CaptureFixture[str]) 
         ("body", "shoot to kill without warning"),
     ]
     assert keyword[1]["text"] == body[keyword[1]["start"] : keyword[1]["end"]]
+    wording = matches["kz-crackdown-wording"]  # a query rule: its terms are hits too
+    assert {"query", "actor"} <= {hit["kind"] for hit in wording["hits"]}
+    assert any(hit["text"] == "eliminated" for hit in wording["hits"])
 
 
 def test_test_reports_unreadable_inputs_and_goes_on(
