@@ -84,7 +84,11 @@ class FolderSource:
             return IngestResult()
         with self.pipeline.db.session() as session:
             known = repo.file_state(session, self.id, relative)
-        if known is not None and (known.size, known.mtime_ns) == (info.st_size, info.st_mtime_ns):
+        unchanged = known is not None and (known.size, known.mtime_ns) == (
+            info.st_size,
+            info.st_mtime_ns,
+        )
+        if unchanged and known is not None and known.digest != _RETRY:
             return IngestResult()
         try:
             data = self._read(path, info)
@@ -104,8 +108,12 @@ class FolderSource:
             articles = [self._identify(article, relative, several=several) for article in parsed]
         except (DocumentError, OSError) as exc:
             reason = str(exc) if isinstance(exc, DocumentError) else exc.strerror or str(exc)
-            log.warning("skipped %s: %s", relative, reason, extra=self._extra(relative))
-            self._record_failure(relative, info, reason)
+            # What a fix outside the file can cure (permissions, the size cap) is tried again at
+            # every scan; a malformed file only once it changes. Either is logged once.
+            retry = isinstance(exc, OSError) or reason.startswith("file too large")
+            if known is None or known.error != reason:
+                log.warning("skipped %s: %s", relative, reason, extra=self._extra(relative))
+            self._record_failure(relative, info, reason, retry=retry)
             return IngestResult()
         except Exception as exc:
             # A parser bug must cost one file, not the scan: record it so it is not retried.
@@ -147,13 +155,15 @@ class FolderSource:
         tags = tuple(dict.fromkeys((*article.tags, *self.settings.tags)))
         return replace(article, source_id=self.id, key=key, location=relative, tags=tags)
 
-    def _record_failure(self, relative: str, info: os.stat_result, reason: str) -> None:
+    def _record_failure(
+        self, relative: str, info: os.stat_result, reason: str, *, retry: bool = False
+    ) -> None:
         state = FileRow(
             source_id=self.id,
             path=relative,
             size=info.st_size,
             mtime_ns=info.st_mtime_ns,
-            digest="",
+            digest=_RETRY if retry else "",
             error=reason,
             seen_at=utcnow(),
         )
@@ -194,6 +204,9 @@ class FolderSource:
             if paths:
                 yield paths
 
+
+_RETRY = "retry"
+"""The digest of a file that failed for a reason outside it: it is tried again at every scan."""
 
 _FEED_SUFFIXES = frozenset({".xml", ".rss", ".atom", ".json"})
 

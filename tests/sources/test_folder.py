@@ -282,3 +282,15 @@ def test_scan_stops_between_files_when_asked(db: Database, folder: Path) -> None
     halt = threading.Event()
     halt.set()
     assert source(db, folder).scan(halt).new == 0
+
+
+def test_file_refused_for_its_size_is_read_once_the_cap_is_raised(
+    db: Database, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A size refusal is logged once, retried at each scan, and read when the cap allows it."""
+    shutil.copy(SEED, folder / "seed.txt")
+    with caplog.at_level(logging.WARNING):
+        assert source(db, folder, max_file_size=1000).scan().new == 0
+        assert source(db, folder, max_file_size=1000).scan().new == 0
+    assert len([r for r in caplog.records if "seed.txt" in r.getMessage()]) == 1
+    assert source(db, folder).scan().new == 1
