@@ -25,17 +25,19 @@ regex) are evaluated for every article.
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import re2
 
 from monitor.matching import query as q
 from monitor.matching.language import detect_language, stemmer
-from monitor.matching.rules import Rule, Term, TermSpec
+from monitor.matching.rules import Actor, Rule, Term, TermSpec
 from monitor.matching.text import Words, fold_accents, norms, split_words, word_spans
 from monitor.models import FIELDS, Article, Hit, RuleMatch
 
@@ -344,6 +346,17 @@ class Matcher:
     )
 
     def __init__(self, rules: Iterable[Rule]) -> None:
+        # Compiling builds hundreds of thousands of small objects and no cycles: the cyclic
+        # garbage collector would scan them again and again for nothing.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._build(rules)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _build(self, rules: Iterable[Rule]) -> None:
         compiled: list[_Compiled] = []
         self._never: dict[str, str] = {}
         for rule in rules:
@@ -542,6 +555,24 @@ def _leaf(
     )
 
 
+@lru_cache(maxsize=65_536)
+def _actor_part(actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
+    """An actor's aliases in matching form; many rules name the same actor, so it is built once
+    per compile of a rule set (leaves are immutable and safe to share)."""
+    leaves = []
+    for alias in actor.aliases:
+        spec = alias if isinstance(alias, TermSpec) else TermSpec(alias)
+        phrase = q.parse_term_text(spec.text)
+        if phrase is not None:
+            slop = spec.slop or 0
+            leaves.append(
+                _leaf(phrase, kind="actor", slop=slop, fields=fields, stem=stem, spec=spec)
+            )
+    part = _part(list(leaves))
+    return part if part is not None else _Any(())
+
+
+@lru_cache(maxsize=65_536)
 def _glue(text: str, size: int) -> tuple[bool, ...]:
     """Which consecutive words of a term were written as one word ("Kassym-Jomart", "习近平"):
     slop never applies inside a written word. ``glued[i]`` is about words i and i+1."""
@@ -559,23 +590,7 @@ def _node(node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -
             return _leaf(node, kind="query", slop=node.slop, fields=fields, stem=stem)
         case q.ActorRef(actor_id, scope):
             actor = next(a for a in (*rule.query_actors, *rule.actors) if a.id == actor_id)
-            leaves = []
-            for alias in actor.aliases:
-                spec = alias if isinstance(alias, TermSpec) else TermSpec(alias)
-                phrase = q.parse_term_text(spec.text)
-                if phrase is not None:
-                    leaves.append(
-                        _leaf(
-                            phrase,
-                            kind="actor",
-                            slop=spec.slop or 0,
-                            fields=scope or fields,
-                            stem=stem,
-                            spec=spec,
-                        )
-                    )
-            part = _part(list(leaves))
-            return part if part is not None else _Any(())
+            return _actor_part(actor, scope or fields, stem)
         case q.Regex(pattern, scope):
             options = re2.Options()
             options.case_sensitive = False
@@ -594,6 +609,7 @@ def _node(node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -
     raise AssertionError(node)
 
 
+@lru_cache(maxsize=262_144)
 def _leaf_keys(leaf: _Leaf) -> frozenset[str]:
     """The keys of all the words a leaf needs (prefixes by their first characters)."""
     keys = set()
@@ -624,7 +640,7 @@ def _query_parts(node: _Node) -> list[tuple[frozenset[str], ...]]:
         case _Leaf():
             return [(_leaf_keys(node),)]
         case _Any(children) if children and all(isinstance(c, _Leaf) for c in children):
-            return [tuple(_leaf_keys(c) for c in children)]  # type: ignore[arg-type]
+            return [tuple(_leaf_keys(c) for c in children)]
         case _All(children):
             return [part for child in children for part in _query_parts(child)]
         case _Near(left, right, _):

@@ -10,6 +10,7 @@ silently drop alerts.
 from __future__ import annotations
 
 import difflib
+import gc
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,18 @@ def load_rules(
     """
     if not path.exists():
         raise ConfigError([Problem(str(path), 0, "rules path does not exist")])
+    # Loading builds many small objects and no cycles; the cyclic collector would only rescan
+    # them (a third of the time of a large reload).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(path, channels, sources)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load(path: Path, channels: Collection[str] | None, sources: Collection[str] | None) -> RuleSet:
     files = rule_files(path)
     problems: list[Problem] = []
     parsed: list[_File] = []

@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import re2
 
@@ -459,6 +460,13 @@ def _positional(node: Node) -> bool:
     return isinstance(node, Phrase | ActorRef | Near)
 
 
+@lru_cache(maxsize=65_536)
+def _word_norms(raw: str) -> list[str]:
+    # Rule sets repeat their words thousands of times; normalising each once saves most of a
+    # large reload's parsing. Callers must not mutate the list.
+    return norms(raw)
+
+
 def _phrase(
     text: str, column: int, slop: int, fields: tuple[str, ...] | None, *, quoted: bool
 ) -> Phrase:
@@ -466,7 +474,7 @@ def _phrase(
     prefixes: list[bool] = []
     for raw in text.split():
         prefix = raw.endswith("*")
-        parts = norms(raw.rstrip("*"))
+        parts = _word_norms(raw.rstrip("*"))
         if "*" in raw.rstrip("*"):
             raise QueryError("'*' is allowed only at the end of a word", column)
         if not parts:
