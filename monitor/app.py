@@ -39,11 +39,6 @@ SHUTDOWN_GRACE = 8.0
 """Seconds in-flight work may take to finish after SIGTERM (within Docker's default 10 s)."""
 
 
-def check_channel_url(channel_id: str, url: str) -> None:
-    """Raise ValueError (naming the channel, never the URL) when Apprise cannot use ``url``."""
-    Channel.from_url(channel_id, url)
-
-
 @dataclass
 class App:
     """Everything loaded and validated from one config file."""
@@ -55,7 +50,14 @@ class App:
     @classmethod
     def load(cls, config: Path) -> App:
         """Load the config, the rules and the channels; raise ConfigError with every problem."""
-        settings = settings_module.load(config, check_channel=check_channel_url)
+        channels: dict[str, Channel] = {}
+
+        def build_channel(channel_id: str, url: str) -> None:
+            # Raises ValueError naming the channel (never the URL) when Apprise cannot use it;
+            # the config loader reports that at the URL's line.
+            channels[channel_id] = Channel.from_url(channel_id, url)
+
+        settings = settings_module.load(config, check_channel=build_channel)
         problems = []
         try:
             rules = load_rules(
@@ -63,7 +65,6 @@ class App:
             )
         except ConfigError as exc:
             problems += exc.problems
-        channels = {c.id: Channel.from_url(c.id, c.url) for c in settings.channels}
         if problems:
             raise ConfigError(problems)
         return cls(settings, rules, channels)
