@@ -499,13 +499,14 @@ def _with_groups(entry: _Compiled, rarity: Mapping[str, int]) -> _Compiled:
     return replace(entry, groups=tuple(groups[:_MAX_GROUPS]))
 
 
-def _leaves(entry: _Compiled) -> list[_Leaf]:
-    nodes: list[_Node] = [part for part in (entry.actors, entry.keywords, entry.query) if part]
-    found: list[_Leaf] = []
+def _terminals(roots: Iterable[_Node | None]) -> list[_Leaf | _Regex]:
+    """Every phrase and regex under ``roots``."""
+    nodes = [root for root in roots if root is not None]
+    found: list[_Leaf | _Regex] = []
     while nodes:
         match nodes.pop():
-            case _Leaf() as leaf:
-                found.append(leaf)
+            case _Leaf() | _Regex() as terminal:
+                found.append(terminal)
             case _Any(children) | _All(children):
                 nodes.extend(children)
             case _None(child):
@@ -513,6 +514,12 @@ def _leaves(entry: _Compiled) -> list[_Leaf]:
             case _Near(left, right, _):
                 nodes += [left, right]
     return found
+
+
+def _leaves(entry: _Compiled) -> list[_Leaf]:
+    """The phrases of the parts a rule requires (its exclusions aside)."""
+    terminals = _terminals((entry.actors, entry.keywords, entry.query))
+    return [terminal for terminal in terminals if isinstance(terminal, _Leaf)]
 
 
 def _part(leaves: list[_Leaf | None]) -> _Any | None:
@@ -649,21 +656,8 @@ def _query_parts(node: _Node) -> list[tuple[frozenset[str], ...]]:
 
 
 def _searched_fields(entry: _Compiled) -> set[str]:
-    nodes: list[_Node] = [*entry.excludes]
-    nodes += [part for part in (entry.actors, entry.keywords, entry.query) if part is not None]
-    found: set[str] = set()
-    while nodes:
-        node = nodes.pop()
-        match node:
-            case _Leaf(fields=fields) | _Regex(fields=fields):
-                found.update(fields)
-            case _Any(children) | _All(children):
-                nodes.extend(children)
-            case _None(child):
-                nodes.append(child)
-            case _Near(left, right, _):
-                nodes += [left, right]
-    return found
+    roots = (*entry.excludes, entry.actors, entry.keywords, entry.query)
+    return {name for terminal in _terminals(roots) for name in terminal.fields}
 
 
 def _group(node: _Node, rarity: Mapping[str, int]) -> frozenset[str] | None:
