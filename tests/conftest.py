@@ -16,6 +16,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
+from monitor.store.db import Database
+
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "MONITOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -68,6 +70,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'monitor.db'}"
     url: str = request.getfixturevalue("postgres_schema_url")
     return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A schema'd database on each backend of ``db_url``, disposed afterwards."""
+    database = Database(db_url)
+    database.create_schema()
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

@@ -108,14 +108,6 @@ def _isolated_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.create_schema()
-    yield database
-    database.dispose()
-
-
 def ingest(db: Database, rules: tuple[Rule, ...] = BEFORE, now: datetime = NOW) -> dict[str, int]:
     """Store ARTICLES through the real pipeline under ``rules``; return article ids by key."""
     flow = Pipeline(

@@ -42,14 +42,6 @@ class Clock:
 
 
 @pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.create_schema()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def other_db(db_url: str, db: Database) -> Iterator[Database]:
     """A second engine on the same database, as another process or replica would have."""
     database = Database(db_url)

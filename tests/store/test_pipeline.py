@@ -38,14 +38,6 @@ ARTICLE = Article(
 )
 
 
-@pytest.fixture
-def db(db_url: str) -> Database:
-    database = Database(db_url)
-    database.create_schema()
-    yield database  # type: ignore[misc]
-    database.dispose()
-
-
 def pipeline(db: Database, *rules: Rule) -> Pipeline:
     return Pipeline(
         db, CompiledRules.build(RuleSet(rules=rules)), default_channels=("console", "mail")
