@@ -269,11 +269,14 @@ def _joined_words(segments: Sequence[str]) -> Words:
 class _Doc:
     """An article being matched: its fields, built as rules ask for them."""
 
-    __slots__ = ("_fields", "article", "language")
+    __slots__ = ("_fields", "article", "language", "memo")
 
     def __init__(self, article: Article) -> None:
         self.article = article
         self._fields: dict[str, _Field] = {}
+        # Occurrences per term: rules share actors and words, and a matching rule's terms are
+        # looked at twice (to decide, then to collect hits).
+        self.memo: dict[_Leaf, list[_Occ]] = {}
         self.language: str | None = article.language
 
     def field(self, name: str) -> _Field:
@@ -829,6 +832,13 @@ def _spans(node: _Node, doc: _Doc) -> list[_Span]:
 
 
 def _leaf_occurrences(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
+    found = doc.memo.get(leaf)
+    if found is None:
+        found = doc.memo[leaf] = _find_leaf(leaf, doc)
+    return found
+
+
+def _find_leaf(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
     found: list[_Occ] = []
     for name in leaf.fields:
         fld = doc.field(name)
