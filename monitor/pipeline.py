@@ -20,6 +20,7 @@ from datetime import datetime
 
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet
+from monitor.matching.rules import Rule
 from monitor.models import Article
 from monitor.store import repo
 from monitor.store.db import Database
@@ -34,10 +35,11 @@ class CompiledRules:
 
     ruleset: RuleSet
     matcher: Matcher
+    by_id: dict[str, Rule]
 
     @classmethod
     def build(cls, ruleset: RuleSet) -> CompiledRules:
-        return cls(ruleset, Matcher(ruleset.rules))
+        return cls(ruleset, Matcher(ruleset.rules), ruleset.by_id())
 
 
 @dataclass
@@ -82,7 +84,6 @@ class Pipeline:
         """
         result = IngestResult()
         rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
-        by_id = rules.ruleset.by_id()
         now = self.clock()
         with self.db.session() as session:
             for article in articles:
@@ -95,17 +96,16 @@ class Pipeline:
                     continue
                 row = repo.save_article(session, article, now, previous=existing)
                 assert row.id is not None
-                already = set()
-                if existing is not None:
-                    already = repo.matched_rule_ids(session, source_id, article.key)
-                if existing:
-                    result.updated += 1
-                else:
+                already: set[str] = set()
+                if existing is None:
                     result.new += 1
+                else:
+                    result.updated += 1
+                    already = repo.matched_rule_ids(session, source_id, article.key)
                 for match in rules.matcher.match(article):
                     if match.rule_id in already:
                         continue
-                    rule = by_id[match.rule_id]
+                    rule = rules.by_id[match.rule_id]
                     channels = rule.notify if rule.notify is not None else self.default_channels
                     stored = repo.add_match(
                         session,
