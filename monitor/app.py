@@ -109,7 +109,7 @@ class Daemon:
         try:
             if once:
                 for source in self.sources:
-                    await self.poll(source)
+                    await self._scan(source)
                 report = await self.outbox.deliver_due()
                 log.info(
                     "done: %d sent, %d failed, %d deferred, %d dead",
@@ -171,12 +171,15 @@ class Daemon:
         self.stop.set()
 
     async def poll(self, source: FolderSource) -> IngestResult:
-        """Scan one source; its errors are recorded and logged, never raised."""
+        """The scheduler's job: scan one source, as a task shutdown waits for."""
         task = asyncio.current_task()
         if task is not None:
-            # Polls are started by the scheduler; keep them so shutdown can wait for them.
             self._polls.add(task)
             task.add_done_callback(self._polls.discard)
+        return await self._scan(source)
+
+    async def _scan(self, source: FolderSource) -> IngestResult:
+        """Scan one source; its errors are recorded and logged, never raised."""
         error: str | None = None
         result = IngestResult()
         try:
@@ -221,7 +224,7 @@ class Daemon:
                 if source.root.is_dir():
                     if restarted:
                         # The folder was replaced or reappeared: read what it holds now.
-                        await self.poll(source)
+                        await self._scan(source)
                     async for paths in source.changes(self.stop):
                         delay = 1.0
                         for path in paths:
