@@ -52,6 +52,10 @@ class FolderSource:
         return self._walk(self.root, stop)
 
     def _walk(self, top: Path, stop: threading.Event | None) -> IngestResult:
+        # What is known of every file, read once: a rescan of an unchanged folder then costs
+        # one query and a stat per file, not a transaction per file.
+        with self.pipeline.db.session() as session:
+            known = repo.file_states(session, self.id)
         result = IngestResult()
         for directory, dirnames, filenames in os.walk(top):
             # Hidden folders hold tools' state, not documents; sorted for a stable order.
@@ -59,12 +63,18 @@ class FolderSource:
             for name in sorted(filenames):
                 if stop is not None and stop.is_set():
                     return result
-                result += self.process(Path(directory) / name)
+                result += self.process(Path(directory) / name, stop, known)
         return result
 
-    def process(self, path: Path, stop: threading.Event | None = None) -> IngestResult:
+    def process(
+        self,
+        path: Path,
+        stop: threading.Event | None = None,
+        known_states: dict[str, FileRow] | None = None,
+    ) -> IngestResult:
         """Read one file if it is new or changed (or every file under a folder moved in).
 
+        ``known_states`` (every file state of the source) spares a lookup per file in a scan.
         Errors are recorded and logged once, never raised: one bad file never stops the others.
         """
         relative = self._relative(path)
@@ -82,13 +92,17 @@ class FolderSource:
             return self._walk(path, stop)
         if not _wanted(path.name):
             return IngestResult()
-        with self.pipeline.db.session() as session:
-            known = repo.file_state(session, self.id, relative)
-        unchanged = known is not None and (known.size, known.mtime_ns) == (
-            info.st_size,
-            info.st_mtime_ns,
-        )
-        if unchanged and known is not None and known.digest != _RETRY:
+        if known_states is not None:
+            known = known_states.get(relative)
+        else:
+            with self.pipeline.db.session() as session:
+                known = repo.file_state(session, self.id, relative)
+        stat_key = (info.st_size, info.st_mtime_ns)
+        if (
+            known is not None
+            and (known.size, known.mtime_ns) == stat_key
+            and known.digest != _RETRY
+        ):
             return IngestResult()
         try:
             data = self._read(path, info)
@@ -110,7 +124,7 @@ class FolderSource:
             reason = str(exc) if isinstance(exc, DocumentError) else exc.strerror or str(exc)
             # What a fix outside the file can cure (permissions, the size cap) is tried again at
             # every scan; a malformed file only once it changes. Either is logged once.
-            retry = isinstance(exc, OSError) or reason.startswith("file too large")
+            retry = isinstance(exc, OSError | FileTooLarge)
             if known is None or known.error != reason:
                 log.warning("skipped %s: %s", relative, reason, extra=self._extra(relative))
             self._record_failure(relative, info, reason, retry=retry)
@@ -133,7 +147,7 @@ class FolderSource:
             raise DocumentError("not a regular file")
         cap = self.settings.max_file_size
         if info.st_size > cap:
-            raise DocumentError(f"file too large ({info.st_size} bytes, limit {cap})")
+            raise FileTooLarge(f"file too large ({info.st_size} bytes, limit {cap})")
         # O_NONBLOCK: if the path was swapped for a FIFO since lstat, open must not hang.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         with os.fdopen(fd, "rb") as handle:
@@ -141,7 +155,7 @@ class FolderSource:
                 raise DocumentError("not a regular file")
             data = handle.read(cap + 1)
         if len(data) > cap:
-            raise DocumentError(f"file too large (over {cap} bytes)")
+            raise FileTooLarge(f"file too large (over {cap} bytes)")
         return data
 
     def _identify(self, article: Article, relative: str, *, several: bool) -> Article:
@@ -203,6 +217,10 @@ class FolderSource:
             )
             if paths:
                 yield paths
+
+
+class FileTooLarge(DocumentError):
+    """The file is larger than the source's max_file_size."""
 
 
 _RETRY = "retry"

@@ -124,6 +124,12 @@ def file_state(session: Session, source_id: str, path: str) -> FileRow | None:
     return session.get(FileRow, (source_id, path))
 
 
+def file_states(session: Session, source_id: str) -> dict[str, FileRow]:
+    """What is known of every file of a folder source, by path."""
+    rows = session.exec(select(FileRow).where(FileRow.source_id == source_id)).all()
+    return {row.path: row for row in rows}
+
+
 def save_file_state(session: Session, state: FileRow) -> None:
     session.merge(state)
 
