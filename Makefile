@@ -34,9 +34,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix monitor tests benchmarks
 
 # Matching throughput, compile time and memory of monitor's engine next to tantivy and `re`
-# (about 5 minutes; BENCH_ARGS=--quick for a smoke run). See benchmarks/matching.py.
+# (about 9 minutes; BENCH_ARGS=--quick for a smoke run). tantivy comes with the dev extras.
 bench-matching: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/matching.py $(BENCH_ARGS)
 
 clean:

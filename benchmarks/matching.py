@@ -53,7 +53,7 @@ How to run
 ----------
 ::
 
-    make bench-matching                                   # installs .[bench], runs the default
+    make bench-matching                                   # the default run (tantivy: dev extras)
     .venv/bin/python benchmarks/matching.py               # everything, about 5 minutes on 2 cores
     .venv/bin/python benchmarks/matching.py --quick       # 300 articles (batch 300), 100 and 1,000
     .venv/bin/python benchmarks/matching.py --sizes 100,1000 --spelling keys
