@@ -78,22 +78,6 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Any]:
-    """``await eventually(lambda: ...)``: wait for a condition with a deadline."""
-    return wait_for
-
-
 # --------------------------------------------------------------------------------------------
 # SMTP
 

@@ -200,13 +200,13 @@ def _parts(raw: bytes) -> dict[str, str]:
 async def test_email_has_text_and_html_parts_with_the_alert(
     make_alert: AlertFactory,
     smtp_server: Any,
-    eventually: Any,
+    wait_until: Any,
     debug_logs: pytest.LogCaptureFixture,
 ) -> None:
     """The e-mail carries text/plain and text/html parts, both with hits and rule, HTML escaped."""
     channel = Channel.from_url("mail", _mail_url(smtp_server.port))
     await channel.send(make_alert(title="<script>alert(1)</script> Kazakhstan orders"))
-    await eventually(lambda: len(smtp_server.messages) == 1)
+    await wait_until(lambda: len(smtp_server.messages) == 1, timeout=5)
 
     parts = _parts(smtp_server.messages[0])
     assert parts["subject"].startswith("[CRITICAL] Orders to use lethal force against protesters")
