@@ -18,13 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlmodel import Session, SQLModel
+
+from monitor.identity import canonical_url
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Rule
-from monitor.models import Article
+from monitor.models import Article, RuleMatch
 from monitor.store import repo
 from monitor.store.db import Database
-from monitor.store.tables import FileRow, utcnow
+from monitor.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -75,55 +78,91 @@ class Pipeline:
         self.clock = clock
 
     def ingest(
-        self, source_id: str, articles: Sequence[Article], file_state: FileRow | None = None
+        self, source_id: str, articles: Sequence[Article], state: SQLModel | None = None
     ) -> IngestResult:
         """Store what is new in ``articles`` with its matches and outbox rows, in one transaction.
 
-        ``file_state``, when given, is saved in the same transaction, so a file is marked as read
-        exactly when its articles are committed.
+        ``state``, when given (a file's or a feed's row), is saved in the same transaction, so a
+        source's progress (a file marked read, a feed's ETag) is recorded exactly when its articles
+        are committed. Lookups are batched: a few queries per call, not a few per article.
         """
         result = IngestResult()
         rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
         now = self.clock()
+        # An article listed twice in one unit (a feed repeating a GUID) is taken once: the first.
+        unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
         with self.db.session() as session:
-            for article in articles:
-                existing = repo.find_article(session, source_id, article.key)
-                if existing is not None and existing.content_hash == article.content_hash:
+            existing = repo.find_articles(session, source_id, [a.key for a in unique])
+            changed = []
+            for article in unique:
+                row = existing.get(article.key)
+                if row is not None and row.content_hash == article.content_hash:
                     result.unchanged += 1
-                    continue
-                if repo.find_same_content(session, article) is not None:
+                else:
+                    changed.append(article)
+            duplicates = repo.find_same_content(session, changed)
+            updated_keys = [a.key for a in changed if a.key in existing]
+            already = repo.matched_rule_ids(session, source_id, updated_keys)
+            seen_in_unit: set[str] = set()
+            for index, article in enumerate(changed):
+                url = canonical_url(article.url)
+                marks = {article.content_hash, *([url] if url else [])}
+                if article.guid:
+                    marks.add(f"guid:{article.guid}")
+                if index in duplicates or marks & seen_in_unit:
                     result.duplicates += 1
                     continue
-                row = repo.save_article(session, article, now, previous=existing)
+                seen_in_unit |= marks
+                previous = existing.get(article.key)
+                row = repo.save_article(session, article, now, previous=previous)
                 assert row.id is not None
-                already: set[str] = set()
-                if existing is None:
+                if previous is None:
                     result.new += 1
                 else:
                     result.updated += 1
-                    already = repo.matched_rule_ids(session, source_id, article.key)
-                for match in rules.matcher.match(article):
-                    if match.rule_id in already:
-                        continue
-                    rule = rules.by_id[match.rule_id]
-                    channels = rule.notify if rule.notify is not None else self.default_channels
-                    stored = repo.add_match(
-                        session,
-                        article_id=row.id,
-                        rule=rule,
-                        match=match,
-                        channels=channels,
-                        now=now,
-                    )
-                    assert stored.id is not None
-                    result.match_ids.append(stored.id)
-                    log.info(
-                        "match: %s [%s] %s",
-                        rule.id,
-                        match.severity,
-                        article.title,
-                        extra={"rule_id": rule.id, "article_id": row.id, "source_id": source_id},
-                    )
-            if file_state is not None:
-                repo.save_file_state(session, file_state)
+                result.match_ids += self._store_matches(
+                    session,
+                    rules.matcher.match(article),
+                    rules,
+                    article_id=row.id,
+                    source_id=source_id,
+                    title=article.title,
+                    already=already.get(article.key, set()),
+                    now=now,
+                )
+            if state is not None:
+                session.merge(state)
         return result
+
+    def _store_matches(
+        self,
+        session: Session,
+        matches: list[RuleMatch],
+        rules: CompiledRules,
+        *,
+        article_id: int,
+        source_id: str,
+        title: str,
+        already: set[str],
+        now: datetime,
+    ) -> list[int]:
+        """Store each new match of one article with its outbox rows; return their ids."""
+        stored_ids = []
+        for match in matches:
+            if match.rule_id in already:
+                continue  # this rule alerted for an earlier version of the article
+            rule = rules.by_id[match.rule_id]
+            channels = rule.notify if rule.notify is not None else self.default_channels
+            stored = repo.add_match(
+                session, article_id=article_id, rule=rule, match=match, channels=channels, now=now
+            )
+            assert stored.id is not None
+            stored_ids.append(stored.id)
+            log.info(
+                "match: %s [%s] %s",
+                rule.id,
+                match.severity,
+                title,
+                extra={"rule_id": rule.id, "article_id": article_id, "source_id": source_id},
+            )
+        return stored_ids

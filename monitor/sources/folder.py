@@ -116,7 +116,7 @@ class FolderSource:
                 seen_at=utcnow(),
             )
             if known is not None and known.digest == digest and known.error is None:
-                return self.pipeline.ingest(self.id, [], file_state=state)
+                return self.pipeline.ingest(self.id, [], state=state)
             parsed = parse_document(path.name, data)
             several = len(parsed) > 1 or path.suffix.lower() in _FEED_SUFFIXES
             articles = [self._identify(article, relative, several=several) for article in parsed]
@@ -134,7 +134,7 @@ class FolderSource:
             log.exception("failed to read %s", relative, extra=self._extra(relative))
             self._record_failure(relative, info, f"unexpected error: {exc!r}"[:500])
             return IngestResult()
-        return self.pipeline.ingest(self.id, articles, file_state=state)
+        return self.pipeline.ingest(self.id, articles, state=state)
 
     def _read(self, path: Path, info: os.stat_result) -> bytes:
         """The bytes of a regular file inside the folder, within the cap; else DocumentError."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from sqlalchemy import and_, func, inspect, or_
+from sqlalchemy import ColumnElement, and_, func, inspect
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -18,36 +18,79 @@ from monitor.store.tables import ArticleRow, DeliveryRow, FileRow, MatchRow, Sou
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 
 
-def find_article(session: Session, source_id: str, key: str) -> ArticleRow | None:
-    """The current version of the article ``key`` of ``source_id``."""
-    statement = select(ArticleRow).where(
-        ArticleRow.source_id == source_id, ArticleRow.key == key, col(ArticleRow.current)
-    )
-    return session.exec(statement).first()
+_CHUNK = 500
+"""Values per IN (...) list: well under every backend's limit on bound parameters."""
 
 
-def find_same_content(session: Session, article: Article) -> ArticleRow | None:
-    """Another stored article that is this one under another key: the same text, the same
-    canonical URL, or (within one source) the same GUID."""
-    conditions = [col(ArticleRow.content_hash) == article.content_hash]
-    url = canonical_url(article.url)
-    if url:
-        conditions.append(col(ArticleRow.canonical_url) == url)
-    if article.guid:
-        conditions.append(
-            and_(
-                col(ArticleRow.source_id) == article.source_id, col(ArticleRow.guid) == article.guid
-            )
+def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+    return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
+
+
+def find_articles(session: Session, source_id: str, keys: Sequence[str]) -> dict[str, ArticleRow]:
+    """The current version of each of ``keys`` that is stored, by key (batched lookups)."""
+    found: dict[str, ArticleRow] = {}
+    for chunk in _chunks(list(dict.fromkeys(keys))):
+        statement = select(ArticleRow).where(
+            ArticleRow.source_id == source_id,
+            col(ArticleRow.key).in_(chunk),
+            col(ArticleRow.current),
         )
-    statement = (
-        select(ArticleRow)
-        .where(
-            or_(*conditions),
-            or_(col(ArticleRow.source_id) != article.source_id, col(ArticleRow.key) != article.key),
-        )
-        .limit(1)
+        found.update((row.key, row) for row in session.exec(statement).all())
+    return found
+
+
+def find_same_content(session: Session, articles: Sequence[Article]) -> set[int]:
+    """Indexes of ``articles`` that are another stored article under another key: the same
+    text, the same canonical URL, or (within one source) the same GUID. A few batched queries,
+    not one per article."""
+    if not articles:
+        return set()
+    hashes = [article.content_hash for article in articles]
+    urls = [url for url in (canonical_url(article.url) for article in articles) if url]
+    guids: dict[str, list[str]] = {}
+    for article in articles:
+        if article.guid:
+            guids.setdefault(article.source_id, []).append(article.guid[:1024])
+    rows: list[tuple[str, str, str, str | None, str | None]] = []
+    columns = (
+        ArticleRow.source_id,
+        ArticleRow.key,
+        ArticleRow.content_hash,
+        ArticleRow.canonical_url,
+        ArticleRow.guid,
     )
-    return session.exec(statement).first()
+    queries: list[ColumnElement[bool]] = [
+        col(ArticleRow.content_hash).in_(chunk) for chunk in _chunks(hashes)
+    ]
+    queries += [col(ArticleRow.canonical_url).in_(chunk) for chunk in _chunks(urls)]
+    queries += [
+        and_(col(ArticleRow.source_id) == source_id, col(ArticleRow.guid).in_(chunk))
+        for source_id, values in guids.items()
+        for chunk in _chunks(values)
+    ]
+    for condition in queries:
+        rows += session.exec(select(*columns).where(condition)).all()  # type: ignore[call-overload]
+    by_hash: dict[str, set[tuple[str, str]]] = {}
+    by_url: dict[str, set[tuple[str, str]]] = {}
+    by_guid: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for source_id, key, content_hash, url, guid in rows:
+        by_hash.setdefault(content_hash, set()).add((source_id, key))
+        if url:
+            by_url.setdefault(url, set()).add((source_id, key))
+        if guid:
+            by_guid.setdefault((source_id, guid), set()).add((source_id, key))
+    duplicates = set()
+    for index, article in enumerate(articles):
+        own = {(article.source_id, article.key)}
+        url = canonical_url(article.url)
+        holders = by_hash.get(article.content_hash, set())
+        if url:
+            holders = holders | by_url.get(url, set())
+        if article.guid:
+            holders = holders | by_guid.get((article.source_id, article.guid[:1024]), set())
+        if holders - own:
+            duplicates.add(index)
+    return duplicates
 
 
 def save_article(
@@ -82,14 +125,19 @@ def save_article(
     return row
 
 
-def matched_rule_ids(session: Session, source_id: str, key: str) -> set[str]:
-    """Rules that matched any version of the article: they do not alert for it again."""
-    statement = (
-        select(MatchRow.rule_id)
-        .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
-        .where(ArticleRow.source_id == source_id, ArticleRow.key == key)
-    )
-    return set(session.exec(statement).all())
+def matched_rule_ids(session: Session, source_id: str, keys: Sequence[str]) -> dict[str, set[str]]:
+    """For each key, the rules that matched any version of that article: they do not alert for
+    it again."""
+    found: dict[str, set[str]] = {}
+    for chunk in _chunks(list(dict.fromkeys(keys))):
+        statement = (
+            select(ArticleRow.key, MatchRow.rule_id)
+            .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
+            .where(ArticleRow.source_id == source_id, col(ArticleRow.key).in_(chunk))
+        )
+        for key, rule_id in session.exec(statement).all():
+            found.setdefault(key, set()).add(rule_id)
+    return found
 
 
 def add_match(
