@@ -2,4 +2,6 @@
 
 from monitor.cli import main
 
-raise SystemExit(main())
+# Guarded: the parser pool's worker processes import the main module again, and must not run it.
+if __name__ == "__main__":
+    raise SystemExit(main())

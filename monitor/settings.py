@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError
 from monitor import yamlfile
 from monitor.durations import PositiveDuration
 from monitor.errors import ConfigError, Problem
+from monitor.opml import read_opml
 
 DEFAULT_CONFIG = Path("config/monitor.yaml")
 ENV_CONFIG = "MONITOR_CONFIG"
@@ -73,6 +74,35 @@ class FeedSourceSettings(_Model):
         return value
 
 
+class FetchSettings(_Model):
+    """How feeds are fetched and scheduled (one block for all feeds)."""
+
+    min_interval: PositiveDuration = timedelta(minutes=5)
+    """The adaptive interval never goes below this."""
+    max_interval: PositiveDuration = timedelta(hours=24)
+    """...nor above this; a feed's ttl and Cache-Control are capped here too."""
+    concurrency: int = Field(default=50, ge=1, le=1000)
+    """Fetches in flight at once, over all hosts."""
+    per_host: int = Field(default=2, ge=1, le=100)
+    """Fetches in flight at once to one host name."""
+    connect_timeout: PositiveDuration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=20)
+    """The whole exchange, redirects and body included."""
+    max_body: int = Field(default=15 * 1024 * 1024, ge=1024)
+    """Bytes of a response body, counted after decompression."""
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_items: int = Field(default=1000, ge=1)
+    """Entries read from one feed document; the rest (the oldest) are ignored."""
+    parse_timeout: PositiveDuration = timedelta(seconds=10)
+    parse_memory: int = Field(default=512 * 1024 * 1024, ge=64 * 1024 * 1024)
+    """Bytes of memory a parser process may add for one feed."""
+    parsers: int | None = Field(default=None, ge=1, le=64)
+    """Parser processes; the number of CPUs when unset."""
+    stale_after: PositiveDuration = timedelta(days=7)
+    """A feed with no new entry for this long is flagged as stale in its health."""
+    user_agent: str | None = None
+
+
 SourceSettings = Annotated[FolderSourceSettings | FeedSourceSettings, Field(discriminator="type")]
 
 
@@ -87,6 +117,9 @@ class Settings(_Model):
     database: str = "sqlite:///data/monitor.db"
     rules: Path = Path("rules")
     sources: tuple[SourceSettings, ...] = ()
+    feeds_opml: Path | None = None
+    """An OPML file of feed subscriptions: each outline with an xmlUrl becomes a feed source."""
+    fetching: FetchSettings = FetchSettings()
     channels: tuple[ChannelSettings, ...] = ()
     notify: tuple[str, ...] = ()
     """Channels for a rule that names none."""
@@ -157,6 +190,7 @@ def vocabulary() -> set[str]:
         Settings,
         FolderSourceSettings,
         FeedSourceSettings,
+        FetchSettings,
         ChannelSettings,
     )
     return {name for model in models for name in model.model_fields}
@@ -209,6 +243,12 @@ def load(
     except ValidationError as exc:
         problems += yamlfile.validation_problems(doc, exc, vocabulary())
         raise ConfigError(problems) from None
+    base = path.resolve().parent
+    if settings.feeds_opml is not None:
+        try:
+            settings = _with_opml_feeds(settings, _under(base, settings.feeds_opml))
+        except ConfigError as exc:
+            problems += exc.problems
     problems += _cross_checks(settings, doc)
     for index, channel in enumerate(settings.channels):
         try:
@@ -218,7 +258,34 @@ def load(
             problems.append(doc.problem(("channels", index, "url"), str(exc)))
     if problems:
         raise ConfigError(problems)
-    return resolve_paths(settings, path.resolve().parent)
+    return resolve_paths(settings, base)
+
+
+def _with_opml_feeds(settings: Settings, path: Path) -> Settings:
+    """``settings`` with a feed source for each feed of the OPML file that the config does not
+    list already (by URL); an unusable URL is a problem at its line in the OPML file."""
+    listed = {source.url for source in settings.sources if isinstance(source, FeedSourceSettings)}
+    added: list[FeedSourceSettings] = []
+    problems = []
+    for outline in read_opml(path):
+        if outline.url in listed:
+            continue
+        try:
+            added.append(
+                FeedSourceSettings(
+                    id=outline.source_id, type="feed", url=outline.url, tags=outline.tags
+                )
+            )
+        except ValidationError as exc:
+            reasons = "; ".join(
+                str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+            )
+            problems.append(
+                Problem(str(path), outline.line, f"feed {outline.url[:200]!r}: {reasons}")
+            )
+    if problems:
+        raise ConfigError(problems)
+    return settings.model_copy(update={"sources": (*settings.sources, *added)})
 
 
 def _cross_checks(settings: Settings, doc: yamlfile.Document) -> list[Problem]:

@@ -28,13 +28,13 @@ from types import MappingProxyType
 from monitor.documents.eml import parse_eml
 from monitor.documents.feedfile import parse_feed
 from monitor.documents.htmldoc import parse_html
-from monitor.documents.jsondoc import parse_json
+from monitor.documents.jsondoc import parse_json, parse_json_feed
 from monitor.documents.markdown import parse_markdown
 from monitor.documents.txt import parse_txt
 from monitor.errors import DocumentError
 from monitor.models import Article
 
-__all__ = ["MAX_FIELD_CHARS", "SUPPORTED_SUFFIXES", "parse_document"]
+__all__ = ["MAX_FIELD_CHARS", "SUPPORTED_SUFFIXES", "parse_document", "parse_feed_document"]
 
 MAX_FIELD_CHARS = 1_000_000
 """The longest a text field may be: past this a "document" is an attack or an accident."""
@@ -76,6 +76,18 @@ def parse_document(name: str, data: bytes) -> list[Article]:
     except RecursionError:
         # The parsers limit or avoid recursion (JSON and e-mail say so in their own words), but
         # a recursive library underneath can still hit the limit: that is this document's fault.
+        raise DocumentError("document nested too deeply") from None
+    return [_clean(article) for article in articles]
+
+
+def parse_feed_document(data: bytes) -> list[Article]:
+    """The entries of a feed served over HTTP: a JSON Feed when the body is a JSON object, else
+    RSS or Atom. Anything else (an HTML page, an API's JSON) raises DocumentError("not a feed")."""
+    start = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    parser = parse_json_feed if start.startswith(b"{") else parse_feed
+    try:
+        articles = parser(data)
+    except RecursionError:
         raise DocumentError("document nested too deeply") from None
     return [_clean(article) for article in articles]
 

@@ -58,6 +58,18 @@ def parse_json(data: bytes) -> list[Article]:
     return [_article(document, "JSON object")]
 
 
+def parse_json_feed(data: bytes) -> list[Article]:
+    """Parse a JSON Feed; any other JSON is "not a feed" (a feed URL that serves an API's JSON)."""
+    text = decode_text(data)
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        raise DocumentError("not a feed: invalid JSON") from None
+    if not isinstance(document, dict) or not _is_json_feed(document):
+        raise DocumentError(f"not a feed: JSON without a {_JSON_FEED_VERSION}... version")
+    return _json_feed(document)
+
+
 def _is_json_feed(document: dict[str, object]) -> bool:
     version = document.get("version")
     return isinstance(version, str) and version.startswith(_JSON_FEED_VERSION)

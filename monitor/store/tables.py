@@ -1,6 +1,8 @@
 """The database tables.
 
 sources    one row per configured source: its health
+feeds      one row per feed source: its schedule (next check), HTTP validators (ETag,
+           Last-Modified), current URL after a confirmed permanent redirect, and health
 files      one row per file seen in a folder source: size, mtime and digest, so an unchanged or
            known-bad file is not read again
 articles   one row per version of an article: (source_id, key) identifies the article and at most
@@ -70,6 +72,36 @@ class SourceRow(SQLModel, table=True):
     last_success_at: datetime | None = _when()
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     consecutive_failures: int = 0
+
+
+class FeedRow(SQLModel, table=True):
+    """A feed's state, kept across restarts. ``next_check_at`` is None for a feed no longer in
+    the config (its history stays); ``disabled`` holds why a feed is no longer polled (410 Gone)."""
+
+    __tablename__ = "feeds"
+
+    source_id: str = Field(primary_key=True, max_length=64)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    """The URL in the config; when the config changes it, the state below starts afresh."""
+    current_url: str | None = Field(default=None, sa_column=Column(Text))
+    """Where the feed moved to (a permanent redirect whose target served a valid feed)."""
+    etag: str | None = Field(default=None, sa_column=Column(Text))
+    last_modified: str | None = Field(default=None, max_length=128)
+    next_check_at: datetime | None = _when(index=True)
+    last_checked_at: datetime | None = _when()
+    last_success_at: datetime | None = _when()
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    error_reason: str | None = Field(default=None, max_length=32)
+    last_error_at: datetime | None = _when()
+    consecutive_failures: int = 0
+    disabled: str | None = Field(default=None, sa_column=Column(Text))
+    items_seen: int = 0
+    """New articles stored from this feed, in all."""
+    last_item_at: datetime | None = _when()
+    """When the newest entry was published (or first seen, when it has no date)."""
+    posting_interval: float | None = None
+    """Median seconds between recent posts, the basis of the adaptive interval."""
 
 
 class FileRow(SQLModel, table=True):

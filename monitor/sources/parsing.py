@@ -1,0 +1,242 @@
+"""Feed bodies -> articles, in worker processes with a time and a memory limit.
+
+feedparser is lenient, and a crafted document of a few hundred kilobytes can make it spend
+seconds and gigabytes. So parsing never runs in the daemon's process: a small pool of worker
+processes parses one body each at a time, each worker under an address-space limit, and the
+daemon waits at most ``timeout`` seconds. A worker that runs out of time is killed and replaced;
+one that runs out of memory reports it (or dies) and is replaced too. Either way only that feed
+fails, with the reason, and the other feeds go on.
+
+``parse_body`` is the pure function the workers run; tests and tools may call it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import re
+import resource
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from monitor.documents import parse_feed_document
+from monitor.errors import DocumentError, SourceError
+from monitor.models import Article
+
+log = logging.getLogger(__name__)
+
+_DAYS = {
+    name: number
+    for number, name in enumerate(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+}
+_HEAD = 64 * 1024
+"""The channel elements that steer scheduling come before the items: only this much is searched."""
+_TTL = re.compile(rb"<ttl>\s*(\d{1,6})\s*</ttl>", re.IGNORECASE)
+_SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.IGNORECASE | re.DOTALL)
+_SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.IGNORECASE | re.DOTALL)
+_HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>", re.IGNORECASE)
+_DAY = re.compile(rb"<day>\s*([A-Za-z]{1,12})\s*</day>", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHints:
+    """What an RSS channel says about when to poll it (RSS 2.0: ttl, skipHours, skipDays)."""
+
+    ttl_minutes: int | None = None
+    skip_hours: frozenset[int] = frozenset()
+    """Hours (0-23, GMT) in which the feed asks not to be read."""
+    skip_days: frozenset[int] = frozenset()
+    """Days (0 = Monday) on which the feed asks not to be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    articles: list[Article]
+    hints: FeedHints
+    truncated: int = 0
+    """Entries dropped beyond the per-feed item cap."""
+
+
+class ParseError(SourceError):
+    """The feed body could not be parsed."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse_body(data: bytes, max_items: int = 1000) -> ParsedFeed:
+    """The entries of a fetched feed body (at most ``max_items``, the first ones, which feeds
+    list newest first) and its scheduling hints. Raises DocumentError when it is not a feed."""
+    articles = parse_feed_document(data)
+    dropped = max(0, len(articles) - max_items)
+    return ParsedFeed(articles[:max_items], feed_hints(data), dropped)
+
+
+def feed_hints(data: bytes) -> FeedHints:
+    head = data[:_HEAD]
+    ttl = _TTL.search(head)
+    hours = _SKIP_HOURS.search(head)
+    days = _SKIP_DAYS.search(head)
+    return FeedHints(
+        ttl_minutes=int(ttl.group(1)) if ttl else None,
+        skip_hours=frozenset(
+            int(hour) % 24 for hour in (_HOUR.findall(hours.group(1)) if hours else [])
+        ),
+        skip_days=frozenset(
+            _DAYS[day.decode().lower()]
+            for day in (_DAY.findall(days.group(1)) if days else [])
+            if day.decode().lower() in _DAYS
+        ),
+    )
+
+
+# -- the worker side ----------------------------------------------------------------------------
+
+
+def _limit_memory(limit: int) -> None:
+    """Cap this process's address space at what it uses now plus ``limit`` bytes."""
+    with contextlib.suppress(OSError, ValueError):
+        pages = Path("/proc/self/statm").read_text(encoding="ascii").split()[0]
+        current = int(pages) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (current + limit, current + limit))
+
+
+def _serve(connection: Connection, memory_limit: int) -> None:
+    """A worker's loop: receive (data, max_items), send back ("ok", ParsedFeed) or an error."""
+    _limit_memory(memory_limit)
+    while True:
+        try:
+            data, max_items = connection.recv()
+        except (EOFError, OSError):
+            return
+        except MemoryError:
+            connection.send(("memory", "the feed body exceeded the memory limit"))
+            return
+        reply: tuple[str, Any]
+        try:
+            reply = ("ok", parse_body(data, max_items))
+        except DocumentError as exc:
+            reply = ("not_a_feed" if str(exc).startswith("not a feed") else "parse_error", str(exc))
+        except MemoryError:
+            reply = ("memory", "parsing exceeded the memory limit")
+        except Exception as exc:  # noqa: BLE001 (a parser bug is this feed's failure, reported)
+            reply = ("parse_error", f"parser failed: {type(exc).__name__}: {exc}")
+        del data
+        try:
+            connection.send(reply)
+        except MemoryError:
+            connection.send(("memory", "the parsed feed exceeded the memory limit"))
+        if reply[0] == "memory":
+            return  # the heap may be fragmented past use: let the pool start a fresh worker
+
+
+# -- the daemon side ----------------------------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, context: Any, memory_limit: int) -> None:
+        self.connection, child = multiprocessing.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child, memory_limit), name="monitor-parser", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def call(self, data: bytes, max_items: int, timeout: float) -> tuple[str, Any]:
+        """Blocking: send one job and wait up to ``timeout`` seconds for its reply."""
+        self.connection.send((data, max_items))
+        if not self.connection.poll(timeout):
+            raise TimeoutError
+        reply: tuple[str, Any] = self.connection.recv()
+        return reply
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+            self.process.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.connection.close()
+
+
+class ParserPool:
+    """``workers`` parser processes; :meth:`parse` is safe to call from many tasks at once."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        timeout: float = 10.0,
+        memory_limit: int = 512 * 1024 * 1024,
+        max_items: int = 1000,
+    ) -> None:
+        self.size = workers or os.cpu_count() or 1
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self.max_items = max_items
+        # forkserver: workers start from a clean, single-threaded process with the parsers
+        # imported once, instead of forking the daemon with its threads and connections.
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["monitor.sources.parsing"])
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._free = asyncio.Semaphore(self.size)
+        self._threads = ThreadPoolExecutor(self.size, thread_name_prefix="parser")
+        self._closed = False
+
+    async def parse(self, data: bytes) -> ParsedFeed:
+        """Parse one body in a worker; raise ParseError with a reason slug on any failure:
+        not_a_feed, parse_error, parse_timeout, parse_memory."""
+        async with self._free:
+            if self._closed:
+                raise ParseError("stopped", "the parser pool is shut down")
+            worker = self._idle.pop() if self._idle else await self._start()
+            self._busy.add(worker)
+            keep = False
+            try:
+                loop = asyncio.get_running_loop()
+                kind, value = await loop.run_in_executor(
+                    self._threads, worker.call, data, self.max_items, self.timeout
+                )
+            except TimeoutError:
+                raise ParseError(
+                    "parse_timeout", f"parsing took longer than {self.timeout:g} s"
+                ) from None
+            except (EOFError, OSError, BrokenPipeError):
+                raise ParseError(
+                    "parse_memory",
+                    "the parser process died (over its memory limit, or crashed)",
+                ) from None
+            else:
+                keep = kind != "memory"
+            finally:
+                self._busy.discard(worker)
+                if keep and not self._closed:
+                    self._idle.append(worker)
+                else:
+                    worker.kill()
+            if kind == "ok":
+                parsed: ParsedFeed = value
+                return parsed
+            raise ParseError("parse_memory" if kind == "memory" else kind, value)
+
+    async def _start(self) -> _Worker:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, _Worker, self._context, self.memory_limit)
+
+    def close(self) -> None:
+        """Stop every worker; calls in flight fail with ParseError."""
+        self._closed = True
+        workers = [*self._idle, *self._busy]
+        self._idle = []
+        for worker in workers:
+            worker.kill()
+        self._threads.shutdown(wait=False, cancel_futures=True)
