@@ -1,8 +1,9 @@
 """Composition root: settings -> store, rules, channels, sources, pipeline, outbox, scheduler.
 
 ``App.load`` validates everything before anything starts, so a bad config stops the daemon at
-start-up with every problem listed. ``Daemon.run`` wires the stages together: APScheduler polls
-each source on its interval, a watcher per folder reacts to file-system events, and the outbox
+start-up with every problem listed. ``Daemon.run`` wires the stages together: APScheduler scans
+each folder on its interval, a watcher per folder reacts to file-system events, an APScheduler job
+dispatches the feeds that are due (it only selects them; each poll is its own task), and the outbox
 worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
 in-flight work finish within a grace period, and closes the database.
 """
@@ -28,6 +29,7 @@ from monitor.notify.outbox import Outbox
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
 from monitor.settings import Settings
 from monitor.sources import SOURCE_TYPES
+from monitor.sources.feed import FeedSources
 from monitor.sources.folder import FolderSource
 from monitor.store import repo
 from monitor.store.db import Database
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 8.0
 """Seconds in-flight work may take to finish after SIGTERM (within Docker's default 10 s)."""
+DISPATCH_EVERY = 5.0
+"""Seconds between two selections of due feeds."""
 
 
 @dataclass
@@ -77,19 +81,15 @@ class Daemon:
         self.db = Database(settings.database)
         self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), settings.notify)
         self.outbox = Outbox(self.db, app.channels, retry_for=settings.retry_for)
-        self.sources: list[FolderSource] = []
-        for source_settings in settings.sources:
-            source_type = SOURCE_TYPES.get(source_settings.type)
-            if source_type is None:
-                log.warning(
-                    "source %s: type %r is not supported by this version; skipped",
-                    source_settings.id,
-                    source_settings.type,
-                    extra={"source_id": source_settings.id},
-                )
-                continue
-            assert isinstance(source_settings, settings_module.FolderSourceSettings)
-            self.sources.append(source_type(source_settings, self.pipeline))
+        self.sources: list[FolderSource] = [
+            SOURCE_TYPES[source.type](source, self.pipeline)
+            for source in settings.sources
+            if isinstance(source, settings_module.FolderSourceSettings)
+        ]
+        feeds = [s for s in settings.sources if isinstance(s, settings_module.FeedSourceSettings)]
+        self.feeds = (
+            FeedSources(feeds, settings.fetching, self.db, self.pipeline) if feeds else None
+        )
         self.stop = asyncio.Event()
         # Scans run in threads; they check this between files so SIGTERM is not kept waiting.
         self._halt = threading.Event()
@@ -99,17 +99,22 @@ class Daemon:
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
         log.info(
-            "starting: %d rules, %d sources, %d channels, database %s",
+            "starting: %d rules, %d folders, %d feeds, %d channels, database %s",
             len(self.app.rules.rules),
             len(self.sources),
+            len(self.feeds or ()),
             len(self.app.channels),
             self.db.masked_url,
         )
         await asyncio.to_thread(self.db.create_schema)
+        if self.feeds is not None:
+            await asyncio.to_thread(self.feeds.sync)
         try:
             if once:
                 for source in self.sources:
                     await self._scan(source)
+                if self.feeds is not None:
+                    await self._poll_all_feeds(self.feeds)
                 report = await self.outbox.deliver_due()
                 log.info(
                     "done: %d sent, %d failed, %d deferred, %d dead",
@@ -121,7 +126,32 @@ class Daemon:
                 return 0
             return await self._serve()
         finally:
+            if self.feeds is not None:
+                await self.feeds.close()
             self.db.dispose()
+
+    async def _poll_all_feeds(self, feeds: FeedSources) -> None:
+        """Poll every enabled feed once (``run --once``): a healthy feed whatever its next check
+        time (a conditional request costs little), a failing one only when its backoff or the
+        server's Retry-After has passed."""
+        states = await asyncio.to_thread(feeds.states)
+        now = datetime.now(UTC)
+
+        def wanted(source_id: str) -> bool:
+            state = states.get(source_id)
+            if state is None:
+                return True
+            backing_off = state.consecutive_failures > 0 and (state.next_check_at or now) > now
+            return not state.disabled and not backing_off
+
+        enabled = [source_id for source_id in feeds.feeds if wanted(source_id)]
+        slots = asyncio.Semaphore(2 * feeds.fetching.concurrency)
+
+        async def poll(source_id: str) -> None:
+            async with slots:
+                self._after_ingest(await feeds.poll(source_id))
+
+        await asyncio.gather(*(poll(source_id) for source_id in enabled))
 
     async def _serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -140,6 +170,18 @@ class Daemon:
                 coalesce=True,
                 max_instances=1,
                 jitter=5,
+                misfire_grace_time=None,
+            )
+        if self.feeds is not None:
+            scheduler.add_job(
+                self._dispatch_feeds,
+                "interval",
+                args=[self.feeds],
+                seconds=DISPATCH_EVERY,
+                id="_internal_feed_dispatch",
+                next_run_time=datetime.now(UTC),
+                coalesce=True,
+                max_instances=1,
                 misfire_grace_time=None,
             )
         scheduler.start()
@@ -169,6 +211,22 @@ class Daemon:
         error = task.exception()
         log.error("background task %s ended unexpectedly: %r; stopping", task.get_name(), error)
         self.stop.set()
+
+    async def _dispatch_feeds(self, feeds: FeedSources) -> None:
+        """The dispatcher: select due feeds and start a poll task for each; it fetches nothing
+        itself. In-flight polls are capped so a backlog waits in the database, not in memory."""
+        if self.stop.is_set():
+            return
+        room = 2 * feeds.fetching.concurrency - len(feeds.in_flight)
+        for source_id in await asyncio.to_thread(feeds.due, room):
+            task = asyncio.create_task(self._poll_feed(feeds, source_id), name=f"feed:{source_id}")
+            self._polls.add(task)
+            task.add_done_callback(self._polls.discard)
+
+    async def _poll_feed(self, feeds: FeedSources, source_id: str) -> IngestResult:
+        result = await feeds.poll(source_id)
+        self._after_ingest(result)
+        return result
 
     async def poll(self, source: FolderSource) -> IngestResult:
         """The scheduler's job: scan one source, as a task shutdown waits for."""

@@ -78,13 +78,17 @@ class Pipeline:
         self.clock = clock
 
     def ingest(
-        self, source_id: str, articles: Sequence[Article], state: SQLModel | None = None
+        self,
+        source_id: str,
+        articles: Sequence[Article],
+        state: SQLModel | Callable[[IngestResult], SQLModel] | None = None,
     ) -> IngestResult:
         """Store what is new in ``articles`` with its matches and outbox rows, in one transaction.
 
-        ``state``, when given (a file's or a feed's row), is saved in the same transaction, so a
-        source's progress (a file marked read, a feed's ETag) is recorded exactly when its articles
-        are committed. Lookups are batched: a few queries per call, not a few per article.
+        ``state``, when given (a file's or a feed's row, or a function of the result giving one),
+        is saved in the same transaction, so a source's progress (a file marked read, a feed's
+        ETag) is recorded exactly when its articles are committed. Lookups are batched: a few
+        queries per call, not a few per article.
         """
         result = IngestResult()
         rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
@@ -131,7 +135,7 @@ class Pipeline:
                     now=now,
                 )
             if state is not None:
-                session.merge(state)
+                session.merge(state(result) if callable(state) else state)
         return result
 
     def _store_matches(

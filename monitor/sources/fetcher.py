@@ -373,6 +373,9 @@ class Fetcher:
                     )
             except FetchError:
                 raise
+            except aiohttp.InvalidURL as exc:
+                # aiohttp's own refusals, such as an IPv4 address in decimal ("http://2130706433/")
+                raise FetchError("bad_url", f"invalid URL: {exc}") from None
             except BlockedAddress as exc:
                 raise FetchError("blocked_address", str(exc)) from None
             except aiohttp.ClientConnectorCertificateError as exc:

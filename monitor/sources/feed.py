@@ -1,0 +1,312 @@
+"""Feed sources: fetch -> parse (worker process) -> pipeline, with each feed's state kept in the
+database so a restart resumes where it stopped.
+
+``FeedSources`` owns every feed of the config. Its :meth:`due` only *selects* feeds whose next
+check has come (the dispatcher); :meth:`poll` does one feed's whole round. A poll never raises:
+a fetch or parse failure is recorded on the feed (reason, message, consecutive failures, next
+check with backoff), logged once when the feed's health changes, and the other feeds go on.
+
+Identity: an entry's key is its GUID; without one, its canonical URL; without either, a digest of
+its title and text. The feed's new state (ETag, Last-Modified, next check, a confirmed new URL) is
+saved in the same transaction as its articles, so a crash between the two can neither lose entries
+(validators saved, articles not) nor fetch them twice as new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+
+from monitor.errors import SourceError
+from monitor.identity import canonical_url
+from monitor.models import Article
+from monitor.pipeline import IngestResult, Pipeline
+from monitor.settings import FeedSourceSettings, FetchSettings
+from monitor.sources import schedule
+from monitor.sources.fetcher import Fetcher, FetchLimits, Response
+from monitor.sources.parsing import ParsedFeed, ParserPool
+from monitor.store.db import Database
+from monitor.store.tables import FeedRow, utcnow
+
+log = logging.getLogger(__name__)
+
+_MESSAGE_CHARS = 500
+"""Error messages are kept this short: a hostile server chooses part of their text."""
+
+
+def entry_key(article: Article) -> str:
+    """An entry's identity within its feed: GUID, else canonical URL, else a digest of its text."""
+    if article.guid:
+        return article.guid[:1024]
+    url = canonical_url(article.url)
+    if url:
+        return url
+    return f"sha256:{article.content_hash}"
+
+
+class FeedSources:
+    """The feed sources of one daemon, with their fetcher and parser pool (see module doc)."""
+
+    def __init__(
+        self,
+        feeds: Sequence[FeedSourceSettings],
+        fetching: FetchSettings,
+        db: Database,
+        pipeline: Pipeline,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.feeds = {feed.id: feed for feed in feeds}
+        self.fetching = fetching
+        self.db = db
+        self.pipeline = pipeline
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self.fetcher = Fetcher(
+            FetchLimits(
+                connect_timeout=fetching.connect_timeout.total_seconds(),
+                total_timeout=fetching.timeout.total_seconds(),
+                max_body=fetching.max_body,
+                max_redirects=fetching.max_redirects,
+                concurrency=fetching.concurrency,
+                per_host=fetching.per_host,
+            ),
+            **({"user_agent": fetching.user_agent} if fetching.user_agent else {}),
+        )
+        self.parsers = ParserPool(
+            fetching.parsers,
+            timeout=fetching.parse_timeout.total_seconds(),
+            memory_limit=fetching.parse_memory,
+            max_items=fetching.max_items,
+        )
+        self.in_flight: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+    def timing(self, feed: FeedSourceSettings) -> schedule.Timing:
+        return schedule.Timing(
+            min_interval=self.fetching.min_interval,
+            max_interval=self.fetching.max_interval,
+            fixed=feed.interval,
+        )
+
+    # -- state (blocking: run in a thread) ----------------------------------------------------
+
+    def sync(self) -> None:
+        """Give every configured feed a state row; start afresh a feed whose URL the config
+        changed; retire (stop scheduling) rows of feeds no longer configured."""
+        now = self.clock()
+        with self.db.session() as session:
+            rows = {row.source_id: row for row in session.exec(select(FeedRow)).all()}
+            for feed in self.feeds.values():
+                row = rows.get(feed.id)
+                if row is None or row.url != feed.url:
+                    session.merge(FeedRow(source_id=feed.id, url=feed.url, next_check_at=now))
+                elif row.next_check_at is None and not row.disabled:
+                    row.next_check_at = now  # configured again
+                    session.add(row)
+            for source_id, row in rows.items():
+                if source_id not in self.feeds and row.next_check_at is not None:
+                    row.next_check_at = None
+                    session.add(row)
+
+    def due(self, limit: int) -> list[str]:
+        """Ids of up to ``limit`` feeds whose next check has come, most overdue first, that are
+        not being polled already."""
+        if limit <= 0:
+            return []
+        statement = (
+            select(FeedRow.source_id)
+            .where(col(FeedRow.next_check_at) <= self.clock(), col(FeedRow.disabled).is_(None))
+            .order_by(col(FeedRow.next_check_at))
+            .limit(limit + len(self.in_flight))
+        )
+        with self.db.session() as session:
+            found = session.exec(statement).all()
+        return [
+            source_id
+            for source_id in found
+            if source_id in self.feeds and source_id not in self.in_flight
+        ][:limit]
+
+    def states(self) -> dict[str, FeedRow]:
+        with self.db.session() as session:
+            rows = session.exec(select(FeedRow)).all()
+            return {row.source_id: row for row in rows}
+
+    def _load(self, source_id: str) -> FeedRow:
+        with self.db.session() as session:
+            row = session.get(FeedRow, source_id)
+            if row is None:
+                row = FeedRow(source_id=source_id, url=self.feeds[source_id].url)
+            session.expunge_all()
+            return row
+
+    def _save(self, row: FeedRow) -> None:
+        with self.db.session() as session:
+            session.merge(row)
+
+    # -- one poll -------------------------------------------------------------------------------
+
+    async def poll(self, source_id: str) -> IngestResult:
+        """Fetch, parse and ingest one feed; failures are recorded on the feed, never raised."""
+        feed = self.feeds[source_id]
+        self.in_flight.add(source_id)
+        try:
+            row = await asyncio.to_thread(self._load, source_id)
+            try:
+                return await self._poll(feed, row)
+            except SourceError as exc:
+                await asyncio.to_thread(self._failed, feed, row, exc)
+            except Exception as exc:
+                log.exception(
+                    "feed %s: unexpected error",
+                    feed.id,
+                    extra={"source_id": feed.id, "stage": "feed"},
+                )
+                await asyncio.to_thread(
+                    self._failed, feed, row, SourceError(f"unexpected error: {exc!r}")
+                )
+            return IngestResult()
+        finally:
+            self.in_flight.discard(source_id)
+
+    async def _poll(self, feed: FeedSourceSettings, row: FeedRow) -> IngestResult:
+        url = row.current_url or feed.url
+        response = await self.fetcher.get(
+            url,
+            etag=row.etag,
+            last_modified=row.last_modified,
+            headers=feed.headers,
+            allow_private=feed.allow_private,
+        )
+        now = self.clock()
+        if response.status == 304:
+            self._succeeded(feed, row, response, None, now)
+            await asyncio.to_thread(self._save, row)
+            return IngestResult()
+        parsed = await self.parsers.parse(response.body)
+        articles = [self._keyed(feed, article) for article in parsed.articles]
+        if parsed.truncated:
+            log.warning(
+                "feed %s: %d entries beyond the cap of %d ignored",
+                feed.id,
+                parsed.truncated,
+                self.fetching.max_items,
+                extra={"source_id": feed.id, "stage": "parse"},
+            )
+        self._succeeded(feed, row, response, parsed, now)
+
+        def state(result: IngestResult) -> FeedRow:
+            row.items_seen += result.new
+            if result.new:
+                dates = [a.published for a in articles if a.published and a.published <= now]
+                row.last_item_at = max(dates, default=now)
+            return row
+
+        return await asyncio.to_thread(self.pipeline.ingest, feed.id, articles, state)
+
+    def _keyed(self, feed: FeedSourceSettings, article: Article) -> Article:
+        tags = tuple(dict.fromkeys((*article.tags, *feed.tags)))
+        return replace(
+            article,
+            source_id=feed.id,
+            key=entry_key(article),
+            location=article.url,
+            tags=tags,
+        )
+
+    def _succeeded(
+        self,
+        feed: FeedSourceSettings,
+        row: FeedRow,
+        response: Response,
+        parsed: ParsedFeed | None,
+        now: datetime,
+    ) -> None:
+        if row.consecutive_failures:
+            log.info(
+                "feed %s healthy again after %d failures",
+                feed.id,
+                row.consecutive_failures,
+                extra={"source_id": feed.id, "feed_url": feed.url, "stage": "fetch"},
+            )
+        if parsed is not None:
+            # A move is remembered only once its target served a valid feed.
+            if response.permanent_url:
+                log.info(
+                    "feed %s moved permanently; now reading %s",
+                    feed.id,
+                    response.permanent_url,
+                    extra={"source_id": feed.id, "stage": "fetch"},
+                )
+                row.current_url = response.permanent_url
+            posting = schedule.posting_interval((a.published for a in parsed.articles), now)
+            if posting is not None:
+                row.posting_interval = posting.total_seconds()
+        row.etag = response.etag or (row.etag if response.status == 304 else None)
+        row.last_modified = response.last_modified or (
+            row.last_modified if response.status == 304 else None
+        )
+        row.last_checked_at = row.last_success_at = now
+        row.last_status = response.status
+        row.consecutive_failures = 0
+        row.error_reason = None
+        row.last_error = None
+        posting_interval = (
+            timedelta(seconds=row.posting_interval) if row.posting_interval is not None else None
+        )
+        row.next_check_at = schedule.next_check(
+            now,
+            self.timing(feed),
+            posting=posting_interval,
+            hints=parsed.hints if parsed is not None else None,
+            max_age=response.max_age,
+            rng=self.rng,
+        )
+
+    def _failed(self, feed: FeedSourceSettings, row: FeedRow, error: SourceError) -> None:
+        now = self.clock()
+        reason = getattr(error, "reason", "error")
+        message = str(error)[:_MESSAGE_CHARS]
+        row.consecutive_failures += 1
+        row.last_checked_at = row.last_error_at = now
+        row.last_status = getattr(error, "status", None)
+        row.error_reason = reason
+        row.last_error = message
+        extra = {"source_id": feed.id, "feed_url": feed.url, "stage": "fetch", "reason": reason}
+        if reason == "gone":
+            row.disabled = message
+            row.next_check_at = None
+            log.warning("feed %s disabled: %s", feed.id, message, extra=extra)
+        else:
+            row.next_check_at = schedule.after_failure(
+                now,
+                self.timing(feed),
+                row.consecutive_failures,
+                retry_after=getattr(error, "retry_after", None),
+                rng=self.rng,
+            )
+            if row.consecutive_failures == 1:
+                log.warning(
+                    "feed %s failing: %s (next try %s)",
+                    feed.id,
+                    message,
+                    f"{row.next_check_at:%Y-%m-%d %H:%M:%S}Z",
+                    extra=extra,
+                )
+            else:
+                log.debug("feed %s still failing: %s", feed.id, message, extra=extra)
+        self._save(row)
+
+    async def close(self) -> None:
+        self.parsers.close()
+        await self.fetcher.close()

@@ -1,0 +1,265 @@
+"""Feed sources end to end: a real local server with good feeds and every fault, the daemon's
+feed round (fetch -> worker-process parse -> pipeline), and the state it keeps in the database."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from sqlalchemy.exc import OperationalError
+from sqlmodel import col, func, select
+
+from monitor.app import App, Daemon
+from monitor.store.db import Database
+from monitor.store.tables import ArticleRow, DeliveryRow, FeedRow, MatchRow
+from tests.sources.conftest import (
+    FeedServer,
+    gzip_bomb,
+    item,
+    redirect,
+    rss,
+    serve,
+    status,
+    trickle,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "documents"
+LETHAL = (
+    "Kazakh President Kassym-Jomart Tokayev ordered security forces to shoot protesters "
+    "without warning."
+)
+WaitUntil = Callable[..., Awaitable[None]]
+
+
+def write_config(tmp_path: Path, db_url: str, feeds: dict[str, str], extra: str = "") -> Path:
+    shutil.copytree(ROOT / "rules", tmp_path / "rules", dirs_exist_ok=True)
+    lines = [
+        f"database: '{db_url}'",
+        "rules: rules",
+        "channels: [{id: console, url: 'console://'}]",
+        "notify: [console]",
+        "fetching: {timeout: 3s, parse_timeout: 5s, parsers: 1, max_body: 1048576}",
+        "sources:",
+        *(
+            f"  - {{id: {source_id}, type: feed, url: '{url}', allow_private: true}}"
+            for source_id, url in feeds.items()
+        ),
+        extra,
+    ]
+    config = tmp_path / "monitor.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+async def run_once(config: Path) -> Daemon:
+    daemon = Daemon(App.load(config))
+    await daemon.run(once=True)
+    return daemon
+
+
+def feed_states(db_url: str) -> dict[str, FeedRow]:
+    database = Database(db_url)
+    try:
+        with database.session() as session:
+            return {row.source_id: row for row in session.exec(select(FeedRow)).all()}
+    finally:
+        database.dispose()
+
+
+def count_rows(db_url: str, table: type, *where: object) -> int:
+    database = Database(db_url)
+    try:
+        with database.session() as session:
+            statement = select(func.count()).select_from(table)
+            for condition in where:
+                statement = statement.where(condition)  # type: ignore[arg-type]
+            return int(session.exec(statement).one())
+    finally:
+        database.dispose()
+
+
+def churning_guid() -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The same entry with a new GUID on every fetch."""
+    numbers = count()
+
+    async def handler(request: web.Request) -> web.Response:
+        entry = item(7, "Same text every time.", guid=f"churn-{next(numbers)}")
+        return serve(request, rss("Churn", [entry]))
+
+    return handler
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_round_with_good_and_hostile_feeds(
+    feed_server: FeedServer, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Good feeds are stored and matched while each hostile one fails with its own reason; a
+    second round revalidates with 304s and stores nothing twice; 410 stops polling; Retry-After
+    and backoff are honoured."""
+    db_url = (
+        f"sqlite:///{tmp_path / 'monitor.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_schema_url")
+    )
+    server = feed_server
+    server.documents["/good.xml"] = rss("Desk", [item(1, LETHAL), item(2)])
+    server.documents["/other.xml"] = rss("Other", [item(3, "Weather: sunny.")])
+    server.documents["/html"] = (FIXTURES / "page.html").read_bytes()
+    server.documents["/laughs.xml"] = (FIXTURES / "billion_laughs.xml").read_bytes()
+    server.documents["/quadratic.rss"] = (FIXTURES / "quadratic_utf16.rss").read_bytes()
+    bomb = gzip_bomb(50 * 1024 * 1024)
+
+    async def bomb_handler(_request: web.Request) -> web.Response:
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
+
+    server.routes["/bomb.xml"] = bomb_handler
+    server.routes["/loop"] = redirect("/loop2")
+    server.routes["/loop2"] = redirect("/loop")
+    server.routes["/slow.xml"] = trickle
+    server.routes["/busy.xml"] = status(429, {"Retry-After": "3600"})
+    server.routes["/gone.xml"] = status(410)
+    server.routes["/broken.xml"] = status(500)
+    server.routes["/churn.xml"] = churning_guid()
+    paths = {
+        "good": "/good.xml",
+        "other": "/other.xml",
+        "html": "/html",
+        "laughs": "/laughs.xml",
+        "quadratic": "/quadratic.rss",
+        "bomb": "/bomb.xml",
+        "loop": "/loop",
+        "slow": "/slow.xml",
+        "busy": "/busy.xml",
+        "gone": "/gone.xml",
+        "broken": "/broken.xml",
+        "churn": "/churn.xml",
+    }
+    config = write_config(tmp_path, db_url, {k: server.url(v) for k, v in paths.items()})
+    started = datetime.now(UTC)
+
+    await run_once(config)
+
+    states = feed_states(db_url)
+    reasons = {source_id: state.error_reason for source_id, state in states.items()}
+    assert reasons == {
+        "good": None,
+        "other": None,
+        "churn": None,
+        "html": "not_a_feed",
+        "laughs": "parse_error",
+        "quadratic": "parse_error",
+        "bomb": "too_large",
+        "loop": "redirect_loop",
+        "slow": "timeout",
+        "busy": "rate_limited",
+        "gone": "gone",
+        "broken": "http_500",
+    }
+    assert "not a feed" in (states["html"].last_error or "")
+    assert states["good"].etag
+    assert states["good"].items_seen == 2
+    assert states["gone"].disabled
+    assert states["gone"].next_check_at is None
+    assert states["busy"].next_check_at >= started + timedelta(minutes=59)  # type: ignore[operator]
+    assert states["broken"].consecutive_failures == 1
+    assert states["broken"].next_check_at > started  # type: ignore[operator]
+    assert count_rows(db_url, ArticleRow) == 4  # good: 2, other: 1, churn: 1
+    lethal = count_rows(db_url, MatchRow, col(MatchRow.rule_id) == "kz-lethal-force")
+    assert lethal == 1
+    deliveries = count_rows(db_url, DeliveryRow)
+
+    server.statuses.clear()
+    await run_once(config)
+
+    answered = dict(server.statuses)
+    assert answered["/good.xml"] == 304
+    assert answered["/other.xml"] == 304
+    for path in ("/gone.xml", "/busy.xml", "/broken.xml", "/html"):
+        assert path not in answered  # disabled, or backing off
+    assert count_rows(db_url, ArticleRow) == 4  # the churned GUID is the same entry
+    assert count_rows(db_url, DeliveryRow) == deliveries
+    again = feed_states(db_url)
+    assert again["good"].consecutive_failures == 0
+    assert again["good"].last_status == 304
+    assert again["html"].consecutive_failures == 1
+
+
+async def test_permanent_redirect_moves_the_feed_only_after_a_valid_feed(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """A 301 to a working feed updates the stored URL; a 301 to a page that is not a feed does
+    not, and the configured URL is kept."""
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    feed_server.documents["/new.xml"] = rss("Moved", [item(1)])
+    feed_server.documents["/page"] = b"<html><body>Not a feed</body></html>"
+    feed_server.routes["/old.xml"] = redirect("/new.xml", 301)
+    feed_server.routes["/bad.xml"] = redirect("/page", 301)
+    config = write_config(
+        tmp_path,
+        db_url,
+        {"moved": feed_server.url("/old.xml"), "bad": feed_server.url("/bad.xml")},
+    )
+    await run_once(config)
+    states = feed_states(db_url)
+    assert states["moved"].current_url == feed_server.url("/new.xml")
+    assert states["bad"].current_url is None
+    assert states["bad"].error_reason == "not_a_feed"
+    feed_server.hits.clear()
+    await run_once(config)
+    assert "/old.xml" not in feed_server.hits
+    assert feed_server.hits["/new.xml"] == 1
+
+
+async def test_an_updated_entry_is_rematched_but_alerts_once(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """Same GUID, new text: a new version is stored and matched, and the rule that alerted for
+    the first version does not alert again."""
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    feed_server.documents["/feed.xml"] = rss("Desk", [item(1, LETHAL)])
+    config = write_config(tmp_path, db_url, {"desk": feed_server.url("/feed.xml")})
+    await run_once(config)
+    feed_server.documents["/feed.xml"] = rss("Desk", [item(1, LETHAL + " Updated at noon.")])
+    await run_once(config)
+    assert count_rows(db_url, ArticleRow) == 2
+    assert count_rows(db_url, ArticleRow, col(ArticleRow.current)) == 1
+    assert count_rows(db_url, MatchRow, col(MatchRow.rule_id) == "kz-lethal-force") == 1
+
+
+async def test_the_daemon_dispatches_due_feeds_and_stops(
+    feed_server: FeedServer, tmp_path: Path, wait_until: WaitUntil
+) -> None:
+    """Running as a service, the dispatcher polls every feed that is due, then waits for the
+    next check; stopping it ends the run."""
+    import asyncio
+
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    for number in range(5):
+        feed_server.documents[f"/f{number}.xml"] = rss("Desk", [item(number * 10)])
+    config = write_config(
+        tmp_path, db_url, {f"f{n}": feed_server.url(f"/f{n}.xml") for n in range(5)}
+    )
+    daemon = Daemon(App.load(config))
+    task = asyncio.create_task(daemon.run())
+    try:
+
+        def stored() -> int:
+            try:
+                return count_rows(db_url, ArticleRow)
+            except OperationalError:
+                return 0  # the daemon has not created its schema yet
+
+        await wait_until(lambda: stored() == 5, timeout=20)
+        states = feed_states(db_url)
+        assert all(s.next_check_at and s.next_check_at > datetime.now(UTC) for s in states.values())
+    finally:
+        daemon.stop.set()
+        await asyncio.wait_for(task, timeout=15)
+    assert all(feed_server.hits[f"/f{n}.xml"] == 1 for n in range(5))
