@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet, load_rules
 from monitor.matching.schema import json_schema
 from monitor.models import Article, RuleMatch
+from monitor.sources.health import source_health
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
@@ -87,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     matches.add_argument("--rule", help="only this rule id")
     matches.add_argument("--json", action="store_true", help="print JSON")
     matches.set_defaults(handler=_matches)
+
+    sources = command("sources", "show every source's health: last success, errors, next check")
+    sources.add_argument("--json", action="store_true", help="print JSON")
+    sources.set_defaults(handler=_sources)
 
     back = command("backtest", "run the current rules over stored articles; write nothing")
     back.add_argument(
@@ -260,6 +265,64 @@ def _matches(args: argparse.Namespace) -> int:
             f"{item['title']}  ({item['source']}: {item['link']})  [{sent or 'no channels'}]"
         )
     return EXIT_OK
+
+
+def _sources(args: argparse.Namespace) -> int:
+    config = settings.load(_config(args))
+    db = Database(config.database)
+    try:
+        with db.session() as session:
+            exists = repo.schema_exists(session)
+            feeds = repo.feed_states(session) if exists else {}
+            folders = repo.source_states(session) if exists else {}
+    finally:
+        db.dispose()
+    health = source_health(config, feeds, folders, datetime.now(UTC))
+    if args.json:
+        print(json.dumps({"sources": [h.as_json() for h in health]}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not health:
+        print("no sources configured")
+        return EXIT_OK
+    rows = [
+        (
+            h.id,
+            h.type,
+            h.status,
+            _ago(h.last_success),
+            _ago(h.next_check),
+            str(h.failures or ""),
+            "" if h.items_seen is None else str(h.items_seen),
+            _span(h.posting_interval),
+            f"{h.reason}: {h.error}" if h.reason and h.error else (h.error or h.location),
+        )
+        for h in health
+    ]
+    header = ("SOURCE", "TYPE", "STATUS", "LAST OK", "NEXT", "FAILS", "ITEMS", "POSTS", "DETAIL")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1][:160]]).rstrip())
+    return EXIT_OK
+
+
+def _ago(when: datetime | None) -> str:
+    """A time relative to now, compactly: "3m ago", "in 2h", "-" for never."""
+    if when is None:
+        return "-"
+    seconds = (when - datetime.now(UTC)).total_seconds()
+    text = _span(timedelta(seconds=abs(seconds)))
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def _span(span: timedelta | None) -> str:
+    if span is None:
+        return "-"
+    seconds = span.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 def _duration(value: str) -> timedelta:

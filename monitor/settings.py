@@ -101,6 +101,9 @@ class FetchSettings(_Model):
     stale_after: PositiveDuration = timedelta(days=7)
     """A feed with no new entry for this long is flagged as stale in its health."""
     user_agent: str | None = None
+    allow_private: bool = False
+    """Let every feed reach private and loopback addresses (an intranet deployment); otherwise
+    only feeds that set ``allow_private`` themselves may."""
 
 
 SourceSettings = Annotated[FolderSourceSettings | FeedSourceSettings, Field(discriminator="type")]

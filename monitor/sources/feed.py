@@ -31,6 +31,7 @@ from monitor.settings import FeedSourceSettings, FetchSettings
 from monitor.sources import schedule
 from monitor.sources.fetcher import Fetcher, FetchLimits, Response
 from monitor.sources.parsing import ParsedFeed, ParserPool
+from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow, utcnow
 
@@ -139,8 +140,7 @@ class FeedSources:
 
     def states(self) -> dict[str, FeedRow]:
         with self.db.session() as session:
-            rows = session.exec(select(FeedRow)).all()
-            return {row.source_id: row for row in rows}
+            return repo.feed_states(session)
 
     def _load(self, source_id: str) -> FeedRow:
         with self.db.session() as session:
@@ -186,7 +186,7 @@ class FeedSources:
             etag=row.etag,
             last_modified=row.last_modified,
             headers=feed.headers,
-            allow_private=feed.allow_private,
+            allow_private=feed.allow_private or self.fetching.allow_private,
         )
         now = self.clock()
         if response.status == 304:

@@ -13,7 +13,14 @@ from sqlmodel import Session, col, select
 from monitor.identity import canonical_url
 from monitor.matching.rules import Rule
 from monitor.models import Article, RuleMatch
-from monitor.store.tables import ArticleRow, DeliveryRow, FileRow, MatchRow, SourceRow
+from monitor.store.tables import (
+    ArticleRow,
+    DeliveryRow,
+    FeedRow,
+    FileRow,
+    MatchRow,
+    SourceRow,
+)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 
@@ -198,6 +205,14 @@ def record_poll(
     row.last_error = error
     session.add(row)
     return was_failing != (error is not None)
+
+
+def feed_states(session: Session) -> dict[str, FeedRow]:
+    return {row.source_id: row for row in session.exec(select(FeedRow)).all()}
+
+
+def source_states(session: Session) -> dict[str, SourceRow]:
+    return {row.id: row for row in session.exec(select(SourceRow)).all()}
 
 
 def recent_matches(

@@ -38,7 +38,9 @@ def rss(title: str, items: list[dict[str, str]], *, extra: str = "") -> bytes:
 
 
 def item(number: int, text: str = "Markets were calm.", **more: str) -> dict[str, str]:
-    when = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(hours=number)
+    # Recent (a few days old), so a feed of these items is not stale.
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
+    when = start + timedelta(hours=number)
     return {
         "title": f"Story {number}",
         "description": text,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from itertools import count
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, func, select
 
 from monitor.app import App, Daemon
+from monitor.cli import main
+from monitor.errors import ConfigError
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, FeedRow, MatchRow
 from tests.sources.conftest import (
@@ -44,8 +47,10 @@ def write_config(tmp_path: Path, db_url: str, feeds: dict[str, str], extra: str 
         "rules: rules",
         "channels: [{id: console, url: 'console://'}]",
         "notify: [console]",
-        "fetching: {timeout: 3s, parse_timeout: 5s, parsers: 1, max_body: 1048576}",
-        "sources:",
+        "fetching: {timeout: 3s, parse_timeout: 5s, parsers: 1, max_body: 1048576}"
+        if "fetching:" not in extra
+        else "",
+        "sources:" if feeds else "sources: []",
         *(
             f"  - {{id: {source_id}, type: feed, url: '{url}', allow_private: true}}"
             for source_id, url in feeds.items()
@@ -98,11 +103,15 @@ def churning_guid() -> Callable[[web.Request], Awaitable[web.Response]]:
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_a_round_with_good_and_hostile_feeds(
-    feed_server: FeedServer, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+    feed_server: FeedServer,
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Good feeds are stored and matched while each hostile one fails with its own reason; a
     second round revalidates with 304s and stores nothing twice; 410 stops polling; Retry-After
-    and backoff are honoured."""
+    and backoff are honoured; `monitor sources` shows each feed's health and reason."""
     db_url = (
         f"sqlite:///{tmp_path / 'monitor.db'}"
         if backend == "sqlite"
@@ -110,7 +119,8 @@ async def test_a_round_with_good_and_hostile_feeds(
     )
     server = feed_server
     server.documents["/good.xml"] = rss("Desk", [item(1, LETHAL), item(2)])
-    server.documents["/other.xml"] = rss("Other", [item(3, "Weather: sunny.")])
+    long_ago = format_datetime(datetime.now(UTC) - timedelta(days=30), usegmt=True)
+    server.documents["/other.xml"] = rss("Other", [item(3, "Weather: sunny.", pubDate=long_ago)])
     server.documents["/html"] = (FIXTURES / "page.html").read_bytes()
     server.documents["/laughs.xml"] = (FIXTURES / "billion_laughs.xml").read_bytes()
     server.documents["/quadratic.rss"] = (FIXTURES / "quadratic_utf16.rss").read_bytes()
@@ -174,6 +184,14 @@ async def test_a_round_with_good_and_hostile_feeds(
     lethal = count_rows(db_url, MatchRow, col(MatchRow.rule_id) == "kz-lethal-force")
     assert lethal == 1
     deliveries = count_rows(db_url, DeliveryRow)
+
+    capsys.readouterr()  # the alerts the console channel printed
+    assert main(["--config", str(config), "sources"]) == 0
+    table = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert table["good"].split()[2] == "ok"
+    assert table["other"].split()[2] == "stale"  # nothing new for 30 days
+    assert "failing" in table["html"] and "not_a_feed: not a feed" in table["html"]
+    assert "disabled" in table["gone"] and "410" in table["gone"]
 
     server.statuses.clear()
     await run_once(config)
@@ -263,3 +281,58 @@ async def test_the_daemon_dispatches_due_feeds_and_stops(
         daemon.stop.set()
         await asyncio.wait_for(task, timeout=15)
     assert all(feed_server.hits[f"/f{n}.xml"] == 1 for n in range(5))
+
+
+async def test_feeds_from_an_opml_file(feed_server: FeedServer, tmp_path: Path) -> None:
+    """Every outline with an xmlUrl becomes a feed with a stable id, its folders as tags; a feed
+    the config lists already is not added twice."""
+    feed_server.documents["/a.xml"] = rss("A", [item(1)])
+    feed_server.documents["/b.xml"] = rss("B", [item(2)])
+    (tmp_path / "subs.opml").write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>Desk</title></head><body>'
+        f'<outline text="Asia"><outline text="A" xmlUrl="{feed_server.url("/a.xml")}"/></outline>'
+        f'<outline text="B" xmlUrl="{feed_server.url("/b.xml")}"/>'
+        '<outline text="folder only"/></body></opml>',
+        encoding="utf-8",
+    )
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    config = write_config(
+        tmp_path,
+        db_url,
+        {"b": feed_server.url("/b.xml")},
+        extra="feeds_opml: subs.opml\nfetching: {allow_private: true}",
+    )
+    app = App.load(config)
+    feeds = [s for s in app.settings.sources if s.type == "feed"]
+    assert [s.id for s in feeds][0] == "b"
+    assert len(feeds) == 2
+    opml_feed = feeds[1]
+    assert opml_feed.id.startswith("127.0.0.1-") and opml_feed.tags == ("Asia",)
+    assert App.load(config).settings.sources[1].id == opml_feed.id  # stable across loads
+    await run_once(config)
+    database = Database(db_url)
+    try:
+        with database.session() as session:
+            tags = {row.source_id: row.tags for row in session.exec(select(ArticleRow)).all()}
+    finally:
+        database.dispose()
+    assert tags == {"b": [], opml_feed.id: ["Asia"]}
+
+
+def test_opml_problems_name_the_file_and_line(tmp_path: Path) -> None:
+    """An outline whose URL is not http(s) is reported at its line of the OPML file; a file that
+    is not OPML says so."""
+    (tmp_path / "subs.opml").write_text(
+        '<?xml version="1.0"?>\n<opml version="2.0"><body>\n'
+        '<outline text="ok" xmlUrl="https://example.org/feed"/>\n'
+        '<outline text="bad" xmlUrl="file:///etc/passwd"/>\n'
+        "</body></opml>\n",
+        encoding="utf-8",
+    )
+    config = write_config(tmp_path, "sqlite:///x.db", {}, extra="feeds_opml: subs.opml")
+    with pytest.raises(ConfigError) as caught:
+        App.load(config)
+    assert str(caught.value).startswith(f"{tmp_path / 'subs.opml'}:4: feed 'file:///etc/passwd'")
+    (tmp_path / "subs.opml").write_text("<html><body/></html>", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not OPML"):
+        App.load(config)
