@@ -100,24 +100,8 @@ def churning_guid() -> Callable[[web.Request], Awaitable[web.Response]]:
     return handler
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_a_round_with_good_and_hostile_feeds(
-    feed_server: FeedServer,
-    tmp_path: Path,
-    backend: str,
-    request: pytest.FixtureRequest,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Good feeds are stored and matched while each hostile one fails with its own reason; a
-    second round revalidates with 304s and stores nothing twice; 410 stops polling; Retry-After
-    and backoff are honoured; `monitor sources` shows each feed's health and reason."""
-    db_url = (
-        f"sqlite:///{tmp_path / 'monitor.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_schema_url")
-    )
-    server = feed_server
+def serve_good_and_hostile_feeds(server: FeedServer) -> dict[str, str]:
+    """Two good feeds, a feed whose GUID churns, and one feed per fault; source id -> path."""
     server.documents["/good.xml"] = rss("Desk", [item(1, LETHAL), item(2)])
     long_ago = format_datetime(datetime.now(UTC) - timedelta(days=30), usegmt=True)
     server.documents["/other.xml"] = rss("Other", [item(3, "Weather: sunny.", pubDate=long_ago)])
@@ -137,7 +121,7 @@ async def test_a_round_with_good_and_hostile_feeds(
     server.routes["/gone.xml"] = status(410)
     server.routes["/broken.xml"] = status(500)
     server.routes["/churn.xml"] = churning_guid()
-    paths = {
+    return {
         "good": "/good.xml",
         "other": "/other.xml",
         "html": "/html",
@@ -151,6 +135,27 @@ async def test_a_round_with_good_and_hostile_feeds(
         "broken": "/broken.xml",
         "churn": "/churn.xml",
     }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_round_with_good_and_hostile_feeds(
+    feed_server: FeedServer,
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Good feeds are stored and matched while each hostile one fails with its own reason; a
+    second round revalidates with 304s and stores nothing twice; 410 stops polling; Retry-After
+    and backoff are honoured; `monitor sources` shows each feed's health and reason."""
+    db_url = (
+        f"sqlite:///{tmp_path / 'monitor.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_schema_url")
+    )
+    server = feed_server
+    paths = serve_good_and_hostile_feeds(server)
     config = write_config(tmp_path, db_url, {k: server.url(v) for k, v in paths.items()})
     started = datetime.now(UTC)
 
@@ -190,8 +195,10 @@ async def test_a_round_with_good_and_hostile_feeds(
     table = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert table["good"].split()[2] == "ok"
     assert table["other"].split()[2] == "stale"  # nothing new for 30 days
-    assert "failing" in table["html"] and "not_a_feed: not a feed" in table["html"]
-    assert "disabled" in table["gone"] and "410" in table["gone"]
+    assert "failing" in table["html"]
+    assert "not_a_feed: not a feed" in table["html"]
+    assert "disabled" in table["gone"]
+    assert "410" in table["gone"]
 
     server.statuses.clear()
     await run_once(config)
@@ -304,10 +311,11 @@ async def test_feeds_from_an_opml_file(feed_server: FeedServer, tmp_path: Path) 
     )
     app = App.load(config)
     feeds = [s for s in app.settings.sources if s.type == "feed"]
-    assert [s.id for s in feeds][0] == "b"
+    assert next(s.id for s in feeds) == "b"
     assert len(feeds) == 2
     opml_feed = feeds[1]
-    assert opml_feed.id.startswith("127.0.0.1-") and opml_feed.tags == ("Asia",)
+    assert opml_feed.id.startswith("127.0.0.1-")
+    assert opml_feed.tags == ("Asia",)
     assert App.load(config).settings.sources[1].id == opml_feed.id  # stable across loads
     await run_once(config)
     database = Database(db_url)
