@@ -33,7 +33,7 @@ from monitor.sources.fetcher import Fetcher, FetchLimits, Response
 from monitor.sources.parsing import ParsedFeed, ParserPool
 from monitor.store import repo
 from monitor.store.db import Database
-from monitor.store.tables import FeedRow, utcnow
+from monitor.store.tables import ArticleRow, FeedRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,8 @@ class FeedSources:
             return IngestResult()
         parsed = await self.parsers.parse(response.body)
         articles = [self._keyed(feed, article) for article in parsed.articles]
+        if feed.full_text:
+            articles = await self._with_full_text(feed, articles)
         if parsed.truncated:
             log.warning(
                 "feed %s: %d entries beyond the cap of %d ignored",
@@ -213,6 +215,55 @@ class FeedSources:
             return row
 
         return await asyncio.to_thread(self.pipeline.ingest, feed.id, articles, state)
+
+    async def _with_full_text(
+        self, feed: FeedSourceSettings, articles: list[Article]
+    ) -> list[Article]:
+        """``articles`` with the main text of their pages as body, for the entries that carry
+        only a summary. A page is fetched once: an entry already stored with the same title and
+        summary keeps the text read then (so it is not a changed article at every poll). A page
+        that cannot be fetched or read leaves its entry as it was."""
+        wanted = [a for a in articles if a.url and not a.body]
+        if not wanted:
+            return articles
+        stored = await asyncio.to_thread(self._stored, feed.id, [a.key for a in wanted])
+        texts: dict[str, str] = {}
+        pages = []
+        for article in wanted:
+            known = stored.get(article.key)
+            if known is not None and (known.title, known.summary) == (
+                article.title,
+                article.summary,
+            ):
+                texts[article.key] = known.body
+            else:
+                pages.append(article)
+        bodies = await asyncio.gather(*(self._page_text(feed, a) for a in pages))
+        texts.update((a.key, body) for a, body in zip(pages, bodies, strict=True))
+        return [replace(a, body=texts[a.key]) if texts.get(a.key) else a for a in articles]
+
+    def _stored(self, source_id: str, keys: list[str]) -> dict[str, ArticleRow]:
+        with self.db.session() as session:
+            found = repo.find_articles(session, source_id, keys)
+            session.expunge_all()
+            return found
+
+    async def _page_text(self, feed: FeedSourceSettings, article: Article) -> str:
+        assert article.url is not None
+        try:
+            page = await self.fetcher.get(
+                article.url, allow_private=feed.allow_private or self.fetching.allow_private
+            )
+            return await self.parsers.extract(page.body) if page.status == 200 else ""
+        except SourceError as exc:
+            log.info(
+                "feed %s: full text of %s not read: %s",
+                feed.id,
+                article.url,
+                exc,
+                extra={"source_id": feed.id, "stage": "full_text"},
+            )
+            return ""
 
     def _keyed(self, feed: FeedSourceSettings, article: Article) -> Article:
         tags = tuple(dict.fromkeys((*article.tags, *feed.tags)))

@@ -1,4 +1,5 @@
-"""Feed bodies -> articles, in worker processes with a time and a memory limit.
+"""Feed bodies -> articles (and item pages -> their main text), in worker processes with a time
+and a memory limit.
 
 feedparser is lenient, and a crafted document of a few hundred kilobytes can make it spend
 seconds and gigabytes. So parsing never runs in the daemon's process: a small pool of worker
@@ -7,7 +8,8 @@ daemon waits at most ``timeout`` seconds. A worker that runs out of time is kill
 one that runs out of memory reports it (or dies) and is replaced too. Either way only that feed
 fails, with the reason, and the other feeds go on.
 
-``parse_body`` is the pure function the workers run; tests and tools may call it directly.
+``parse_body`` and ``extract_page`` are the pure functions the workers run; tests and tools may
+call them directly.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import trafilatura
+
 from monitor.documents import parse_feed_document
+from monitor.documents.decode import decode_text
 from monitor.errors import DocumentError, SourceError
 from monitor.models import Article
 
@@ -81,6 +86,21 @@ def parse_body(data: bytes, max_items: int = 1000) -> ParsedFeed:
     return ParsedFeed(articles[:max_items], feed_hints(data), dropped)
 
 
+def extract_page(data: bytes) -> str:
+    """The main text of an article's web page (trafilatura, tuned for precision: navigation,
+    comments and boilerplate left out), one blank line between paragraphs; "" when none."""
+    text = trafilatura.extract(
+        decode_text(data),
+        favor_precision=True,
+        include_comments=False,
+        include_tables=False,
+        deduplicate=False,
+    )
+    if not text:
+        return ""
+    return "\n\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def feed_hints(data: bytes) -> FeedHints:
     head = data[:_HEAD]
     ttl = _TTL.search(head)
@@ -111,7 +131,8 @@ def _limit_memory(limit: int) -> None:
 
 
 def _serve(connection: Connection, memory_limit: int) -> None:
-    """A worker's loop: receive (data, max_items), send back ("ok", ParsedFeed) or an error."""
+    """A worker's loop: receive (data, max_items) to parse a feed, or (data, None) to extract a
+    page's text; send back ("ok", ParsedFeed or str) or (reason, message)."""
     _limit_memory(memory_limit)
     while True:
         try:
@@ -123,7 +144,7 @@ def _serve(connection: Connection, memory_limit: int) -> None:
             return
         reply: tuple[str, Any]
         try:
-            reply = ("ok", parse_body(data, max_items))
+            reply = ("ok", extract_page(data) if max_items is None else parse_body(data, max_items))
         except DocumentError as exc:
             reply = ("not_a_feed" if str(exc).startswith("not a feed") else "parse_error", str(exc))
         except MemoryError:
@@ -151,7 +172,7 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def call(self, data: bytes, max_items: int, timeout: float) -> tuple[str, Any]:
+    def call(self, data: bytes, max_items: int | None, timeout: float) -> tuple[str, Any]:
         """Blocking: send one job and wait up to ``timeout`` seconds for its reply."""
         self.connection.send((data, max_items))
         if not self.connection.poll(timeout):
@@ -193,8 +214,17 @@ class ParserPool:
         self._closed = False
 
     async def parse(self, data: bytes) -> ParsedFeed:
-        """Parse one body in a worker; raise ParseError with a reason slug on any failure:
+        """Parse one feed body in a worker; raise ParseError with a reason slug on any failure:
         not_a_feed, parse_error, parse_timeout, parse_memory."""
+        parsed: ParsedFeed = await self._call(data, self.max_items)
+        return parsed
+
+    async def extract(self, data: bytes) -> str:
+        """The main text of a web page, extracted in a worker; ParseError as for :meth:`parse`."""
+        text: str = await self._call(data, None)
+        return text
+
+    async def _call(self, data: bytes, max_items: int | None) -> Any:
         async with self._free:
             if self._closed:
                 raise ParseError("stopped", "the parser pool is shut down")
@@ -204,7 +234,7 @@ class ParserPool:
             try:
                 loop = asyncio.get_running_loop()
                 kind, value = await loop.run_in_executor(
-                    self._threads, worker.call, data, self.max_items, self.timeout
+                    self._threads, worker.call, data, max_items, self.timeout
                 )
             except TimeoutError:
                 raise ParseError(
@@ -224,8 +254,7 @@ class ParserPool:
                 else:
                     worker.kill()
             if kind == "ok":
-                parsed: ParsedFeed = value
-                return parsed
+                return value
             raise ParseError("parse_memory" if kind == "memory" else kind, value)
 
     async def _start(self) -> _Worker:

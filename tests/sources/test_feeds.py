@@ -432,3 +432,49 @@ async def test_kill_during_a_round_then_restart_loses_nothing_and_alerts_once(
     ]
     assert len(printed) - len(set(printed)) <= 1
     assert len(set(printed)) >= sent
+
+
+async def test_full_text_reads_the_page_of_each_new_summary_only_entry(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """With full_text, an entry that has only a summary gets its page's main text as body
+    (navigation and footer left out), so rules match what the page says; a page that fails
+    leaves the entry as it was, and a known entry's page is not fetched again."""
+    page = (
+        "<html><head><title>Story</title></head><body><nav>Home | World | Sport</nav>"
+        "<article><h1>Crackdown</h1><p>" + LETHAL + " Officials confirmed the order on Friday "
+        "in Almaty, where protests continued.</p><p>Witnesses described troops in the central "
+        "square and a curfew after dark.</p></article><footer>Copyright</footer></body></html>"
+    ).encode()
+    feed_server.documents["/page/1"] = page
+    feed_server.routes["/page/2"] = status(500)
+    entries = [
+        item(1, "A short teaser.", link=feed_server.url("/page/1")),
+        item(2, "Another teaser.", link=feed_server.url("/page/2")),
+    ]
+    feed_server.documents["/feed.xml"] = rss("Desk", entries)
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    config = write_config(tmp_path, db_url, {"desk": feed_server.url("/feed.xml")})
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "allow_private: true}", "allow_private: true, full_text: true}"
+        ),
+        encoding="utf-8",
+    )
+    await run_once(config)
+    database = Database(db_url)
+    try:
+        with database.session() as session:
+            rows = {row.title: row for row in session.exec(select(ArticleRow)).all()}
+    finally:
+        database.dispose()
+    assert rows["Story 1"].body.startswith("Crackdown\n\n" + LETHAL)
+    assert "Home | World" not in rows["Story 1"].body
+    assert "Copyright" not in rows["Story 1"].body
+    assert rows["Story 1"].summary == "A short teaser."
+    assert rows["Story 2"].body == ""
+    assert count_rows(db_url, MatchRow, col(MatchRow.rule_id) == "kz-lethal-force") == 1
+    feed_server.documents["/feed.xml"] += b" "  # a changed document, the same entries
+    await run_once(config)
+    assert feed_server.hits["/page/1"] == 1
+    assert count_rows(db_url, ArticleRow) == 2  # kept as they were: no new versions
