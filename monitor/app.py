@@ -34,6 +34,7 @@ from monitor.sources.folder import FolderSource
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
+from monitor.web.server import WebServer, build_app
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,16 @@ class Daemon:
         ]
         feeds = [s for s in settings.sources if isinstance(s, settings_module.FeedSourceSettings)]
         self.feeds = (
-            FeedSources(feeds, settings.fetching, self.db, self.pipeline) if feeds else None
+            FeedSources(
+                feeds, settings.fetching, self.db, self.pipeline, public_url=settings.public_url
+            )
+            if feeds
+            else None
         )
+        self.web: WebServer | None = None
+        if settings.http is not None:
+            web_app = build_app(settings.http, self.feeds, max_body=settings.fetching.max_body)
+            self.web = WebServer(web_app, settings.http)
         self.stop = asyncio.Event()
         # Scans run in threads; they check this between files so SIGTERM is not kept waiting.
         self._halt = threading.Event()
@@ -185,6 +194,8 @@ class Daemon:
                 misfire_grace_time=None,
             )
         scheduler.start()
+        if self.web is not None:
+            await self.web.start()
         self._spawn("outbox", self.outbox.run(self.stop))
         for source in self.sources:
             if source.settings.watch:
@@ -198,6 +209,8 @@ class Daemon:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if self.web is not None:
+            await self.web.stop()
         return 0
 
     def _spawn(self, name: str, coroutine: object) -> None:

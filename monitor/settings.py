@@ -10,6 +10,7 @@ imports), so a bad one is a problem at its line, not a traceback when the daemon
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections import Counter
@@ -116,6 +117,41 @@ class ChannelSettings(_Model):
     url: str = Field(repr=False)  # may hold tokens: never in repr, logs or errors
 
 
+class HttpSettings(_Model):
+    """The daemon's HTTP server: health, and the callback endpoint of WebSub subscriptions."""
+
+    listen: str = "127.0.0.1:8080"
+    """host:port to listen on."""
+    token: str | None = Field(default=None, repr=False)
+    """Bearer token required by every endpoint but /healthz and the WebSub callbacks (which hubs
+    call, and which are authenticated by their signatures). Required to listen beyond loopback."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be host:port, such as 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
 class Settings(_Model):
     database: str = "sqlite:///data/monitor.db"
     rules: Path = Path("rules")
@@ -128,6 +164,21 @@ class Settings(_Model):
     """Channels for a rule that names none."""
     retry_for: PositiveDuration = timedelta(hours=24)
     """A failing delivery is retried with backoff for this long, then marked dead."""
+    http: HttpSettings | None = None
+    """The HTTP server; off unless configured."""
+    public_url: str | None = None
+    """Where the HTTP server is reachable from the internet (behind a reverse proxy, say): feeds
+    that advertise a WebSub hub are then subscribed to, with callbacks under this URL."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_http(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("public_url must be an absolute http:// or https:// URL")
+            return value.rstrip("/")
+        return value
 
     @field_validator("database")
     @classmethod
@@ -195,6 +246,7 @@ def vocabulary() -> set[str]:
         FeedSourceSettings,
         FetchSettings,
         ChannelSettings,
+        HttpSettings,
     )
     return {name for model in models for name in model.model_fields}
 
@@ -301,6 +353,14 @@ def _cross_checks(settings: Settings, doc: yamlfile.Document) -> list[Problem]:
                 problems.append(
                     doc.problem((f"{kind}s", index, "id"), f"duplicate {kind} id {item_id!r}")
                 )
+    if settings.http is not None and not settings.http.loopback and not settings.http.token:
+        problems.append(
+            doc.problem(("http", "listen"), "listening beyond loopback requires http.token")
+        )
+    if settings.public_url is not None and settings.http is None:
+        problems.append(
+            doc.problem(("public_url",), "public_url needs the HTTP server: set http.listen")
+        )
     known = set(settings.channel_ids())
     for index, channel_id in enumerate(settings.notify):
         if channel_id not in known:

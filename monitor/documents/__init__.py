@@ -20,6 +20,7 @@ Parsing is pure: no file or network I/O, no clock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import PurePath
@@ -41,6 +42,23 @@ MAX_FIELD_CHARS = 1_000_000
 
 Parser = Callable[[bytes], list[Article]]
 
+_CLOSED_ENTRY = re.compile(rb"</(?:[A-Za-z][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECASE)
+
+
+def _parse_whole_entries(data: bytes) -> list[Article]:
+    """The entries of an RSS or Atom document, less an entry cut off by truncation.
+
+    feedparser recovers what it can from a truncated document, including the entry it was in
+    when the bytes ended, with whatever text had arrived. That half entry would be stored and
+    alerted as if it were the article, and its rest would arrive later as an "edit"; so when the
+    document has fewer closing item/entry tags than entries, the last entry is dropped (it comes
+    whole with the next complete fetch).
+    """
+    articles = parse_feed(data)
+    closed = len(_CLOSED_ENTRY.findall(data.replace(b"\x00", b"")))
+    return articles[:closed] if closed < len(articles) else articles
+
+
 _PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
         ".txt": parse_txt,
@@ -49,9 +67,9 @@ _PARSERS: Mapping[str, Parser] = MappingProxyType(
         ".html": parse_html,
         ".htm": parse_html,
         ".json": parse_json,
-        ".xml": parse_feed,
-        ".rss": parse_feed,
-        ".atom": parse_feed,
+        ".xml": _parse_whole_entries,
+        ".rss": _parse_whole_entries,
+        ".atom": _parse_whole_entries,
         ".eml": parse_eml,
     }
 )
@@ -84,7 +102,7 @@ def parse_feed_document(data: bytes) -> list[Article]:
     """The entries of a feed served over HTTP: a JSON Feed when the body is a JSON object, else
     RSS or Atom. Anything else (an HTML page, an API's JSON) raises DocumentError("not a feed")."""
     start = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-    parser = parse_json_feed if start.startswith(b"{") else parse_feed
+    parser = parse_json_feed if start.startswith(b"{") else _parse_whole_entries
     try:
         articles = parser(data)
     except RecursionError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -28,17 +29,22 @@ from monitor.identity import canonical_url
 from monitor.models import Article
 from monitor.pipeline import IngestResult, Pipeline
 from monitor.settings import FeedSourceSettings, FetchSettings
-from monitor.sources import schedule
+from monitor.sources import schedule, websub
 from monitor.sources.fetcher import Fetcher, FetchLimits, Response
 from monitor.sources.parsing import ParsedFeed, ParserPool
 from monitor.store import repo
 from monitor.store.db import Database
-from monitor.store.tables import ArticleRow, FeedRow, utcnow
+from monitor.store.tables import ArticleRow, FeedRow, SubscriptionRow, utcnow
 
 log = logging.getLogger(__name__)
 
 _MESSAGE_CHARS = 500
 """Error messages are kept this short: a hostile server chooses part of their text."""
+
+
+def _newest(articles: Sequence[Article], now: datetime) -> datetime:
+    """When the newest of ``articles`` was published (future dates ignored), else ``now``."""
+    return max((a.published for a in articles if a.published and a.published <= now), default=now)
 
 
 def entry_key(article: Article) -> str:
@@ -61,10 +67,13 @@ class FeedSources:
         db: Database,
         pipeline: Pipeline,
         *,
+        public_url: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
         self.feeds = {feed.id: feed for feed in feeds}
+        self.public_url = public_url
+        """Set: feeds that advertise a WebSub hub are subscribed to, with callbacks here."""
         self.fetching = fetching
         self.db = db
         self.pipeline = pipeline
@@ -154,6 +163,12 @@ class FeedSources:
         with self.db.session() as session:
             session.merge(row)
 
+    def _subscription(self, source_id: str) -> SubscriptionRow | None:
+        with self.db.session() as session:
+            row = session.get(SubscriptionRow, source_id)
+            session.expunge_all()
+            return row
+
     # -- one poll -------------------------------------------------------------------------------
 
     async def poll(self, source_id: str) -> IngestResult:
@@ -179,18 +194,23 @@ class FeedSources:
         finally:
             self.in_flight.discard(source_id)
 
+    def _allow_private(self, feed: FeedSourceSettings) -> bool:
+        return feed.allow_private or self.fetching.allow_private
+
     async def _poll(self, feed: FeedSourceSettings, row: FeedRow) -> IngestResult:
         url = row.current_url or feed.url
+        subscription = await asyncio.to_thread(self._subscription, feed.id)
         response = await self.fetcher.get(
             url,
             etag=row.etag,
             last_modified=row.last_modified,
             headers=feed.headers,
-            allow_private=feed.allow_private or self.fetching.allow_private,
+            allow_private=self._allow_private(feed),
         )
         now = self.clock()
+        pushed = websub.subscribed(subscription, now)
         if response.status == 304:
-            self._succeeded(feed, row, response, None, now)
+            self._succeeded(feed, row, response, None, now, pushed=pushed)
             await asyncio.to_thread(self._save, row)
             return IngestResult()
         parsed = await self.parsers.parse(response.body)
@@ -205,16 +225,129 @@ class FeedSources:
                 self.fetching.max_items,
                 extra={"source_id": feed.id, "stage": "parse"},
             )
-        self._succeeded(feed, row, response, parsed, now)
+        self._succeeded(feed, row, response, parsed, now, pushed=pushed)
 
         def state(result: IngestResult) -> FeedRow:
             row.items_seen += result.new
             if result.new:
-                dates = [a.published for a in articles if a.published and a.published <= now]
-                row.last_item_at = max(dates, default=now)
+                row.last_item_at = _newest(articles, now)
             return row
 
-        return await asyncio.to_thread(self.pipeline.ingest, feed.id, articles, state)
+        result = await asyncio.to_thread(self.pipeline.ingest, feed.id, articles, state)
+        found = websub.discover(parsed.hints, response.links, response.url)
+        if self.public_url is not None and found is not None:
+            await self._subscribe(feed, subscription, *found)
+        return result
+
+    # -- WebSub -------------------------------------------------------------------------------
+
+    async def _subscribe(
+        self, feed: FeedSourceSettings, current: SubscriptionRow | None, hub: str, topic: str
+    ) -> None:
+        """Ask ``hub`` for pushes of ``topic`` unless a subscription stands (see websub)."""
+        now = self.clock()
+        if self.public_url is None or not websub.needs_request(current, hub, topic, now):
+            return
+        request = SubscriptionRow(
+            source_id=feed.id,
+            hub=hub,
+            topic=topic,
+            secret=secrets.token_hex(32),
+            state="requested",
+            requested_at=now,
+        )
+        # Saved before asking: the hub may verify before its answer to the request arrives.
+        await asyncio.to_thread(self._save_subscription, request)
+        form = {
+            "hub.mode": "subscribe",
+            "hub.topic": topic,
+            "hub.callback": websub.callback_url(self.public_url, feed.id),
+            "hub.lease_seconds": str(int(websub.LEASE.total_seconds())),
+            "hub.secret": request.secret,
+        }
+        extra = {"source_id": feed.id, "stage": "websub"}
+        try:
+            status, answer = await self.fetcher.post_form(
+                hub, form, allow_private=self._allow_private(feed)
+            )
+        except SourceError as exc:
+            status, answer = 0, str(exc)
+        if 200 <= status < 300:
+            log.info("feed %s: subscription requested from hub %s", feed.id, hub, extra=extra)
+            return
+        request.state, request.detail = "failed", f"hub answered {status}: {answer}"[:500]
+        await asyncio.to_thread(self._save_subscription, request)
+        log.warning("feed %s: hub %s refused: %s", feed.id, hub, request.detail, extra=extra)
+
+    def _save_subscription(self, row: SubscriptionRow) -> None:
+        with self.db.session() as session:
+            session.merge(row)
+
+    def verify_intent(
+        self, source_id: str, mode: str, topic: str, lease_seconds: str | None
+    ) -> bool:
+        """A hub checks that we asked for this (blocking). True: echo the challenge."""
+        now = self.clock()
+        with self.db.session() as session:
+            row = session.get(SubscriptionRow, source_id)
+            if row is None or row.topic != topic or source_id not in self.feeds:
+                return False
+            if mode == "denied":
+                row.state, row.detail = "denied", "the hub denied the subscription"
+                log.warning("feed %s: hub denied the subscription", source_id)
+                return True
+            if mode != "subscribe" or row.state not in ("requested", "active"):
+                return False
+            seconds = (
+                int(lease_seconds)
+                if lease_seconds is not None and lease_seconds.isdigit()
+                else websub.LEASE.total_seconds()
+            )
+            row.state = "active"
+            row.lease_until = now + timedelta(seconds=min(seconds, 365 * 86400))
+            session.add(row)
+        log.info("feed %s: WebSub subscription active", source_id, extra={"source_id": source_id})
+        return True
+
+    async def push(self, source_id: str, body: bytes, signature: str | None) -> bool:
+        """Content a hub pushed: ingested when its signature verifies, else ignored (False)."""
+        feed = self.feeds.get(source_id)
+        subscription = await asyncio.to_thread(self._subscription, source_id)
+        if feed is None or subscription is None or subscription.state != "active":
+            return False
+        if not websub.signature_valid(subscription.secret, body, signature):
+            log.warning(
+                "feed %s: pushed content with a bad signature ignored",
+                source_id,
+                extra={"source_id": source_id, "stage": "websub"},
+            )
+            return False
+        try:
+            parsed = await self.parsers.parse(body)
+        except SourceError as exc:
+            log.warning("feed %s: pushed content unreadable: %s", source_id, exc)
+            return True
+        articles = [self._keyed(feed, article) for article in parsed.articles]
+        if feed.full_text:
+            articles = await self._with_full_text(feed, articles)
+        result = await asyncio.to_thread(self.pipeline.ingest, feed.id, articles)
+        await asyncio.to_thread(
+            self._record_push, source_id, result, _newest(articles, self.clock())
+        )
+        return True
+
+    def _record_push(self, source_id: str, result: IngestResult, newest: datetime) -> None:
+        now = self.clock()
+        with self.db.session() as session:
+            subscription = session.get(SubscriptionRow, source_id)
+            if subscription is not None:
+                subscription.last_push_at = now
+                session.add(subscription)
+            row = session.get(FeedRow, source_id)
+            if row is not None and result.new:
+                row.items_seen += result.new
+                row.last_item_at = newest
+                session.add(row)
 
     async def _with_full_text(
         self, feed: FeedSourceSettings, articles: list[Article]
@@ -282,6 +415,8 @@ class FeedSources:
         response: Response,
         parsed: ParsedFeed | None,
         now: datetime,
+        *,
+        pushed: bool = False,
     ) -> None:
         if row.consecutive_failures:
             log.info(
@@ -315,9 +450,13 @@ class FeedSources:
         posting_interval = (
             timedelta(seconds=row.posting_interval) if row.posting_interval is not None else None
         )
+        timing = self.timing(feed)
+        if pushed:
+            # The hub pushes new content: polling is only the safety net.
+            timing = replace(timing, fixed=self.fetching.max_interval)
         row.next_check_at = schedule.next_check(
             now,
-            self.timing(feed),
+            timing,
             posting=posting_interval,
             hints=parsed.hints if parsed is not None else None,
             max_age=response.max_age,

@@ -30,7 +30,7 @@ import ipaddress
 import socket
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
@@ -79,6 +79,8 @@ class Response:
     """Cache-Control max-age in seconds, when the server set one."""
     permanent_url: str | None = None
     """Where the resource now lives, when every redirect on the way was permanent (301/308)."""
+    links: Mapping[str, str] = field(default_factory=dict)
+    """rel -> URL from the Link headers (WebSub hubs and topics may be announced there)."""
 
 
 class FetchError(SourceError):
@@ -432,7 +434,55 @@ class Fetcher:
             content_type=headers.get("Content-Type"),
             max_age=max_age(headers.get("Cache-Control")),
             permanent_url=permanent_url,
+            links=link_relations(headers.getall("Link", []), url),
         )
+
+    async def post_form(
+        self, url: str, form: Mapping[str, str], *, allow_private: bool = False
+    ) -> tuple[int, str]:
+        """POST a form (a WebSub subscription request) under the same address and time limits,
+        following no redirect; the status and the first 500 characters of the answer."""
+        check_url(url, allow_private=allow_private)
+        session = self._session(allow_private)
+        try:
+            async with asyncio.timeout(self.limits.total_timeout):
+                async with session.post(
+                    url,
+                    data=dict(form),
+                    headers={"User-Agent": self.user_agent},
+                    allow_redirects=False,
+                ) as response:
+                    text = (await _read_body(response, 64 * 1024)).decode("utf-8", "replace")
+                    return response.status, text[:500]
+        except TimeoutError:
+            raise FetchError(
+                "timeout", f"no answer within {self.limits.total_timeout:g} s"
+            ) from None
+        except BlockedAddress as exc:
+            raise FetchError("blocked_address", str(exc)) from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, BlockedAddress):
+                raise FetchError("blocked_address", str(exc.os_error)) from None
+            raise FetchError("connection", f"cannot connect: {exc.os_error}") from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise FetchError("connection", f"{type(exc).__name__}: {exc}") from None
+
+
+def link_relations(values: list[str], base: str) -> dict[str, str]:
+    """rel -> absolute URL from HTTP Link header values (RFC 8288), the first of each rel."""
+    found: dict[str, str] = {}
+    for value in values:
+        for part in value.split(","):
+            target, _, params = part.partition(";")
+            target = target.strip()
+            if not (target.startswith("<") and target.endswith(">")):
+                continue
+            for param in params.split(";"):
+                name, _, rel = param.strip().partition("=")
+                if name.strip().lower() == "rel":
+                    for each in rel.strip().strip('"').lower().split():
+                        found.setdefault(each, urljoin(base, target[1:-1]))
+    return found
 
 
 def _redirect_target(current: str, status: int, headers: Mapping[str, str], seen: set[str]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import multiprocessing
 import os
@@ -49,6 +50,8 @@ _SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.IGNORECASE | re.DO
 _SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.IGNORECASE | re.DOTALL)
 _HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>", re.IGNORECASE)
 _DAY = re.compile(rb"<day>\s*([A-Za-z]{1,12})\s*</day>", re.IGNORECASE)
+_LINK = re.compile(rb"<(?:atom:)?link\b([^>]{1,2000})>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(rb"""([A-Za-z:]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,10 @@ class FeedHints:
     """Hours (0-23, GMT) in which the feed asks not to be read."""
     skip_days: frozenset[int] = frozenset()
     """Days (0 = Monday) on which the feed asks not to be read."""
+    hub: str | None = None
+    """A WebSub hub the feed advertises (``<link rel="hub">``)."""
+    self_url: str | None = None
+    """The feed's own URL as it states it (``<link rel="self">``): the WebSub topic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +113,19 @@ def feed_hints(data: bytes) -> FeedHints:
     ttl = _TTL.search(head)
     hours = _SKIP_HOURS.search(head)
     days = _SKIP_DAYS.search(head)
+    links: dict[str, str] = {}
+    for found in _LINK.finditer(head):
+        attributes = {
+            name.lower(): (double or single).decode("utf-8", "replace").strip()
+            for name, double, single in _ATTRIBUTE.findall(found.group(1))
+        }
+        href = attributes.get(b"href", "")
+        for rel in attributes.get(b"rel", "").lower().split():
+            if href and rel in ("hub", "self"):
+                links.setdefault(rel, html.unescape(href))
     return FeedHints(
+        hub=links.get("hub"),
+        self_url=links.get("self"),
         ttl_minutes=int(ttl.group(1)) if ttl else None,
         skip_hours=frozenset(
             int(hour) % 24 for hour in (_HOUR.findall(hours.group(1)) if hours else [])

@@ -3,6 +3,7 @@
 sources    one row per configured source: its health
 feeds      one row per feed source: its schedule (next check), HTTP validators (ETag,
            Last-Modified), current URL after a confirmed permanent redirect, and health
+subscriptions  one row per feed subscribed to through a WebSub hub: topic, secret, lease
 files      one row per file seen in a folder source: size, mtime and digest, so an unchanged or
            known-bad file is not read again
 articles   one row per version of an article: (source_id, key) identifies the article and at most
@@ -102,6 +103,25 @@ class FeedRow(SQLModel, table=True):
     """When the newest entry was published (or first seen, when it has no date)."""
     posting_interval: float | None = None
     """Median seconds between recent posts, the basis of the adaptive interval."""
+
+
+class SubscriptionRow(SQLModel, table=True):
+    """A feed's WebSub subscription: its own row, so a poll saving the feed's state and a hub
+    verifying the subscription at the same moment never overwrite each other."""
+
+    __tablename__ = "subscriptions"
+
+    source_id: str = Field(primary_key=True, max_length=64)
+    hub: str = Field(sa_column=Column(Text, nullable=False))
+    topic: str = Field(sa_column=Column(Text, nullable=False))
+    secret: str = Field(max_length=128, repr=False)
+    """Signs pushed content (HMAC); never logged."""
+    state: str = Field(max_length=16)
+    """requested (asked, not verified yet), active, denied (by the hub) or failed (the request)."""
+    requested_at: datetime | None = _when()
+    lease_until: datetime | None = _when()
+    last_push_at: datetime | None = _when()
+    detail: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class FileRow(SQLModel, table=True):

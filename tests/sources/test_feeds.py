@@ -121,6 +121,14 @@ def serve_good_and_hostile_feeds(server: FeedServer) -> dict[str, str]:
     server.routes["/gone.xml"] = status(410)
     server.routes["/broken.xml"] = status(500)
     server.routes["/churn.xml"] = churning_guid()
+    whole = rss("Cut", [item(20, "Complete entry."), item(21, "This entry is cut off " * 20)])
+    server.documents["/truncated.xml"] = whole[: whole.index(b"cut off") + 30]
+    server.documents["/bytes.xml"] = rss("Bytes", [item(22, "Valid text.")]).replace(
+        b"Valid text.", b"Valid \xff\xfe text."
+    )
+    server.documents["/charset.xml"] = rss("Charset", [item(23, "Almaty, caf\u00e9")]).replace(
+        b'encoding="utf-8"', b'encoding="iso-8859-1"'
+    )
     return {
         "good": "/good.xml",
         "other": "/other.xml",
@@ -134,6 +142,9 @@ def serve_good_and_hostile_feeds(server: FeedServer) -> dict[str, str]:
         "gone": "/gone.xml",
         "broken": "/broken.xml",
         "churn": "/churn.xml",
+        "truncated": "/truncated.xml",
+        "bytes": "/bytes.xml",
+        "charset": "/charset.xml",
     }
 
 
@@ -167,6 +178,9 @@ async def test_a_round_with_good_and_hostile_feeds(
         "good": None,
         "other": None,
         "churn": None,
+        "truncated": None,
+        "bytes": None,
+        "charset": None,
         "html": "not_a_feed",
         "laughs": "parse_error",
         "quadratic": "parse_error",
@@ -185,7 +199,9 @@ async def test_a_round_with_good_and_hostile_feeds(
     assert states["busy"].next_check_at >= started + timedelta(minutes=59)  # type: ignore[operator]
     assert states["broken"].consecutive_failures == 1
     assert states["broken"].next_check_at > started  # type: ignore[operator]
-    assert count_rows(db_url, ArticleRow) == 4  # good: 2, other: 1, churn: 1
+    # good: 2, other: 1, churn: 1; the complete entry of the truncated feed (the cut one is
+    # not stored half); the entries with invalid bytes and with a wrong charset, decoded.
+    assert count_rows(db_url, ArticleRow) == 7
     lethal = count_rows(db_url, MatchRow, col(MatchRow.rule_id) == "kz-lethal-force")
     assert lethal == 1
     deliveries = count_rows(db_url, DeliveryRow)
@@ -208,7 +224,7 @@ async def test_a_round_with_good_and_hostile_feeds(
     assert answered["/other.xml"] == 304
     for path in ("/gone.xml", "/busy.xml", "/broken.xml", "/html"):
         assert path not in answered  # disabled, or backing off
-    assert count_rows(db_url, ArticleRow) == 4  # the churned GUID is the same entry
+    assert count_rows(db_url, ArticleRow) == 7  # the churned GUID is the same entry
     assert count_rows(db_url, DeliveryRow) == deliveries
     again = feed_states(db_url)
     assert again["good"].consecutive_failures == 0

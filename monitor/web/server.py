@@ -1,0 +1,111 @@
+"""The HTTP server inside the daemon: liveness, and the callbacks of WebSub subscriptions.
+
+``/healthz`` answers 200 while the process runs. ``/websub/{source_id}`` is where hubs verify a
+subscription (GET with a challenge, echoed when monitor asked for that topic; 404 otherwise) and
+push content (POST, acknowledged with 202 at once and processed in the background; content whose
+signature does not verify is ignored, as WebSub requires). Hubs cannot send our bearer token, so
+those two paths do not ask for it; every other path does, when a token is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from monitor.settings import HttpSettings
+from monitor.sources.feed import FeedSources
+
+log = logging.getLogger(__name__)
+
+_OPEN = ("/healthz", "/websub/")
+
+
+def build_app(
+    settings: HttpSettings, feeds: FeedSources | None, *, max_body: int
+) -> web.Application:
+    """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one."""
+    app = web.Application(client_max_size=max_body, middlewares=[_token(settings.token)])
+    tasks: set[asyncio.Task[bool]] = set()
+    app[_TASKS] = tasks
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def verify(request: web.Request) -> web.Response:
+        source_id = request.match_info["source_id"]
+        query = request.query
+        mode, topic = query.get("hub.mode", ""), query.get("hub.topic", "")
+        if feeds is None or not topic:
+            raise web.HTTPNotFound
+        agreed = await asyncio.to_thread(
+            feeds.verify_intent, source_id, mode, topic, query.get("hub.lease_seconds")
+        )
+        if not agreed:
+            raise web.HTTPNotFound
+        return web.Response(text=query.get("hub.challenge", ""))
+
+    async def receive(request: web.Request) -> web.Response:
+        if feeds is None:
+            raise web.HTTPNotFound
+        body = await request.read()
+        task = asyncio.create_task(
+            feeds.push(
+                request.match_info["source_id"], body, request.headers.get("X-Hub-Signature")
+            ),
+            name=f"websub:{request.match_info['source_id']}",
+        )
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return web.Response(status=202)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/websub/{source_id}", verify)
+    app.router.add_post("/websub/{source_id}", receive)
+    return app
+
+
+_TASKS: web.AppKey[set[asyncio.Task[bool]]] = web.AppKey("tasks")
+
+
+def _token(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if token and not request.path.startswith(_OPEN):
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    return middleware
+
+
+class WebServer:
+    """Runs the application on ``settings.listen`` until :meth:`stop`."""
+
+    def __init__(self, app: web.Application, settings: HttpSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        server = site._server  # the bound port, when listening on port 0
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        log.info("HTTP server listening on %s:%s", self.settings.host, self.port)
+
+    async def stop(self) -> None:
+        tasks: set[asyncio.Task[bool]] = self.app[_TASKS]
+        pending = list(tasks)
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        await self._runner.cleanup()
