@@ -212,6 +212,8 @@ class FeedSources:
         if response.status == 304:
             self._succeeded(feed, row, response, None, now, pushed=pushed)
             await asyncio.to_thread(self._save, row)
+            if subscription is not None:  # renew a lease that is running out
+                await self._subscribe(feed, subscription, subscription.hub, subscription.topic)
             return IngestResult()
         parsed = await self.parsers.parse(response.body)
         articles = [self._keyed(feed, article) for article in parsed.articles]

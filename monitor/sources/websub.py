@@ -25,6 +25,9 @@ LEASE = timedelta(days=10)
 """The lease asked of hubs (they may grant another)."""
 RETRY_REQUEST = timedelta(hours=1)
 """A request the hub has not verified in this time is made again."""
+RENEW_BEFORE = timedelta(days=2)
+"""A lease is renewed at the first poll this close to its end: the safety-net polls come about
+daily (max_interval), so a two-day window always holds one."""
 _ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384}
 _ALGORITHMS["sha512"] = hashlib.sha512
 
@@ -47,13 +50,13 @@ def callback_url(public_url: str, source_id: str) -> str:
 
 def needs_request(row: SubscriptionRow | None, hub: str, topic: str, now: datetime) -> bool:
     """Whether to (re)subscribe: no subscription, a new hub or topic, a failed request or one the
-    hub never verified within an hour, or a lease that ends within a day."""
+    hub never verified within an hour, or a lease that ends within RENEW_BEFORE."""
     if row is None or row.hub != hub or row.topic != topic:
         return True
     if row.state == "requested":
         return row.requested_at is None or now - row.requested_at > RETRY_REQUEST
     if row.state == "active":
-        return row.lease_until is None or row.lease_until - now < timedelta(days=1)
+        return row.lease_until is None or row.lease_until - now < RENEW_BEFORE
     if row.state == "failed":
         return row.requested_at is None or now - row.requested_at > RETRY_REQUEST
     return False  # denied: the hub said no; a new hub or topic asks again

@@ -159,7 +159,7 @@ def test_discovery_prefers_link_headers_and_falls_back_to_the_fetched_url() -> N
 
 def test_signatures_and_renewal_decisions() -> None:
     """Each WebSub HMAC method verifies; a tampered body or unknown method does not; a lease is
-    renewed within a day of its end, and a request the hub never verified is made again."""
+    renewed within two days of its end, and a request the hub never verified is made again."""
     from datetime import UTC, datetime, timedelta
 
     from monitor.sources.websub import needs_request, signature_valid
@@ -179,7 +179,7 @@ def test_signatures_and_renewal_decisions() -> None:
     assert needs_request(None, "h", "t", now)
     assert needs_request(row("active", lease_until=now + timedelta(days=5)), "other", "t", now)
     assert not needs_request(row("active", lease_until=now + timedelta(days=5)), "h", "t", now)
-    assert needs_request(row("active", lease_until=now + timedelta(hours=20)), "h", "t", now)
+    assert needs_request(row("active", lease_until=now + timedelta(hours=40)), "h", "t", now)
     assert not needs_request(
         row("requested", requested_at=now - timedelta(minutes=5)), "h", "t", now
     )
