@@ -96,17 +96,16 @@ class Pipeline:
         # An article listed twice in one unit (a feed repeating a GUID) is taken once: the first.
         unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
         with self.db.session() as session:
-            existing = repo.find_articles(session, source_id, [a.key for a in unique])
+            existing = repo.current_versions(session, source_id, [a.key for a in unique])
             changed = []
             for article in unique:
-                row = existing.get(article.key)
-                if row is not None and row.content_hash == article.content_hash:
+                known = existing.get(article.key)
+                if known is not None and known[1] == article.content_hash:
                     result.unchanged += 1
                 else:
                     changed.append(article)
             duplicates = repo.find_same_content(session, changed)
-            updated_keys = [a.key for a in changed if a.key in existing]
-            already = repo.matched_rule_ids(session, source_id, updated_keys)
+            fresh: list[Article] = []
             seen_in_unit: set[str] = set()
             for index, article in enumerate(changed):
                 url = canonical_url(article.url)
@@ -117,23 +116,22 @@ class Pipeline:
                     result.duplicates += 1
                     continue
                 seen_in_unit |= marks
-                previous = existing.get(article.key)
-                row = repo.save_article(session, article, now, previous=previous)
-                assert row.id is not None
-                if previous is None:
-                    result.new += 1
-                else:
-                    result.updated += 1
-                result.match_ids += self._store_matches(
-                    session,
-                    rules.matcher.match(article),
-                    rules,
-                    article_id=row.id,
-                    source_id=source_id,
-                    title=article.title,
-                    already=already.get(article.key, set()),
-                    now=now,
-                )
+                fresh.append(article)
+            updated = [a.key for a in fresh if a.key in existing]
+            result.updated = len(updated)
+            result.new = len(fresh) - len(updated)
+            already = repo.matched_rule_ids(session, source_id, updated)
+            ids = repo.insert_articles(
+                session, fresh, now, replacing=[existing[key][0] for key in updated]
+            )
+            found = [
+                (article_id, article, match)
+                for article_id, article in zip(ids, fresh, strict=True)
+                for match in rules.matcher.match(article)
+                # A rule that alerted for an earlier version of the article does not again.
+                if match.rule_id not in already.get(article.key, ())
+            ]
+            result.match_ids = self._store_matches(session, rules, found, now)
             if state is not None:
                 session.merge(state(result) if callable(state) else state)
         return result
@@ -141,32 +139,27 @@ class Pipeline:
     def _store_matches(
         self,
         session: Session,
-        matches: list[RuleMatch],
         rules: CompiledRules,
-        *,
-        article_id: int,
-        source_id: str,
-        title: str,
-        already: set[str],
+        found: list[tuple[int, Article, RuleMatch]],
         now: datetime,
     ) -> list[int]:
-        """Store each new match of one article with its outbox rows; return their ids."""
-        stored_ids = []
-        for match in matches:
-            if match.rule_id in already:
-                continue  # this rule alerted for an earlier version of the article
+        """Store the matches with their outbox rows; return their ids."""
+        rows = []
+        for article_id, _article, match in found:
             rule = rules.by_id[match.rule_id]
             channels = rule.notify if rule.notify is not None else self.default_channels
-            stored = repo.add_match(
-                session, article_id=article_id, rule=rule, match=match, channels=channels, now=now
-            )
-            assert stored.id is not None
-            stored_ids.append(stored.id)
+            rows.append((article_id, rule, match, channels))
+        ids = repo.insert_matches(session, rows, now)
+        for (article_id, article, match), _match_id in zip(found, ids, strict=True):
             log.info(
                 "match: %s [%s] %s",
-                rule.id,
+                match.rule_id,
                 match.severity,
-                title,
-                extra={"rule_id": rule.id, "article_id": article_id, "source_id": source_id},
+                article.title,
+                extra={
+                    "rule_id": match.rule_id,
+                    "article_id": article_id,
+                    "source_id": article.source_id,
+                },
             )
-        return stored_ids
+        return ids
