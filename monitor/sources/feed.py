@@ -118,8 +118,12 @@ class FeedSources:
             rows = {row.source_id: row for row in session.exec(select(FeedRow)).all()}
             for feed in self.feeds.values():
                 row = rows.get(feed.id)
-                if row is None or row.url != feed.url:
-                    session.merge(FeedRow(source_id=feed.id, url=feed.url, next_check_at=now))
+                if row is not None and row.url != feed.url:
+                    session.delete(row)  # another feed now: its state starts afresh
+                    session.flush()
+                    row = None
+                if row is None:
+                    session.add(FeedRow(source_id=feed.id, url=feed.url, next_check_at=now))
                 elif row.next_check_at is None and not row.disabled:
                     row.next_check_at = now  # configured again
                     session.add(row)
@@ -151,13 +155,15 @@ class FeedSources:
         with self.db.session() as session:
             return repo.feed_states(session)
 
-    def _load(self, source_id: str) -> FeedRow:
+    def _load(self, source_id: str) -> tuple[FeedRow, SubscriptionRow | None]:
+        """The feed's state and its WebSub subscription, if any (one short transaction)."""
         with self.db.session() as session:
             row = session.get(FeedRow, source_id)
             if row is None:
                 row = FeedRow(source_id=source_id, url=self.feeds[source_id].url)
+            subscription = session.get(SubscriptionRow, source_id)
             session.expunge_all()
-            return row
+            return row, subscription
 
     def _save(self, row: FeedRow) -> None:
         with self.db.session() as session:
@@ -176,9 +182,9 @@ class FeedSources:
         feed = self.feeds[source_id]
         self.in_flight.add(source_id)
         try:
-            row = await asyncio.to_thread(self._load, source_id)
+            row, subscription = await asyncio.to_thread(self._load, source_id)
             try:
-                return await self._poll(feed, row)
+                return await self._poll(feed, row, subscription)
             except SourceError as exc:
                 await asyncio.to_thread(self._failed, feed, row, exc)
             except Exception as exc:
@@ -197,9 +203,10 @@ class FeedSources:
     def _allow_private(self, feed: FeedSourceSettings) -> bool:
         return feed.allow_private or self.fetching.allow_private
 
-    async def _poll(self, feed: FeedSourceSettings, row: FeedRow) -> IngestResult:
+    async def _poll(
+        self, feed: FeedSourceSettings, row: FeedRow, subscription: SubscriptionRow | None
+    ) -> IngestResult:
         url = row.current_url or feed.url
-        subscription = await asyncio.to_thread(self._subscription, feed.id)
         response = await self.fetcher.get(
             url,
             etag=row.etag,
