@@ -72,6 +72,20 @@ class _Leaf:
     stem: str | None  # the stemmer's language, when words are stems
     raw: tuple[str, ...] | None  # words with their case (accents folded), for case_sensitive
     glued: tuple[bool, ...]  # glued[i]: word i+1 directly follows word i (one written word)
+    needs: frozenset[str]  # whole words that must all be in the fields' vocabulary (not stems)
+    word: str | None  # the leaf is this one word, plainly: being in the vocabulary decides it
+    prefix: str | None  # the leaf is this one prefix, plainly: a word that starts so decides it
+
+    def holds(self, doc: _Doc) -> bool:
+        """Whether the phrase occurs: decided on the article's vocabulary when that suffices,
+        since most leaves a candidate rule asks about are absent, and positions cost more."""
+        if self.word is not None:
+            return self.word in doc.vocabulary(self.fields)
+        if self.prefix is not None:
+            return doc.has_prefix(self.prefix, self.fields)
+        if not self.needs <= doc.vocabulary(self.fields):
+            return False
+        return bool(_leaf_occurrences(self, doc))
 
     def key(self, rarity: Mapping[str, int]) -> str | None:
         """The index key of the word most likely to be rare, or None if none can be indexed.
@@ -94,6 +108,14 @@ class _Regex:
     text: str
     fields: tuple[str, ...]
 
+    def holds(self, doc: _Doc) -> bool:
+        return bool(_regex_occurrences(self, doc))
+
+
+# Every node decides with ``holds`` (a method, so the hot path dispatches without a ``match``,
+# and loops rather than any()/all() over a generator, which cost a frame per call); collecting
+# the occurrences that make a node hold is ``_holds``, done for matching rules only.
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Any:
@@ -101,10 +123,22 @@ class _Any:
 
     children: tuple[_Node, ...]
 
+    def holds(self, doc: _Doc) -> bool:
+        for child in self.children:  # noqa: SIM110 (see above)
+            if child.holds(doc):
+                return True
+        return False
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _All:
     children: tuple[_Node, ...]
+
+    def holds(self, doc: _Doc) -> bool:
+        for child in self.children:  # noqa: SIM110 (see above)
+            if not child.holds(doc):
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -113,12 +147,18 @@ class _None:
 
     child: _Node
 
+    def holds(self, doc: _Doc) -> bool:
+        return not self.child.holds(doc)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Near:
     left: _Node
     right: _Node
     distance: int
+
+    def holds(self, doc: _Doc) -> bool:
+        return bool(_spans(self, doc))
 
 
 _Node = _Leaf | _Regex | _Any | _All | _None | _Near
@@ -188,6 +228,13 @@ class _Field:
             self._index = index
         return self._index
 
+    @property
+    def vocabulary(self) -> set[str]:
+        """The distinct words of the field."""
+        if self._vocabulary is None:
+            self._vocabulary = set(self.norms)
+        return self._vocabulary
+
     def positions(self, word: str, prefix: bool, stem: str | None) -> Sequence[int]:
         """Ascending word indexes of ``word`` (a stem when ``stem``; a prefix when ``prefix``)."""
         if prefix:
@@ -196,9 +243,7 @@ class _Field:
                 found = self._prefixes[word] = self._with_prefix(word)
             return found
         if stem is None:
-            if self._vocabulary is None:
-                self._vocabulary = set(self.norms)
-            if word not in self._vocabulary:
+            if word not in self.vocabulary:
                 return ()
             if self._index is None and self._lookups < _SCANS_BEFORE_INDEX:
                 # A few lookups are cheaper as C-level scans than building the whole index.
@@ -221,7 +266,7 @@ class _Field:
         # The distinct words, sorted once: the words with a prefix are one run found by bisect,
         # and only those words are looked up (no index of every word is needed).
         if self._sorted is None:
-            self._sorted = sorted(set(self.norms))
+            self._sorted = sorted(self.vocabulary)
         vocabulary = self._sorted
         found: list[int] = []
         at = bisect_left(vocabulary, prefix)
@@ -269,15 +314,38 @@ def _joined_words(segments: Sequence[str]) -> Words:
 class _Doc:
     """An article being matched: its fields, built as rules ask for them."""
 
-    __slots__ = ("_fields", "article", "language", "memo")
+    __slots__ = ("_fields", "_sorted", "_vocabularies", "article", "language", "memo")
 
     def __init__(self, article: Article) -> None:
         self.article = article
         self._fields: dict[str, _Field] = {}
         # Occurrences per term: rules share actors and words, and a matching rule's terms are
         # looked at twice (to decide, then to collect hits).
-        self.memo: dict[_Leaf, list[_Occ]] = {}
+        self.memo: dict[_Leaf | _Regex, list[_Occ]] = {}
         self.language: str | None = article.language
+        # Per tuple of fields (nearly every rule searches the same few): their words, and those
+        # words sorted for prefixes.
+        self._vocabularies: dict[tuple[str, ...], set[str]] = {}
+        self._sorted: dict[tuple[str, ...], list[str]] = {}
+
+    def vocabulary(self, fields: tuple[str, ...]) -> set[str]:
+        """The distinct words of ``fields``."""
+        found = self._vocabularies.get(fields)
+        if found is None:
+            if len(fields) == 1:
+                found = self.field(fields[0]).vocabulary
+            else:
+                found = set().union(*[self.field(name).vocabulary for name in fields])
+            self._vocabularies[fields] = found
+        return found
+
+    def has_prefix(self, prefix: str, fields: tuple[str, ...]) -> bool:
+        """Whether a word of ``fields`` starts with ``prefix``."""
+        words = self._sorted.get(fields)
+        if words is None:
+            words = self._sorted[fields] = sorted(self.vocabulary(fields))
+        at = bisect_left(words, prefix)
+        return at < len(words) and words[at].startswith(prefix)
 
     def field(self, name: str) -> _Field:
         found = self._fields.get(name)
@@ -552,16 +620,23 @@ def _leaf(
     raw = None
     if case_sensitive:
         raw = tuple(fold_accents(word.rstrip("*")) for word in q.raw_words(phrase.text))
+    prefixes = phrase.prefixes
+    alone = len(words) == 1 and raw is None
     return _Leaf(
         text=phrase.text,
         kind=kind,
         words=words,
-        prefixes=phrase.prefixes,
+        prefixes=prefixes,
         slop=slop,
         fields=phrase.fields or fields,
         stem=stem,
         raw=raw,
         glued=_glue(phrase.text, len(words)),
+        # Stems are not the article's words, so only unstemmed whole words can be required.
+        needs=frozenset(w for w, p in zip(words, prefixes, strict=True) if not p and stem is None),
+        word=words[0] if alone and not prefixes[0] and stem is None else None,
+        # Prefixes are never stemmed: a prefix leaf is decided on the vocabulary even when stemming.
+        prefix=words[0] if alone and prefixes[0] else None,
     )
 
 
@@ -710,7 +785,7 @@ def _evaluate(entry: _Compiled, doc: _Doc) -> list[_Occ] | None:
     counted: list[_Occ] = []
     if rule.min_hits is None:
         for part in (entry.actors, entry.keywords):
-            if part is not None and _holds(part, doc, collect=False) is None:
+            if part is not None and not part.holds(doc):
                 return None
     else:
         for part in (entry.actors, entry.keywords):
@@ -722,9 +797,9 @@ def _evaluate(entry: _Compiled, doc: _Doc) -> list[_Occ] | None:
         if counted and _mentions(counted) < rule.min_hits:
             return None
     for exclude in entry.excludes:
-        if _leaf_occurrences(exclude, doc):
+        if exclude.holds(doc):
             return None
-    if entry.query is not None and _holds(entry.query, doc, collect=False) is None:
+    if entry.query is not None and not entry.query.holds(doc):
         return None
     if rule.languages is not None and doc.article_language() not in rule.languages:
         return None
@@ -754,10 +829,11 @@ def _all_occurrences(part: _Any, doc: _Doc) -> list[_Occ]:
     return [occ for child in part.children for occ in _leaf_occurrences(child, doc)]  # type: ignore[arg-type]
 
 
-def _holds(node: _Node, doc: _Doc, *, collect: bool = True) -> list[_Occ] | None:
+def _holds(node: _Node, doc: _Doc) -> list[_Occ] | None:
     """Occurrences of the positive terms that make ``node`` hold, or None if it does not.
 
-    Without ``collect`` it only decides: an OR stops at its first child that holds.
+    Every child of an OR that holds contributes: the hits show every reason for a match. Only
+    deciding, without the occurrences, is ``node.holds(doc)``.
     """
     match node:
         case _Leaf():
@@ -769,23 +845,18 @@ def _holds(node: _Node, doc: _Doc, *, collect: bool = True) -> list[_Occ] | None
         case _All(children):
             collected: list[_Occ] = []
             for child in children:
-                part = _holds(child, doc, collect=collect)
+                part = _holds(child, doc)
                 if part is None:
                     return None
                 collected += part
             return collected
         case _Any(children):
-            if not collect:
-                for child in children:
-                    if (part := _holds(child, doc, collect=False)) is not None:
-                        return part
-                return None
             results = [r for r in (_holds(child, doc) for child in children) if r is not None]
             if not results:
                 return None
             return [occ for r in results for occ in r]
         case _None(child):
-            return [] if _holds(child, doc, collect=False) is None else None
+            return None if child.holds(doc) else []
         case _Near():
             spans = _spans(node, doc)
             if not spans:
@@ -871,7 +942,11 @@ def _same_case(fld: _Field, positions: Sequence[int], raw: str, prefix: bool) ->
 
 
 def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
+    memo = doc.memo.get(node)
+    if memo is not None:
+        return memo
     found: list[_Occ] = []
+    doc.memo[node] = found
     for name in node.fields:
         text = doc.field(name).text
         for hit in node.pattern.finditer(text):
