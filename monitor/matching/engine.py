@@ -25,7 +25,6 @@ regex) are evaluated for every article.
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +36,7 @@ import re2
 
 from monitor.matching import query as q
 from monitor.matching.language import detect_language, stemmer
+from monitor.matching.lifetime import long_lived
 from monitor.matching.rules import Actor, Rule, Term, TermSpec
 from monitor.matching.text import Words, fold_accents, norms, split_words, word_spans
 from monitor.models import FIELDS, Article, Hit, RuleMatch
@@ -419,13 +419,8 @@ class Matcher:
     def __init__(self, rules: Iterable[Rule]) -> None:
         # Compiling builds hundreds of thousands of small objects and no cycles: the cyclic
         # garbage collector would scan them again and again for nothing.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with long_lived():
             self._build(rules)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _build(self, rules: Iterable[Rule]) -> None:
         compiled: list[_Compiled] = []
