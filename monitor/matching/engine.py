@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import re2
@@ -73,6 +74,7 @@ class _Leaf:
     raw: tuple[str, ...] | None  # words with their case (accents folded), for case_sensitive
     glued: tuple[bool, ...]  # glued[i]: word i+1 directly follows word i (one written word)
     needs: frozenset[str]  # whole words that must all be in the fields' vocabulary (not stems)
+    plain: bool  # no prefix, stem or case: the words are found as they are in the field
     word: str | None  # the leaf is this one word, plainly: being in the vocabulary decides it
     prefix: str | None  # the leaf is this one prefix, plainly: a word that starts so decides it
 
@@ -405,14 +407,12 @@ class Matcher:
 
     __slots__ = (
         "_always",
+        "_checks",
         "_compiled",
         "_fields",
         "_index",
-        "_keys",
         "_never",
-        "_prefilters",
         "_prefix_keys",
-        "_rest",
         "_stem_languages",
     )
 
@@ -437,27 +437,25 @@ class Matcher:
                 rarity.update(set(leaf.words))
         compiled = [_with_groups(entry, rarity) for entry in compiled]
         self._compiled = tuple(compiled)
-        # Before a candidate is evaluated, each required part needs one term all of whose words
-        # occur in the article: an alias indexed under "president" is not worth a phrase search
-        # when the name beside it is absent.
-        self._prefilters = tuple(_prefilter(entry) for entry in compiled)
         # The index maps a key to the rules whose first (smallest, rarest-keyed) group holds it:
-        # an article's candidates are one union of sets, done in C; their other group is then
-        # checked against the article's keys rule by rule (few rules get that far).
+        # an article's candidates are one union of sets, done in C. Each candidate must then
+        # pass its checks (see _checks), which few get through.
         postings: dict[str, set[int]] = {}
         for number, entry in enumerate(compiled):
             for key in entry.groups[0] if entry.groups else ():
                 postings.setdefault(key, set()).add(number)
         self._index = {key: frozenset(rules) for key, rules in postings.items()}
-        self._rest = tuple(entry.groups[1:] for entry in compiled)
-        self._keys = frozenset(key for entry in compiled for g in entry.groups for key in g)
+        shared: dict[frozenset[str], frozenset[str]] = {}
+        self._checks = tuple(_checks(entry, shared) for entry in compiled)
         self._always = tuple(n for n, e in enumerate(compiled) if not e.groups)
-        every_key = set(self._keys)
-        for parts in self._prefilters:
-            for part in parts:
-                for keys in part:
-                    every_key |= keys
-        self._prefix_keys = frozenset(key[1:] for key in every_key if key.startswith("\x02"))
+        every_key = set(postings)
+        for checks in self._checks:
+            for singles, groups, _prefixes in checks:
+                every_key.update(singles, *groups)
+        # Prefixes are index keys only for rules with nothing better to index (checks look
+        # prefixes up in the sorted vocabulary instead): an article's prefixes are computed
+        # only if there are any.
+        self._prefix_keys = frozenset(key[1:] for key in postings if key.startswith("\x02"))
         # Index keys come from every field some rule searches, not only the default ones.
         searched = {name for entry in compiled for name in _searched_fields(entry)}
         self._fields = tuple(name for name in ALL_FIELDS if name in searched)
@@ -476,10 +474,7 @@ class Matcher:
         """
         doc = _Doc(article)
         matches = []
-        candidates, keys = self._candidates(doc)
-        for number in candidates:
-            if not all(any(ks <= keys for ks in part) for part in self._prefilters[number]):
-                continue
+        for number in self._candidates(doc):
             entry = self._compiled[number]
             occurrences = _evaluate(entry, doc)
             if occurrences is not None:
@@ -497,25 +492,55 @@ class Matcher:
                 reasons[entry.rule.id] = _explain(entry, doc)
         return reasons
 
-    def _candidates(self, doc: _Doc) -> tuple[list[int], set[str]]:
-        """Numbers of the rules whose every indexed group has a key in the article, and the
-        article's keys (its words, their prefixes and stems)."""
-        present: set[str] = set()
-        for name in self._fields:
-            present.update(doc.field(name).norms)
+    def _candidates(self, doc: _Doc) -> list[int]:
+        """Numbers of the rules that pass their checks against the article's keys (its words,
+        their prefixes and stems), in ascending order."""
+        present = doc.vocabulary(self._fields)
         keys = present
         if self._prefix_keys:
-            starts = {word[:_PREFIX_KEY] for word in present} & self._prefix_keys
-            keys = keys | {"\x02" + start for start in starts}
+            starts = set(map(_prefix_key, present))
+            starts &= self._prefix_keys
+            keys = keys.union(map("\x02".__add__, starts))
         for language in self._stem_languages:
             stem_of = stemmer(language)
             keys = keys | {f"\x01{language}:{stem_of(word)}" for word in present}
-        index, rest = self._index, self._rest
+        index, checks, fields = self._index, self._checks, self._fields
         first: set[int] = set().union(*[index[key] for key in keys & index.keys()])
-        found = [n for n in first if all(not group.isdisjoint(keys) for group in rest[n])]
+        found = [n for n in first if _admits(checks[n], keys, doc, fields)]
         found.extend(self._always)
         found.sort()
-        return found, keys
+        return found
+
+
+_prefix_key = itemgetter(slice(None, _PREFIX_KEY))
+"""The first characters of a word, under which prefix terms are indexed (in C, for a map)."""
+
+
+def _admits(checks: _Checks, keys: set[str], doc: _Doc, fields: tuple[str, ...]) -> bool:
+    """Whether the article passes every check: one of its single keys present, or every key of
+    one of its groups, or a word of ``fields`` that starts with one of its prefixes."""
+    for singles, groups, prefixes in checks:
+        if (
+            singles.isdisjoint(keys)
+            and not (groups and _any_within(groups, keys))
+            and not (prefixes and _any_prefix(prefixes, doc, fields))
+        ):
+            return False
+    return True
+
+
+def _any_within(groups: tuple[frozenset[str], ...], keys: set[str]) -> bool:
+    for group in groups:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if group <= keys:
+            return True
+    return False
+
+
+def _any_prefix(prefixes: tuple[str, ...], doc: _Doc, fields: tuple[str, ...]) -> bool:
+    for prefix in prefixes:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if doc.has_prefix(prefix, fields):
+            return True
+    return False
 
 
 # -- compiling ----------------------------------------------------------------------------------
@@ -629,6 +654,7 @@ def _leaf(
         glued=_glue(phrase.text, len(words)),
         # Stems are not the article's words, so only unstemmed whole words can be required.
         needs=frozenset(w for w, p in zip(words, prefixes, strict=True) if not p and stem is None),
+        plain=stem is None and raw is None and not any(prefixes),
         word=words[0] if alone and not prefixes[0] and stem is None else None,
         # Prefixes are never stemmed: a prefix leaf is decided on the vocabulary even when stemming.
         prefix=words[0] if alone and prefixes[0] else None,
@@ -690,37 +716,66 @@ def _node(node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -
 
 
 @lru_cache(maxsize=262_144)
-def _leaf_keys(leaf: _Leaf) -> frozenset[str]:
-    """The keys of all the words a leaf needs (prefixes by their first characters)."""
-    keys = set()
-    for word, prefix in zip(leaf.words, leaf.prefixes, strict=True):
-        if prefix:
-            if len(word) >= _PREFIX_KEY:
-                keys.add("\x02" + word[:_PREFIX_KEY])
-        elif leaf.stem:
-            keys.add(f"\x01{leaf.stem}:{word}")
-        else:
-            keys.add(word)
-    return frozenset(keys)
+def _leaf_keys(leaf: _Leaf) -> tuple[frozenset[str], str | None]:
+    """What the article's keys must hold for a leaf to occur, cheaply checked: the keys of its
+    whole words (stems as stem keys), else its prefix when it is one prefix; or nothing."""
+    keys = frozenset(
+        f"\x01{leaf.stem}:{word}" if leaf.stem else word
+        for word, prefix in zip(leaf.words, leaf.prefixes, strict=True)
+        if not prefix
+    )
+    if not keys and len(leaf.words) == 1:
+        return keys, leaf.words[0]
+    return keys, None
 
 
-def _prefilter(entry: _Compiled) -> tuple[tuple[frozenset[str], ...], ...]:
-    """Required parts, each as the key sets of its alternatives: one must be all present."""
-    parts: list[tuple[frozenset[str], ...]] = []
+_Check = tuple[frozenset[str], tuple[frozenset[str], ...], tuple[str, ...]]
+"""A check of a candidate against the article: one of its single keys present, or every key of
+one of its groups, or a word that starts with one of its prefixes."""
+_Checks = tuple[_Check, ...]
+
+
+def _checks(entry: _Compiled, shared: dict[Any, Any]) -> _Checks:
+    """The checks a candidate must pass before it is evaluated.
+
+    First its index groups after the first (the index found it by that one), then its required
+    parts: each needs one term whose words all occur in the article (prefixes aside), so an alias
+    indexed under "President" is not worth a phrase search when the name beside it is absent.
+    Terms of one word are single keys (one C call decides them all); identical checks are shared
+    between rules.
+    """
+    checks: list[_Check] = [
+        (
+            frozenset(key for key in group if not key.startswith("\x02")),
+            (),
+            tuple(sorted(key[1:] for key in group if key.startswith("\x02"))),
+        )
+        for group in entry.groups[1:]
+    ]
+    parts: list[tuple[_Leaf, ...]] = []
     for part in (entry.actors, entry.keywords):
         if part is not None:
             parts += _query_parts(part)
     if entry.query is not None:
         parts += _query_parts(entry.query)
-    return tuple(parts)
+    for alternatives in parts:
+        needs = [_leaf_keys(leaf) for leaf in alternatives]
+        if any(not keys and prefix is None for keys, prefix in needs):
+            continue  # an alternative with nothing to check always passes
+        singles = frozenset(next(iter(keys)) for keys, _ in needs if len(keys) == 1)
+        groups = tuple(shared.setdefault(keys, keys) for keys, _ in needs if len(keys) > 1)
+        prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
+        checks.append((singles, groups, prefixes))
+    return tuple(shared.setdefault(check, check) for check in checks)
 
 
-def _query_parts(node: _Node) -> list[tuple[frozenset[str], ...]]:
+def _query_parts(node: _Node) -> list[tuple[_Leaf, ...]]:
+    """The parts ``node`` requires that are alternatives of leaves (one must occur)."""
     match node:
         case _Leaf():
-            return [(_leaf_keys(node),)]
+            return [(node,)]
         case _Any(children) if children and all(isinstance(c, _Leaf) for c in children):
-            return [tuple(_leaf_keys(c) for c in children)]
+            return [children]  # type: ignore[list-item]
         case _All(children):
             return [part for child in children for part in _query_parts(child)]
         case _Near(left, right, _):
@@ -906,9 +961,22 @@ def _leaf_occurrences(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
 
 def _find_leaf(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
     found: list[_Occ] = []
+    needs = leaf.needs
+    if not needs <= doc.vocabulary(leaf.fields):
+        return found
     for name in leaf.fields:
         fld = doc.field(name)
-        if not fld.norms:
+        if not fld.norms or not needs <= fld.vocabulary:
+            continue
+        if leaf.plain:
+            starts = fld.positions(leaf.words[0], False, None)
+            if len(leaf.words) == 1:
+                found.extend((name, p, p, leaf, (p,)) for p in starts)
+            else:
+                found.extend(
+                    (name, words[0], words[-1], leaf, words)
+                    for words in _phrases(fld.norms, starts, leaf.words[1:], leaf.slop, leaf.glued)
+                )
             continue
         lists = []
         for number, (word, prefix) in enumerate(zip(leaf.words, leaf.prefixes, strict=True)):
@@ -978,6 +1046,35 @@ def _chains(
             if gap > slop:
                 break
             chain.append(last)
+        else:
+            chains.append(tuple(chain))
+    return chains
+
+
+def _phrases(
+    norms: list[str],
+    starts: Sequence[int],
+    following: tuple[str, ...],
+    slop: int,
+    glued: tuple[bool, ...],
+) -> list[tuple[int, ...]]:
+    """The chains of :func:`_chains` for plain words, found without their positions.
+
+    From each start, the earliest next word within what is left of the slop is one bounded
+    ``list.index`` (a scan in C of a few words), so only the first word's positions are needed.
+    """
+    chains: list[tuple[int, ...]] = []
+    for first in starts:
+        chain = [first]
+        last, gap = first, 0
+        for word, stuck in zip(following, glued, strict=True):
+            try:
+                at = norms.index(word, last + 1, last + 2 + (0 if stuck else slop - gap))
+            except ValueError:
+                break
+            gap += at - last - 1
+            last = at
+            chain.append(at)
         else:
             chains.append(tuple(chain))
     return chains
