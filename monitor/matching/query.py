@@ -36,6 +36,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import re2
 
@@ -180,8 +181,7 @@ _NEAR = re.compile(r"NEAR/(\d+)")
 _SLOP = re.compile(r"~(\d+)")
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):
     kind: str  # an operator, "(", ")", phrase, word, actor, regex, field or end
     text: str
     column: int
@@ -473,9 +473,10 @@ def _phrase(
     words: list[str] = []
     prefixes: list[bool] = []
     for raw in text.split():
-        prefix = raw.endswith("*")
-        parts = _word_norms(raw.rstrip("*"))
-        if "*" in raw.rstrip("*"):
+        stripped = raw.rstrip("*")
+        prefix = len(stripped) < len(raw)
+        parts = _word_norms(stripped)
+        if "*" in stripped:
             raise QueryError("'*' is allowed only at the end of a word", column)
         if not parts:
             if prefix:
