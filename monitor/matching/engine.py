@@ -425,8 +425,9 @@ class Matcher:
     def _build(self, rules: Iterable[Rule]) -> None:
         compiled: list[_Compiled] = []
         self._never: dict[str, str] = {}
+        compiler = _Compiler()
         for rule in rules:
-            entry = _compile(rule)
+            entry = compiler.rule(rule)
             if entry is None:
                 self._never[rule.id] = "disabled" if not rule.enabled else "nothing it can match"
             else:
@@ -445,8 +446,7 @@ class Matcher:
             for key in entry.groups[0] if entry.groups else ():
                 postings.setdefault(key, set()).add(number)
         self._index = {key: frozenset(rules) for key, rules in postings.items()}
-        shared: dict[frozenset[str], frozenset[str]] = {}
-        self._checks = tuple(_checks(entry, shared) for entry in compiled)
+        self._checks = tuple(compiler.checks(entry) for entry in compiled)
         self._always = tuple(n for n, e in enumerate(compiled) if not e.groups)
         every_key = set(postings)
         for checks in self._checks:
@@ -546,32 +546,166 @@ def _any_prefix(prefixes: tuple[str, ...], doc: _Doc, fields: tuple[str, ...]) -
 # -- compiling ----------------------------------------------------------------------------------
 
 
-def _compile(rule: Rule) -> _Compiled | None:
-    """The rule in matching form, or None if it can never match."""
-    if not rule.enabled:
-        return None
-    fields = tuple(rule.fields) or FIELDS
-    stem = rule.language if rule.stem else None
+class _Compiler:
+    """Compiles the rules of one rule set, sharing what they have in common.
 
-    def leaf(term: Term, kind: str, slop: int) -> _Leaf | None:
+    Rules repeat actors and terms: equal terms become one leaf (leaves are immutable, so safe to
+    share), which also lets an article look each one up once however many rules use it. The
+    caches live for one build, so a reload does not keep the previous rule set alive.
+    """
+
+    __slots__ = ("_actors", "_checks", "_keys", "_leaves", "_terms")
+
+    def __init__(self) -> None:
+        self._terms: dict[str, q.Phrase | None] = {}
+        self._leaves: dict[tuple[Any, ...], _Leaf] = {}
+        self._actors: dict[tuple[Actor, tuple[str, ...], str | None], _Any] = {}
+        self._keys: dict[_Leaf, tuple[frozenset[str], str | None]] = {}
+        self._checks: dict[Any, Any] = {}
+
+    def rule(self, rule: Rule) -> _Compiled | None:
+        """The rule in matching form, or None if it can never match."""
+        if not rule.enabled:
+            return None
+        fields = tuple(rule.fields) or FIELDS
+        stem = rule.language if rule.stem else None
+        aliases = [
+            self.term(alias, "actor", 0, fields, stem)
+            for actor in rule.actors
+            for alias in actor.aliases
+        ]
+        keywords = [
+            self.term(keyword, "keyword", max(rule.slop, 0), fields, stem)
+            for keyword in rule.keywords
+        ]
+        actors_part = _part(aliases) if rule.actors else None
+        keywords_part = _part(keywords) if rule.keywords else None
+        if (rule.actors and actors_part is None) or (rule.keywords and keywords_part is None):
+            return None  # a required part with no usable term can never hold
+        excludes = tuple(
+            e for e in (self.term(x, "exclude", 0, fields, stem) for x in rule.exclude) if e
+        )
+        query = self.node(rule.query, rule, fields, stem) if rule.query is not None else None
+        if actors_part is None and keywords_part is None and query is None:
+            return None
+        return _Compiled(rule, actors_part, keywords_part, excludes, query, ())
+
+    def term(
+        self, term: Term, kind: str, slop: int, fields: tuple[str, ...], stem: str | None
+    ) -> _Leaf | None:
+        """A keyword, alias or exclusion as a leaf; None if it has no words."""
         spec = term if isinstance(term, TermSpec) else TermSpec(term)
-        phrase = q.parse_term_text(spec.text)
+        if spec.text in self._terms:
+            phrase = self._terms[spec.text]
+        else:
+            phrase = self._terms[spec.text] = q.parse_term_text(spec.text)
         if phrase is None:
             return None
         slop = spec.slop if spec.slop is not None else slop
-        return _leaf(phrase, kind=kind, slop=slop, fields=fields, stem=stem, spec=spec)
+        return self.leaf(phrase, kind, slop, fields, stem, case_sensitive=spec.case_sensitive)
 
-    aliases = [leaf(alias, "actor", 0) for actor in rule.actors for alias in actor.aliases]
-    keywords = [leaf(keyword, "keyword", max(rule.slop, 0)) for keyword in rule.keywords]
-    actors_part = _part(aliases) if rule.actors else None
-    keywords_part = _part(keywords) if rule.keywords else None
-    if (rule.actors and actors_part is None) or (rule.keywords and keywords_part is None):
-        return None  # a required part with no usable term can never hold
-    excludes = tuple(e for e in (leaf(x, "exclude", 0) for x in rule.exclude) if e is not None)
-    query = _node(rule.query, rule, fields, stem) if rule.query is not None else None
-    if actors_part is None and keywords_part is None and query is None:
-        return None
-    return _Compiled(rule, actors_part, keywords_part, excludes, query, ())
+    def leaf(
+        self,
+        phrase: q.Phrase,
+        kind: str,
+        slop: int,
+        fields: tuple[str, ...],
+        stem: str | None,
+        *,
+        case_sensitive: bool,
+    ) -> _Leaf:
+        key = (phrase, kind, slop, fields, stem, case_sensitive)
+        found = self._leaves.get(key)
+        if found is None:
+            found = _leaf(phrase, kind, slop, fields, stem, case_sensitive=case_sensitive)
+            self._leaves[key] = found
+        return found
+
+    def actor(self, actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
+        """An actor's aliases in matching form, as a query's ``@actor`` names them."""
+        key = (actor, fields, stem)
+        found = self._actors.get(key)
+        if found is None:
+            leaves = [self.term(alias, "actor", 0, fields, stem) for alias in actor.aliases]
+            found = self._actors[key] = _part(leaves) or _Any(())
+        return found
+
+    def node(self, node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
+        match node:
+            case q.Phrase():
+                return self.leaf(
+                    node, "query", node.slop, fields, stem, case_sensitive=node.case_sensitive
+                )
+            case q.ActorRef(actor_id, scope):
+                actor = next(a for a in (*rule.query_actors, *rule.actors) if a.id == actor_id)
+                return self.actor(actor, scope or fields, stem)
+            case q.Regex(pattern, scope):
+                options = re2.Options()
+                options.case_sensitive = False
+                options.log_errors = False
+                return _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
+            case q.And(children):
+                return _All(tuple(self.node(c, rule, fields, stem) for c in children))
+            case q.Or(children):
+                return _Any(tuple(self.node(c, rule, fields, stem) for c in children))
+            case q.Not(child):
+                return _None(self.node(child, rule, fields, stem))
+            case q.Near(left, right, distance):
+                return _Near(
+                    self.node(left, rule, fields, stem),
+                    self.node(right, rule, fields, stem),
+                    distance,
+                )
+        raise AssertionError(node)
+
+    def keys(self, leaf: _Leaf) -> tuple[frozenset[str], str | None]:
+        """What the article's keys must hold for a leaf to occur, cheaply checked: the keys of
+        its whole words (stems as stem keys), else its prefix when it is one prefix; or
+        nothing."""
+        found = self._keys.get(leaf)
+        if found is None:
+            keys = frozenset(
+                f"\x01{leaf.stem}:{word}" if leaf.stem else word
+                for word, prefix in zip(leaf.words, leaf.prefixes, strict=True)
+                if not prefix
+            )
+            prefix = leaf.words[0] if not keys and len(leaf.words) == 1 else None
+            found = self._keys[leaf] = (keys, prefix)
+        return found
+
+    def checks(self, entry: _Compiled) -> _Checks:
+        """The checks a candidate must pass before it is evaluated.
+
+        First its index groups after the first (the index found it by that one), then its
+        required parts: each needs one term whose words all occur in the article (prefixes
+        aside), so an alias indexed under "President" is not worth a phrase search when the name
+        beside it is absent. Terms of one word are single keys (one C call decides them all);
+        identical checks are shared between rules.
+        """
+        shared = self._checks
+        checks: list[_Check] = [
+            (
+                frozenset(key for key in group if not key.startswith("\x02")),
+                (),
+                tuple(sorted(key[1:] for key in group if key.startswith("\x02"))),
+            )
+            for group in entry.groups[1:]
+        ]
+        parts: list[tuple[_Leaf, ...]] = []
+        for part in (entry.actors, entry.keywords):
+            if part is not None:
+                parts += _query_parts(part)
+        if entry.query is not None:
+            parts += _query_parts(entry.query)
+        for alternatives in parts:
+            needs = [self.keys(leaf) for leaf in alternatives]
+            if any(not keys and prefix is None for keys, prefix in needs):
+                continue  # an alternative with nothing to check always passes
+            singles = frozenset(next(iter(keys)) for keys, _ in needs if len(keys) == 1)
+            groups = tuple(shared.setdefault(keys, keys) for keys, _ in needs if len(keys) > 1)
+            prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
+            checks.append((singles, groups, prefixes))
+        return tuple(shared.setdefault(check, check) for check in checks)
 
 
 def _with_groups(entry: _Compiled, rarity: Mapping[str, int]) -> _Compiled:
@@ -625,18 +759,17 @@ def _part(leaves: list[_Leaf | None]) -> _Any | None:
 
 def _leaf(
     phrase: q.Phrase,
-    *,
     kind: str,
     slop: int,
     fields: tuple[str, ...],
     stem: str | None,
-    spec: TermSpec | None = None,
+    *,
+    case_sensitive: bool,
 ) -> _Leaf:
     words = phrase.words
     if stem is not None:
         stem_of = stemmer(stem)
         words = tuple(w if p else stem_of(w) for w, p in zip(words, phrase.prefixes, strict=True))
-    case_sensitive = spec.case_sensitive if spec is not None else phrase.case_sensitive
     raw = None
     if case_sensitive:
         raw = tuple(fold_accents(word.rstrip("*")) for word in q.raw_words(phrase.text))
@@ -662,23 +795,6 @@ def _leaf(
 
 
 @lru_cache(maxsize=65_536)
-def _actor_part(actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
-    """An actor's aliases in matching form; many rules name the same actor, so it is built once
-    per compile of a rule set (leaves are immutable and safe to share)."""
-    leaves = []
-    for alias in actor.aliases:
-        spec = alias if isinstance(alias, TermSpec) else TermSpec(alias)
-        phrase = q.parse_term_text(spec.text)
-        if phrase is not None:
-            slop = spec.slop or 0
-            leaves.append(
-                _leaf(phrase, kind="actor", slop=slop, fields=fields, stem=stem, spec=spec)
-            )
-    part = _part(list(leaves))
-    return part if part is not None else _Any(())
-
-
-@lru_cache(maxsize=65_536)
 def _glue(text: str, size: int) -> tuple[bool, ...]:
     """Which consecutive words of a term were written as one word ("Kassym-Jomart", "习近平"):
     slop never applies inside a written word. ``glued[i]`` is about words i and i+1."""
@@ -690,83 +806,10 @@ def _glue(text: str, size: int) -> tuple[bool, ...]:
     return tuple(glued) + (False,) * max(0, size - 1 - len(glued))
 
 
-def _node(node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
-    match node:
-        case q.Phrase():
-            return _leaf(node, kind="query", slop=node.slop, fields=fields, stem=stem)
-        case q.ActorRef(actor_id, scope):
-            actor = next(a for a in (*rule.query_actors, *rule.actors) if a.id == actor_id)
-            return _actor_part(actor, scope or fields, stem)
-        case q.Regex(pattern, scope):
-            options = re2.Options()
-            options.case_sensitive = False
-            options.log_errors = False
-            return _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
-        case q.And(children):
-            return _All(tuple(_node(c, rule, fields, stem) for c in children))
-        case q.Or(children):
-            return _Any(tuple(_node(c, rule, fields, stem) for c in children))
-        case q.Not(child):
-            return _None(_node(child, rule, fields, stem))
-        case q.Near(left, right, distance):
-            return _Near(
-                _node(left, rule, fields, stem), _node(right, rule, fields, stem), distance
-            )
-    raise AssertionError(node)
-
-
-@lru_cache(maxsize=262_144)
-def _leaf_keys(leaf: _Leaf) -> tuple[frozenset[str], str | None]:
-    """What the article's keys must hold for a leaf to occur, cheaply checked: the keys of its
-    whole words (stems as stem keys), else its prefix when it is one prefix; or nothing."""
-    keys = frozenset(
-        f"\x01{leaf.stem}:{word}" if leaf.stem else word
-        for word, prefix in zip(leaf.words, leaf.prefixes, strict=True)
-        if not prefix
-    )
-    if not keys and len(leaf.words) == 1:
-        return keys, leaf.words[0]
-    return keys, None
-
-
 _Check = tuple[frozenset[str], tuple[frozenset[str], ...], tuple[str, ...]]
 """A check of a candidate against the article: one of its single keys present, or every key of
 one of its groups, or a word that starts with one of its prefixes."""
 _Checks = tuple[_Check, ...]
-
-
-def _checks(entry: _Compiled, shared: dict[Any, Any]) -> _Checks:
-    """The checks a candidate must pass before it is evaluated.
-
-    First its index groups after the first (the index found it by that one), then its required
-    parts: each needs one term whose words all occur in the article (prefixes aside), so an alias
-    indexed under "President" is not worth a phrase search when the name beside it is absent.
-    Terms of one word are single keys (one C call decides them all); identical checks are shared
-    between rules.
-    """
-    checks: list[_Check] = [
-        (
-            frozenset(key for key in group if not key.startswith("\x02")),
-            (),
-            tuple(sorted(key[1:] for key in group if key.startswith("\x02"))),
-        )
-        for group in entry.groups[1:]
-    ]
-    parts: list[tuple[_Leaf, ...]] = []
-    for part in (entry.actors, entry.keywords):
-        if part is not None:
-            parts += _query_parts(part)
-    if entry.query is not None:
-        parts += _query_parts(entry.query)
-    for alternatives in parts:
-        needs = [_leaf_keys(leaf) for leaf in alternatives]
-        if any(not keys and prefix is None for keys, prefix in needs):
-            continue  # an alternative with nothing to check always passes
-        singles = frozenset(next(iter(keys)) for keys, _ in needs if len(keys) == 1)
-        groups = tuple(shared.setdefault(keys, keys) for keys, _ in needs if len(keys) > 1)
-        prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
-        checks.append((singles, groups, prefixes))
-    return tuple(shared.setdefault(check, check) for check in checks)
 
 
 def _query_parts(node: _Node) -> list[tuple[_Leaf, ...]]:
