@@ -28,7 +28,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -432,11 +432,19 @@ class Matcher:
                 self._never[rule.id] = "disabled" if not rule.enabled else "nothing it can match"
             else:
                 compiled.append(entry)
-        rarity: Counter[str] = Counter()
+        # One walk of each rule's terms: which words the rule set's terms share (for the index
+        # keys), and which fields some rule searches (index keys come from all of them).
+        used: list[str] = []
+        searched: set[str] = set()
         for entry in compiled:
-            for leaf in _leaves(entry):
-                rarity.update(set(leaf.words))
-        compiled = [_with_groups(entry, rarity) for entry in compiled]
+            for terminal in _terminals((entry.actors, entry.keywords, entry.query)):
+                searched.update(terminal.fields)
+                if isinstance(terminal, _Leaf):
+                    used.extend(set(terminal.words))
+            for exclude in entry.excludes:
+                searched.update(exclude.fields)
+        grouping = _Grouping(Counter(used))
+        compiled = [grouping.entry(entry) for entry in compiled]
         self._compiled = tuple(compiled)
         # The index maps a key to the rules whose first (smallest, rarest-keyed) group holds it:
         # an article's candidates are one union of sets, done in C. Each candidate must then
@@ -456,8 +464,6 @@ class Matcher:
         # prefixes up in the sorted vocabulary instead): an article's prefixes are computed
         # only if there are any.
         self._prefix_keys = frozenset(key[1:] for key in postings if key.startswith("\x02"))
-        # Index keys come from every field some rule searches, not only the default ones.
-        searched = {name for entry in compiled for name in _searched_fields(entry)}
         self._fields = tuple(name for name in ALL_FIELDS if name in searched)
         self._stem_languages = sorted(
             {key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")}
@@ -680,7 +686,7 @@ class _Compiler:
         required parts: each needs one term whose words all occur in the article (prefixes
         aside), so an alias indexed under "President" is not worth a phrase search when the name
         beside it is absent. Terms of one word are single keys (one C call decides them all);
-        identical checks are shared between rules.
+        identical checks are shared between rules, and a shared part's check is made once.
         """
         shared = self._checks
         checks: list[_Check] = [
@@ -698,30 +704,27 @@ class _Compiler:
         if entry.query is not None:
             parts += _query_parts(entry.query)
         for alternatives in parts:
-            needs = [self.keys(leaf) for leaf in alternatives]
-            if any(not keys and prefix is None for keys, prefix in needs):
-                continue  # an alternative with nothing to check always passes
-            singles = frozenset(next(iter(keys)) for keys, _ in needs if len(keys) == 1)
-            groups = tuple(shared.setdefault(keys, keys) for keys, _ in needs if len(keys) > 1)
-            prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
-            checks.append((singles, groups, prefixes))
+            if alternatives in shared:
+                check = shared[alternatives]
+            else:
+                check = shared[alternatives] = self._check(alternatives)
+            if check is not None:
+                checks.append(check)
         return tuple(shared.setdefault(check, check) for check in checks)
 
-
-def _with_groups(entry: _Compiled, rarity: Mapping[str, int]) -> _Compiled:
-    """``entry`` with its index groups, keyed on the rarest words of the rule set."""
-    groups = [
-        group
-        for group in (
-            _group(entry.actors, rarity) if entry.actors else None,
-            _group(entry.keywords, rarity) if entry.keywords else None,
-            *(_groups(entry.query, rarity) if entry.query is not None else []),
-        )
-        if group
-    ]
-    # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
-    groups.sort(key=len)
-    return replace(entry, groups=tuple(groups[:_MAX_GROUPS]))
+    def _check(self, alternatives: tuple[_Leaf, ...]) -> _Check | None:
+        """The check of a part that one of ``alternatives`` must hold; None if one always
+        passes."""
+        shared = self._checks
+        needs = [self.keys(leaf) for leaf in alternatives]
+        if any(not keys and prefix is None for keys, prefix in needs):
+            return None  # an alternative with nothing to check always passes
+        singles = frozenset(next(iter(keys)) for keys, _ in needs if len(keys) == 1)
+        groups = tuple(shared.setdefault(keys, keys) for keys, _ in needs if len(keys) > 1)
+        prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
+        check = (singles, groups, prefixes)
+        one: _Check = shared.setdefault(check, check)
+        return one
 
 
 def _terminals(roots: Iterable[_Node | None]) -> list[_Leaf | _Regex]:
@@ -739,12 +742,6 @@ def _terminals(roots: Iterable[_Node | None]) -> list[_Leaf | _Regex]:
             case _Near(left, right, _):
                 nodes += [left, right]
     return found
-
-
-def _leaves(entry: _Compiled) -> list[_Leaf]:
-    """The phrases of the parts a rule requires (its exclusions aside)."""
-    terminals = _terminals((entry.actors, entry.keywords, entry.query))
-    return [terminal for terminal in terminals if isinstance(terminal, _Leaf)]
 
 
 def _part(leaves: list[_Leaf | None]) -> _Any | None:
@@ -798,8 +795,11 @@ def _leaf(
 def _glue(text: str, size: int) -> tuple[bool, ...]:
     """Which consecutive words of a term were written as one word ("Kassym-Jomart", "习近平"):
     slop never applies inside a written word. ``glued[i]`` is about words i and i+1."""
+    parts = text.split()
+    if all(part.isascii() and part.rstrip("*").isalnum() for part in parts):
+        return (False,) * max(0, size - 1)  # each written word is one word
     starts: list[bool] = []  # for each word: does it start a written word?
-    for part in text.split():
+    for part in parts:
         count = len(norms(part.replace("*", " ")))
         starts.extend([True] + [False] * (count - 1) if count else [])
     glued = [not start for start in starts[1:size]]
@@ -826,41 +826,76 @@ def _query_parts(node: _Node) -> list[tuple[_Leaf, ...]]:
     return []
 
 
-def _searched_fields(entry: _Compiled) -> set[str]:
-    roots = (*entry.excludes, entry.actors, entry.keywords, entry.query)
-    return {name for terminal in _terminals(roots) for name in terminal.fields}
+class _Grouping:
+    """Index groups of compiled rules, keyed on the rarest words of the rule set.
 
+    A group is a set of keys of which at least one must occur for a part of a rule to hold.
+    Rules share leaves and actors, so each node's group is computed once.
+    """
 
-def _group(node: _Node, rarity: Mapping[str, int]) -> frozenset[str] | None:
-    """Keys of which at least one must occur for ``node`` to hold; None if there are none."""
-    match node:
-        case _Leaf():
-            key = node.key(rarity)
-            return frozenset((key,)) if key is not None else None
-        case _Any(children):
-            keys: set[str] = set()
-            for child in children:
-                group = _group(child, rarity)
-                if group is None:
-                    return None
-                keys |= group
-            return frozenset(keys) if keys else None
-        case _All(children):
-            candidates = [g for g in (_group(c, rarity) for c in children) if g]
-            return min(candidates, key=len) if candidates else None
-        case _Near(left, right, _):
-            sides = [g for g in (_group(left, rarity), _group(right, rarity)) if g]
-            return min(sides, key=len) if sides else None
-        case _:
-            return None
+    __slots__ = ("_groups", "_rarity")
 
+    def __init__(self, rarity: Mapping[str, int]) -> None:
+        self._rarity = rarity
+        self._groups: dict[_Node, frozenset[str] | None] = {}
 
-def _groups(node: _Node, rarity: Mapping[str, int]) -> list[frozenset[str]]:
-    """Independent groups of a query (one per indexable child of a top-level AND)."""
-    if isinstance(node, _All):
-        return [g for g in (_group(c, rarity) for c in node.children) if g]
-    group = _group(node, rarity)
-    return [group] if group else []
+    def entry(self, entry: _Compiled) -> _Compiled:
+        """``entry`` with its index groups."""
+        groups = [
+            group
+            for group in (
+                self.group(entry.actors) if entry.actors else None,
+                self.group(entry.keywords) if entry.keywords else None,
+                *(self.query(entry.query) if entry.query is not None else []),
+            )
+            if group
+        ]
+        # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
+        groups.sort(key=len)
+        return _Compiled(
+            entry.rule,
+            entry.actors,
+            entry.keywords,
+            entry.excludes,
+            entry.query,
+            tuple(groups[:_MAX_GROUPS]),
+        )
+
+    def query(self, node: _Node) -> list[frozenset[str]]:
+        """Independent groups of a query (one per indexable child of a top-level AND)."""
+        if isinstance(node, _All):
+            return [g for g in (self.group(c) for c in node.children) if g]
+        group = self.group(node)
+        return [group] if group else []
+
+    def group(self, node: _Node) -> frozenset[str] | None:
+        """Keys of which at least one must occur for ``node`` to hold; None if there are none."""
+        if node in self._groups:
+            return self._groups[node]
+        group = self._groups[node] = self._group(node)
+        return group
+
+    def _group(self, node: _Node) -> frozenset[str] | None:
+        match node:
+            case _Leaf():
+                key = node.key(self._rarity)
+                return frozenset((key,)) if key is not None else None
+            case _Any(children):
+                keys: set[str] = set()
+                for child in children:
+                    group = self.group(child)
+                    if group is None:
+                        return None
+                    keys |= group
+                return frozenset(keys) if keys else None
+            case _All(children):
+                candidates = [g for g in (self.group(c) for c in children) if g]
+                return min(candidates, key=len) if candidates else None
+            case _Near(left, right, _):
+                sides = [g for g in (self.group(left), self.group(right)) if g]
+                return min(sides, key=len) if sides else None
+            case _:
+                return None
 
 
 # -- evaluating ---------------------------------------------------------------------------------
