@@ -73,7 +73,7 @@ class _Leaf:
     stem: str | None  # the stemmer's language, when words are stems
     raw: tuple[str, ...] | None  # words with their case (accents folded), for case_sensitive
     glued: tuple[bool, ...]  # glued[i]: word i+1 directly follows word i (one written word)
-    needs: frozenset[str]  # whole words that must all be in the fields' vocabulary (not stems)
+    needs: tuple[str, ...]  # whole words that must all be in the fields' vocabulary (not stems)
     plain: bool  # no prefix, stem or case: the words are found as they are in the field
     word: str | None  # the leaf is this one word, plainly: being in the vocabulary decides it
     prefix: str | None  # the leaf is this one prefix, plainly: a word that starts so decides it
@@ -85,7 +85,7 @@ class _Leaf:
             return self.word in doc.vocabulary(self.fields)
         if self.prefix is not None:
             return doc.has_prefix(self.prefix, self.fields)
-        if not self.needs <= doc.vocabulary(self.fields):
+        if not doc.vocabulary(self.fields).issuperset(self.needs):
             return False
         return bool(_leaf_occurrences(self, doc))
 
@@ -448,7 +448,7 @@ class Matcher:
         self._compiled = tuple(compiled)
         # The index maps a key to the rules whose first (smallest, rarest-keyed) group holds it:
         # an article's candidates are one union of sets, done in C. Each candidate must then
-        # pass its checks (see _checks), which few get through.
+        # pass its checks (see _Compiler.checks), which few get through.
         postings: dict[str, set[int]] = {}
         for number, entry in enumerate(compiled):
             for key in entry.groups[0] if entry.groups else ():
@@ -527,7 +527,7 @@ def _admits(checks: _Checks, keys: set[str], doc: _Doc, fields: tuple[str, ...])
     one of its groups, or a word of ``fields`` that starts with one of its prefixes."""
     for singles, groups, prefixes in checks:
         if (
-            singles.isdisjoint(keys)
+            keys.isdisjoint(singles)
             and not (groups and _any_within(groups, keys))
             and not (prefixes and _any_prefix(prefixes, doc, fields))
         ):
@@ -535,9 +535,9 @@ def _admits(checks: _Checks, keys: set[str], doc: _Doc, fields: tuple[str, ...])
     return True
 
 
-def _any_within(groups: tuple[frozenset[str], ...], keys: set[str]) -> bool:
+def _any_within(groups: tuple[tuple[str, ...], ...], keys: set[str]) -> bool:
     for group in groups:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
-        if group <= keys:
+        if keys.issuperset(group):
             return True
     return False
 
@@ -691,7 +691,7 @@ class _Compiler:
         shared = self._checks
         checks: list[_Check] = [
             (
-                frozenset(key for key in group if not key.startswith("\x02")),
+                tuple(sorted(key for key in group if not key.startswith("\x02"))),
                 (),
                 tuple(sorted(key[1:] for key in group if key.startswith("\x02"))),
             )
@@ -719,8 +719,11 @@ class _Compiler:
         needs = [self.keys(leaf) for leaf in alternatives]
         if any(not keys and prefix is None for keys, prefix in needs):
             return None  # an alternative with nothing to check always passes
-        singles = frozenset(next(iter(keys)) for keys, _ in needs if len(keys) == 1)
-        groups = tuple(shared.setdefault(keys, keys) for keys, _ in needs if len(keys) > 1)
+        singles = tuple(sorted({next(iter(keys)) for keys, _ in needs if len(keys) == 1}))
+        groups = tuple(
+            shared.setdefault(group, group)
+            for group in (tuple(sorted(keys)) for keys, _ in needs if len(keys) > 1)
+        )
         prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
         check = (singles, groups, prefixes)
         one: _Check = shared.setdefault(check, check)
@@ -783,7 +786,7 @@ def _leaf(
         raw=raw,
         glued=_glue(phrase.text, len(words)),
         # Stems are not the article's words, so only unstemmed whole words can be required.
-        needs=frozenset(w for w, p in zip(words, prefixes, strict=True) if not p and stem is None),
+        needs=tuple(w for w, p in zip(words, prefixes, strict=True) if not p and stem is None),
         plain=stem is None and raw is None and not any(prefixes),
         word=words[0] if alone and not prefixes[0] and stem is None else None,
         # Prefixes are never stemmed: a prefix leaf is decided on the vocabulary even when stemming.
@@ -806,7 +809,7 @@ def _glue(text: str, size: int) -> tuple[bool, ...]:
     return tuple(glued) + (False,) * max(0, size - 1 - len(glued))
 
 
-_Check = tuple[frozenset[str], tuple[frozenset[str], ...], tuple[str, ...]]
+_Check = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], tuple[str, ...]]
 """A check of a candidate against the article: one of its single keys present, or every key of
 one of its groups, or a word that starts with one of its prefixes."""
 _Checks = tuple[_Check, ...]
@@ -1040,11 +1043,11 @@ def _leaf_occurrences(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
 def _find_leaf(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
     found: list[_Occ] = []
     needs = leaf.needs
-    if not needs <= doc.vocabulary(leaf.fields):
+    if not doc.vocabulary(leaf.fields).issuperset(needs):
         return found
     for name in leaf.fields:
         fld = doc.field(name)
-        if not fld.norms or not needs <= fld.vocabulary:
+        if not fld.norms or not fld.vocabulary.issuperset(needs):
             continue
         if leaf.plain:
             starts = fld.positions(leaf.words[0], False, None)
