@@ -25,18 +25,19 @@ regex) are evaluated for every article.
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import re2
 
 from monitor.matching import query as q
 from monitor.matching.language import detect_language, stemmer
+from monitor.matching.lifetime import long_lived
 from monitor.matching.rules import Actor, Rule, Term, TermSpec
 from monitor.matching.text import Words, fold_accents, norms, split_words, word_spans
 from monitor.models import FIELDS, Article, Hit, RuleMatch
@@ -72,6 +73,21 @@ class _Leaf:
     stem: str | None  # the stemmer's language, when words are stems
     raw: tuple[str, ...] | None  # words with their case (accents folded), for case_sensitive
     glued: tuple[bool, ...]  # glued[i]: word i+1 directly follows word i (one written word)
+    needs: tuple[str, ...]  # whole words that must all be in the fields' vocabulary (not stems)
+    plain: bool  # no prefix, stem or case: the words are found as they are in the field
+    word: str | None  # the leaf is this one word, plainly: being in the vocabulary decides it
+    prefix: str | None  # the leaf is this one prefix, plainly: a word that starts so decides it
+
+    def holds(self, doc: _Doc) -> bool:
+        """Whether the phrase occurs: decided on the article's vocabulary when that suffices,
+        since most leaves a candidate rule asks about are absent, and positions cost more."""
+        if self.word is not None:
+            return self.word in doc.vocabulary(self.fields)
+        if self.prefix is not None:
+            return doc.has_prefix(self.prefix, self.fields)
+        if not doc.vocabulary(self.fields).issuperset(self.needs):
+            return False
+        return bool(_leaf_occurrences(self, doc))
 
     def key(self, rarity: Mapping[str, int]) -> str | None:
         """The index key of the word most likely to be rare, or None if none can be indexed.
@@ -94,6 +110,14 @@ class _Regex:
     text: str
     fields: tuple[str, ...]
 
+    def holds(self, doc: _Doc) -> bool:
+        return bool(_regex_occurrences(self, doc))
+
+
+# Every node decides with ``holds`` (a method, so the hot path dispatches without a ``match``,
+# and loops rather than any()/all() over a generator, which cost a frame per call); collecting
+# the occurrences that make a node hold is ``_holds``, done for matching rules only.
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Any:
@@ -101,10 +125,22 @@ class _Any:
 
     children: tuple[_Node, ...]
 
+    def holds(self, doc: _Doc) -> bool:
+        for child in self.children:  # noqa: SIM110 (see above)
+            if child.holds(doc):
+                return True
+        return False
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _All:
     children: tuple[_Node, ...]
+
+    def holds(self, doc: _Doc) -> bool:
+        for child in self.children:  # noqa: SIM110 (see above)
+            if not child.holds(doc):
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -113,12 +149,18 @@ class _None:
 
     child: _Node
 
+    def holds(self, doc: _Doc) -> bool:
+        return not self.child.holds(doc)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Near:
     left: _Node
     right: _Node
     distance: int
+
+    def holds(self, doc: _Doc) -> bool:
+        return bool(_spans(self, doc))
 
 
 _Node = _Leaf | _Regex | _Any | _All | _None | _Near
@@ -188,6 +230,13 @@ class _Field:
             self._index = index
         return self._index
 
+    @property
+    def vocabulary(self) -> set[str]:
+        """The distinct words of the field."""
+        if self._vocabulary is None:
+            self._vocabulary = set(self.norms)
+        return self._vocabulary
+
     def positions(self, word: str, prefix: bool, stem: str | None) -> Sequence[int]:
         """Ascending word indexes of ``word`` (a stem when ``stem``; a prefix when ``prefix``)."""
         if prefix:
@@ -196,9 +245,7 @@ class _Field:
                 found = self._prefixes[word] = self._with_prefix(word)
             return found
         if stem is None:
-            if self._vocabulary is None:
-                self._vocabulary = set(self.norms)
-            if word not in self._vocabulary:
+            if word not in self.vocabulary:
                 return ()
             if self._index is None and self._lookups < _SCANS_BEFORE_INDEX:
                 # A few lookups are cheaper as C-level scans than building the whole index.
@@ -221,7 +268,7 @@ class _Field:
         # The distinct words, sorted once: the words with a prefix are one run found by bisect,
         # and only those words are looked up (no index of every word is needed).
         if self._sorted is None:
-            self._sorted = sorted(set(self.norms))
+            self._sorted = sorted(self.vocabulary)
         vocabulary = self._sorted
         found: list[int] = []
         at = bisect_left(vocabulary, prefix)
@@ -269,15 +316,38 @@ def _joined_words(segments: Sequence[str]) -> Words:
 class _Doc:
     """An article being matched: its fields, built as rules ask for them."""
 
-    __slots__ = ("_fields", "article", "language", "memo")
+    __slots__ = ("_fields", "_sorted", "_vocabularies", "article", "language", "memo")
 
     def __init__(self, article: Article) -> None:
         self.article = article
         self._fields: dict[str, _Field] = {}
         # Occurrences per term: rules share actors and words, and a matching rule's terms are
         # looked at twice (to decide, then to collect hits).
-        self.memo: dict[_Leaf, list[_Occ]] = {}
+        self.memo: dict[_Leaf | _Regex, list[_Occ]] = {}
         self.language: str | None = article.language
+        # Per tuple of fields (nearly every rule searches the same few): their words, and those
+        # words sorted for prefixes.
+        self._vocabularies: dict[tuple[str, ...], set[str]] = {}
+        self._sorted: dict[tuple[str, ...], list[str]] = {}
+
+    def vocabulary(self, fields: tuple[str, ...]) -> set[str]:
+        """The distinct words of ``fields``."""
+        found = self._vocabularies.get(fields)
+        if found is None:
+            if len(fields) == 1:
+                found = self.field(fields[0]).vocabulary
+            else:
+                found = set().union(*[self.field(name).vocabulary for name in fields])
+            self._vocabularies[fields] = found
+        return found
+
+    def has_prefix(self, prefix: str, fields: tuple[str, ...]) -> bool:
+        """Whether a word of ``fields`` starts with ``prefix``."""
+        words = self._sorted.get(fields)
+        if words is None:
+            words = self._sorted[fields] = sorted(self.vocabulary(fields))
+        at = bisect_left(words, prefix)
+        return at < len(words) and words[at].startswith(prefix)
 
     def field(self, name: str) -> _Field:
         found = self._fields.get(name)
@@ -337,66 +407,63 @@ class Matcher:
 
     __slots__ = (
         "_always",
+        "_checks",
         "_compiled",
         "_fields",
         "_index",
-        "_keys",
         "_never",
-        "_prefilters",
         "_prefix_keys",
-        "_rest",
         "_stem_languages",
     )
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         # Compiling builds hundreds of thousands of small objects and no cycles: the cyclic
         # garbage collector would scan them again and again for nothing.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with long_lived():
             self._build(rules)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _build(self, rules: Iterable[Rule]) -> None:
         compiled: list[_Compiled] = []
         self._never: dict[str, str] = {}
+        compiler = _Compiler()
         for rule in rules:
-            entry = _compile(rule)
+            entry = compiler.rule(rule)
             if entry is None:
                 self._never[rule.id] = "disabled" if not rule.enabled else "nothing it can match"
             else:
                 compiled.append(entry)
-        rarity: Counter[str] = Counter()
+        # One walk of each rule's terms: which words the rule set's terms share (for the index
+        # keys), and which fields some rule searches (index keys come from all of them).
+        used: list[str] = []
+        searched: set[str] = set()
         for entry in compiled:
-            for leaf in _leaves(entry):
-                rarity.update(set(leaf.words))
-        compiled = [_with_groups(entry, rarity) for entry in compiled]
+            for terminal in _terminals((entry.actors, entry.keywords, entry.query)):
+                searched.update(terminal.fields)
+                if isinstance(terminal, _Leaf):
+                    used.extend(set(terminal.words))
+            for exclude in entry.excludes:
+                searched.update(exclude.fields)
+        grouping = _Grouping(Counter(used))
+        compiled = [grouping.entry(entry) for entry in compiled]
         self._compiled = tuple(compiled)
-        # Before a candidate is evaluated, each required part needs one term all of whose words
-        # occur in the article: an alias indexed under "president" is not worth a phrase search
-        # when the name beside it is absent.
-        self._prefilters = tuple(_prefilter(entry) for entry in compiled)
         # The index maps a key to the rules whose first (smallest, rarest-keyed) group holds it:
-        # an article's candidates are one union of sets, done in C; their other group is then
-        # checked against the article's keys rule by rule (few rules get that far).
+        # an article's candidates are one union of sets, done in C. Each candidate must then
+        # pass its checks (see _Compiler.checks), which few get through.
         postings: dict[str, set[int]] = {}
         for number, entry in enumerate(compiled):
             for key in entry.groups[0] if entry.groups else ():
                 postings.setdefault(key, set()).add(number)
         self._index = {key: frozenset(rules) for key, rules in postings.items()}
-        self._rest = tuple(entry.groups[1:] for entry in compiled)
-        self._keys = frozenset(key for entry in compiled for g in entry.groups for key in g)
+        self._checks = tuple(compiler.checks(entry) for entry in compiled)
         self._always = tuple(n for n, e in enumerate(compiled) if not e.groups)
-        every_key = set(self._keys)
-        for parts in self._prefilters:
-            for part in parts:
-                for keys in part:
-                    every_key |= keys
-        self._prefix_keys = frozenset(key[1:] for key in every_key if key.startswith("\x02"))
-        # Index keys come from every field some rule searches, not only the default ones.
-        searched = {name for entry in compiled for name in _searched_fields(entry)}
+        every_key = set(postings)
+        for checks in self._checks:
+            for singles, groups, _prefixes in checks:
+                every_key.update(singles, *groups)
+        # Prefixes are index keys only for rules with nothing better to index (checks look
+        # prefixes up in the sorted vocabulary instead): an article's prefixes are computed
+        # only if there are any.
+        self._prefix_keys = frozenset(key[1:] for key in postings if key.startswith("\x02"))
         self._fields = tuple(name for name in ALL_FIELDS if name in searched)
         self._stem_languages = sorted(
             {key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")}
@@ -413,10 +480,7 @@ class Matcher:
         """
         doc = _Doc(article)
         matches = []
-        candidates, keys = self._candidates(doc)
-        for number in candidates:
-            if not all(any(ks <= keys for ks in part) for part in self._prefilters[number]):
-                continue
+        for number in self._candidates(doc):
             entry = self._compiled[number]
             occurrences = _evaluate(entry, doc)
             if occurrences is not None:
@@ -434,72 +498,236 @@ class Matcher:
                 reasons[entry.rule.id] = _explain(entry, doc)
         return reasons
 
-    def _candidates(self, doc: _Doc) -> tuple[list[int], set[str]]:
-        """Numbers of the rules whose every indexed group has a key in the article, and the
-        article's keys (its words, their prefixes and stems)."""
-        present: set[str] = set()
-        for name in self._fields:
-            present.update(doc.field(name).norms)
+    def _candidates(self, doc: _Doc) -> list[int]:
+        """Numbers of the rules that pass their checks against the article's keys (its words,
+        their prefixes and stems), in ascending order."""
+        present = doc.vocabulary(self._fields)
         keys = present
         if self._prefix_keys:
-            starts = {word[:_PREFIX_KEY] for word in present} & self._prefix_keys
-            keys = keys | {"\x02" + start for start in starts}
+            starts = set(map(_prefix_key, present))
+            starts &= self._prefix_keys
+            keys = keys.union(map("\x02".__add__, starts))
         for language in self._stem_languages:
             stem_of = stemmer(language)
             keys = keys | {f"\x01{language}:{stem_of(word)}" for word in present}
-        index, rest = self._index, self._rest
+        index, checks, fields = self._index, self._checks, self._fields
         first: set[int] = set().union(*[index[key] for key in keys & index.keys()])
-        found = [n for n in first if all(not group.isdisjoint(keys) for group in rest[n])]
+        found = [n for n in first if _admits(checks[n], keys, doc, fields)]
         found.extend(self._always)
         found.sort()
-        return found, keys
+        return found
+
+
+_prefix_key = itemgetter(slice(None, _PREFIX_KEY))
+"""The first characters of a word, under which prefix terms are indexed (in C, for a map)."""
+
+
+def _admits(checks: _Checks, keys: set[str], doc: _Doc, fields: tuple[str, ...]) -> bool:
+    """Whether the article passes every check: one of its single keys present, or every key of
+    one of its groups, or a word of ``fields`` that starts with one of its prefixes."""
+    for singles, groups, prefixes in checks:
+        if (
+            keys.isdisjoint(singles)
+            and not (groups and _any_within(groups, keys))
+            and not (prefixes and _any_prefix(prefixes, doc, fields))
+        ):
+            return False
+    return True
+
+
+def _any_within(groups: tuple[tuple[str, ...], ...], keys: set[str]) -> bool:
+    for group in groups:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if keys.issuperset(group):
+            return True
+    return False
+
+
+def _any_prefix(prefixes: tuple[str, ...], doc: _Doc, fields: tuple[str, ...]) -> bool:
+    for prefix in prefixes:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if doc.has_prefix(prefix, fields):
+            return True
+    return False
 
 
 # -- compiling ----------------------------------------------------------------------------------
 
 
-def _compile(rule: Rule) -> _Compiled | None:
-    """The rule in matching form, or None if it can never match."""
-    if not rule.enabled:
-        return None
-    fields = tuple(rule.fields) or FIELDS
-    stem = rule.language if rule.stem else None
+class _Compiler:
+    """Compiles the rules of one rule set, sharing what they have in common.
 
-    def leaf(term: Term, kind: str, slop: int) -> _Leaf | None:
+    Rules repeat actors and terms: equal terms become one leaf (leaves are immutable, so safe to
+    share), which also lets an article look each one up once however many rules use it. The
+    caches live for one build, so a reload does not keep the previous rule set alive.
+    """
+
+    __slots__ = ("_actors", "_checks", "_keys", "_leaves", "_terms")
+
+    def __init__(self) -> None:
+        self._terms: dict[str, q.Phrase | None] = {}
+        self._leaves: dict[tuple[Any, ...], _Leaf] = {}
+        self._actors: dict[tuple[Actor, tuple[str, ...], str | None], _Any] = {}
+        self._keys: dict[_Leaf, tuple[frozenset[str], str | None]] = {}
+        self._checks: dict[Any, Any] = {}
+
+    def rule(self, rule: Rule) -> _Compiled | None:
+        """The rule in matching form, or None if it can never match."""
+        if not rule.enabled:
+            return None
+        fields = tuple(rule.fields) or FIELDS
+        stem = rule.language if rule.stem else None
+        aliases = [
+            self.term(alias, "actor", 0, fields, stem)
+            for actor in rule.actors
+            for alias in actor.aliases
+        ]
+        keywords = [
+            self.term(keyword, "keyword", max(rule.slop, 0), fields, stem)
+            for keyword in rule.keywords
+        ]
+        actors_part = _part(aliases) if rule.actors else None
+        keywords_part = _part(keywords) if rule.keywords else None
+        if (rule.actors and actors_part is None) or (rule.keywords and keywords_part is None):
+            return None  # a required part with no usable term can never hold
+        excludes = tuple(
+            e for e in (self.term(x, "exclude", 0, fields, stem) for x in rule.exclude) if e
+        )
+        query = self.node(rule.query, rule, fields, stem) if rule.query is not None else None
+        if actors_part is None and keywords_part is None and query is None:
+            return None
+        return _Compiled(rule, actors_part, keywords_part, excludes, query, ())
+
+    def term(
+        self, term: Term, kind: str, slop: int, fields: tuple[str, ...], stem: str | None
+    ) -> _Leaf | None:
+        """A keyword, alias or exclusion as a leaf; None if it has no words."""
         spec = term if isinstance(term, TermSpec) else TermSpec(term)
-        phrase = q.parse_term_text(spec.text)
+        if spec.text in self._terms:
+            phrase = self._terms[spec.text]
+        else:
+            phrase = self._terms[spec.text] = q.parse_term_text(spec.text)
         if phrase is None:
             return None
         slop = spec.slop if spec.slop is not None else slop
-        return _leaf(phrase, kind=kind, slop=slop, fields=fields, stem=stem, spec=spec)
+        return self.leaf(phrase, kind, slop, fields, stem, case_sensitive=spec.case_sensitive)
 
-    aliases = [leaf(alias, "actor", 0) for actor in rule.actors for alias in actor.aliases]
-    keywords = [leaf(keyword, "keyword", max(rule.slop, 0)) for keyword in rule.keywords]
-    actors_part = _part(aliases) if rule.actors else None
-    keywords_part = _part(keywords) if rule.keywords else None
-    if (rule.actors and actors_part is None) or (rule.keywords and keywords_part is None):
-        return None  # a required part with no usable term can never hold
-    excludes = tuple(e for e in (leaf(x, "exclude", 0) for x in rule.exclude) if e is not None)
-    query = _node(rule.query, rule, fields, stem) if rule.query is not None else None
-    if actors_part is None and keywords_part is None and query is None:
-        return None
-    return _Compiled(rule, actors_part, keywords_part, excludes, query, ())
+    def leaf(
+        self,
+        phrase: q.Phrase,
+        kind: str,
+        slop: int,
+        fields: tuple[str, ...],
+        stem: str | None,
+        *,
+        case_sensitive: bool,
+    ) -> _Leaf:
+        key = (phrase, kind, slop, fields, stem, case_sensitive)
+        found = self._leaves.get(key)
+        if found is None:
+            found = _leaf(phrase, kind, slop, fields, stem, case_sensitive=case_sensitive)
+            self._leaves[key] = found
+        return found
 
+    def actor(self, actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
+        """An actor's aliases in matching form, as a query's ``@actor`` names them."""
+        key = (actor, fields, stem)
+        found = self._actors.get(key)
+        if found is None:
+            leaves = [self.term(alias, "actor", 0, fields, stem) for alias in actor.aliases]
+            found = self._actors[key] = _part(leaves) or _Any(())
+        return found
 
-def _with_groups(entry: _Compiled, rarity: Mapping[str, int]) -> _Compiled:
-    """``entry`` with its index groups, keyed on the rarest words of the rule set."""
-    groups = [
-        group
-        for group in (
-            _group(entry.actors, rarity) if entry.actors else None,
-            _group(entry.keywords, rarity) if entry.keywords else None,
-            *(_groups(entry.query, rarity) if entry.query is not None else []),
+    def node(self, node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
+        match node:
+            case q.Phrase():
+                return self.leaf(
+                    node, "query", node.slop, fields, stem, case_sensitive=node.case_sensitive
+                )
+            case q.ActorRef(actor_id, scope):
+                actor = next(a for a in (*rule.query_actors, *rule.actors) if a.id == actor_id)
+                return self.actor(actor, scope or fields, stem)
+            case q.Regex(pattern, scope):
+                options = re2.Options()
+                options.case_sensitive = False
+                options.log_errors = False
+                return _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
+            case q.And(children):
+                return _All(tuple(self.node(c, rule, fields, stem) for c in children))
+            case q.Or(children):
+                return _Any(tuple(self.node(c, rule, fields, stem) for c in children))
+            case q.Not(child):
+                return _None(self.node(child, rule, fields, stem))
+            case q.Near(left, right, distance):
+                return _Near(
+                    self.node(left, rule, fields, stem),
+                    self.node(right, rule, fields, stem),
+                    distance,
+                )
+        raise AssertionError(node)
+
+    def keys(self, leaf: _Leaf) -> tuple[frozenset[str], str | None]:
+        """What the article's keys must hold for a leaf to occur, cheaply checked: the keys of
+        its whole words (stems as stem keys), else its prefix when it is one prefix; or
+        nothing."""
+        found = self._keys.get(leaf)
+        if found is None:
+            keys = frozenset(
+                f"\x01{leaf.stem}:{word}" if leaf.stem else word
+                for word, prefix in zip(leaf.words, leaf.prefixes, strict=True)
+                if not prefix
+            )
+            prefix = leaf.words[0] if not keys and len(leaf.words) == 1 else None
+            found = self._keys[leaf] = (keys, prefix)
+        return found
+
+    def checks(self, entry: _Compiled) -> _Checks:
+        """The checks a candidate must pass before it is evaluated.
+
+        First its index groups after the first (the index found it by that one), then its
+        required parts: each needs one term whose words all occur in the article (prefixes
+        aside), so an alias indexed under "President" is not worth a phrase search when the name
+        beside it is absent. Terms of one word are single keys (one C call decides them all);
+        identical checks are shared between rules, and a shared part's check is made once.
+        """
+        shared = self._checks
+        checks: list[_Check] = [
+            (
+                tuple(sorted(key for key in group if not key.startswith("\x02"))),
+                (),
+                tuple(sorted(key[1:] for key in group if key.startswith("\x02"))),
+            )
+            for group in entry.groups[1:]
+        ]
+        parts: list[tuple[_Leaf, ...]] = []
+        for part in (entry.actors, entry.keywords):
+            if part is not None:
+                parts += _query_parts(part)
+        if entry.query is not None:
+            parts += _query_parts(entry.query)
+        for alternatives in parts:
+            if alternatives in shared:
+                check = shared[alternatives]
+            else:
+                check = shared[alternatives] = self._check(alternatives)
+            if check is not None:
+                checks.append(check)
+        return tuple(shared.setdefault(check, check) for check in checks)
+
+    def _check(self, alternatives: tuple[_Leaf, ...]) -> _Check | None:
+        """The check of a part that one of ``alternatives`` must hold; None if one always
+        passes."""
+        shared = self._checks
+        needs = [self.keys(leaf) for leaf in alternatives]
+        if any(not keys and prefix is None for keys, prefix in needs):
+            return None  # an alternative with nothing to check always passes
+        singles = tuple(sorted({next(iter(keys)) for keys, _ in needs if len(keys) == 1}))
+        groups = tuple(
+            shared.setdefault(group, group)
+            for group in (tuple(sorted(keys)) for keys, _ in needs if len(keys) > 1)
         )
-        if group
-    ]
-    # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
-    groups.sort(key=len)
-    return replace(entry, groups=tuple(groups[:_MAX_GROUPS]))
+        prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
+        check = (singles, groups, prefixes)
+        one: _Check = shared.setdefault(check, check)
+        return one
 
 
 def _terminals(roots: Iterable[_Node | None]) -> list[_Leaf | _Regex]:
@@ -519,12 +747,6 @@ def _terminals(roots: Iterable[_Node | None]) -> list[_Leaf | _Regex]:
     return found
 
 
-def _leaves(entry: _Compiled) -> list[_Leaf]:
-    """The phrases of the parts a rule requires (its exclusions aside)."""
-    terminals = _terminals((entry.actors, entry.keywords, entry.query))
-    return [terminal for terminal in terminals if isinstance(terminal, _Leaf)]
-
-
 def _part(leaves: list[_Leaf | None]) -> _Any | None:
     # Spellings that normalise alike ("Erdoğan", "Erdogan") are one term: reporting the same
     # words twice under two names would only clutter the alert.
@@ -537,120 +759,69 @@ def _part(leaves: list[_Leaf | None]) -> _Any | None:
 
 def _leaf(
     phrase: q.Phrase,
-    *,
     kind: str,
     slop: int,
     fields: tuple[str, ...],
     stem: str | None,
-    spec: TermSpec | None = None,
+    *,
+    case_sensitive: bool,
 ) -> _Leaf:
     words = phrase.words
     if stem is not None:
         stem_of = stemmer(stem)
         words = tuple(w if p else stem_of(w) for w, p in zip(words, phrase.prefixes, strict=True))
-    case_sensitive = spec.case_sensitive if spec is not None else phrase.case_sensitive
     raw = None
     if case_sensitive:
         raw = tuple(fold_accents(word.rstrip("*")) for word in q.raw_words(phrase.text))
+    prefixes = phrase.prefixes
+    alone = len(words) == 1 and raw is None
     return _Leaf(
         text=phrase.text,
         kind=kind,
         words=words,
-        prefixes=phrase.prefixes,
+        prefixes=prefixes,
         slop=slop,
         fields=phrase.fields or fields,
         stem=stem,
         raw=raw,
         glued=_glue(phrase.text, len(words)),
+        # Stems are not the article's words, so only unstemmed whole words can be required.
+        needs=tuple(w for w, p in zip(words, prefixes, strict=True) if not p and stem is None),
+        plain=stem is None and raw is None and not any(prefixes),
+        word=words[0] if alone and not prefixes[0] and stem is None else None,
+        # Prefixes are never stemmed: a prefix leaf is decided on the vocabulary even when stemming.
+        prefix=words[0] if alone and prefixes[0] else None,
     )
-
-
-@lru_cache(maxsize=65_536)
-def _actor_part(actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
-    """An actor's aliases in matching form; many rules name the same actor, so it is built once
-    per compile of a rule set (leaves are immutable and safe to share)."""
-    leaves = []
-    for alias in actor.aliases:
-        spec = alias if isinstance(alias, TermSpec) else TermSpec(alias)
-        phrase = q.parse_term_text(spec.text)
-        if phrase is not None:
-            slop = spec.slop or 0
-            leaves.append(
-                _leaf(phrase, kind="actor", slop=slop, fields=fields, stem=stem, spec=spec)
-            )
-    part = _part(list(leaves))
-    return part if part is not None else _Any(())
 
 
 @lru_cache(maxsize=65_536)
 def _glue(text: str, size: int) -> tuple[bool, ...]:
     """Which consecutive words of a term were written as one word ("Kassym-Jomart", "习近平"):
     slop never applies inside a written word. ``glued[i]`` is about words i and i+1."""
+    parts = text.split()
+    if all(part.isascii() and part.rstrip("*").isalnum() for part in parts):
+        return (False,) * max(0, size - 1)  # each written word is one word
     starts: list[bool] = []  # for each word: does it start a written word?
-    for part in text.split():
+    for part in parts:
         count = len(norms(part.replace("*", " ")))
         starts.extend([True] + [False] * (count - 1) if count else [])
     glued = [not start for start in starts[1:size]]
     return tuple(glued) + (False,) * max(0, size - 1 - len(glued))
 
 
-def _node(node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
-    match node:
-        case q.Phrase():
-            return _leaf(node, kind="query", slop=node.slop, fields=fields, stem=stem)
-        case q.ActorRef(actor_id, scope):
-            actor = next(a for a in (*rule.query_actors, *rule.actors) if a.id == actor_id)
-            return _actor_part(actor, scope or fields, stem)
-        case q.Regex(pattern, scope):
-            options = re2.Options()
-            options.case_sensitive = False
-            options.log_errors = False
-            return _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
-        case q.And(children):
-            return _All(tuple(_node(c, rule, fields, stem) for c in children))
-        case q.Or(children):
-            return _Any(tuple(_node(c, rule, fields, stem) for c in children))
-        case q.Not(child):
-            return _None(_node(child, rule, fields, stem))
-        case q.Near(left, right, distance):
-            return _Near(
-                _node(left, rule, fields, stem), _node(right, rule, fields, stem), distance
-            )
-    raise AssertionError(node)
+_Check = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], tuple[str, ...]]
+"""A check of a candidate against the article: one of its single keys present, or every key of
+one of its groups, or a word that starts with one of its prefixes."""
+_Checks = tuple[_Check, ...]
 
 
-@lru_cache(maxsize=262_144)
-def _leaf_keys(leaf: _Leaf) -> frozenset[str]:
-    """The keys of all the words a leaf needs (prefixes by their first characters)."""
-    keys = set()
-    for word, prefix in zip(leaf.words, leaf.prefixes, strict=True):
-        if prefix:
-            if len(word) >= _PREFIX_KEY:
-                keys.add("\x02" + word[:_PREFIX_KEY])
-        elif leaf.stem:
-            keys.add(f"\x01{leaf.stem}:{word}")
-        else:
-            keys.add(word)
-    return frozenset(keys)
-
-
-def _prefilter(entry: _Compiled) -> tuple[tuple[frozenset[str], ...], ...]:
-    """Required parts, each as the key sets of its alternatives: one must be all present."""
-    parts: list[tuple[frozenset[str], ...]] = []
-    for part in (entry.actors, entry.keywords):
-        if part is not None:
-            parts += _query_parts(part)
-    if entry.query is not None:
-        parts += _query_parts(entry.query)
-    return tuple(parts)
-
-
-def _query_parts(node: _Node) -> list[tuple[frozenset[str], ...]]:
+def _query_parts(node: _Node) -> list[tuple[_Leaf, ...]]:
+    """The parts ``node`` requires that are alternatives of leaves (one must occur)."""
     match node:
         case _Leaf():
-            return [(_leaf_keys(node),)]
+            return [(node,)]
         case _Any(children) if children and all(isinstance(c, _Leaf) for c in children):
-            return [tuple(_leaf_keys(c) for c in children)]
+            return [children]  # type: ignore[list-item]
         case _All(children):
             return [part for child in children for part in _query_parts(child)]
         case _Near(left, right, _):
@@ -658,41 +829,76 @@ def _query_parts(node: _Node) -> list[tuple[frozenset[str], ...]]:
     return []
 
 
-def _searched_fields(entry: _Compiled) -> set[str]:
-    roots = (*entry.excludes, entry.actors, entry.keywords, entry.query)
-    return {name for terminal in _terminals(roots) for name in terminal.fields}
+class _Grouping:
+    """Index groups of compiled rules, keyed on the rarest words of the rule set.
 
+    A group is a set of keys of which at least one must occur for a part of a rule to hold.
+    Rules share leaves and actors, so each node's group is computed once.
+    """
 
-def _group(node: _Node, rarity: Mapping[str, int]) -> frozenset[str] | None:
-    """Keys of which at least one must occur for ``node`` to hold; None if there are none."""
-    match node:
-        case _Leaf():
-            key = node.key(rarity)
-            return frozenset((key,)) if key is not None else None
-        case _Any(children):
-            keys: set[str] = set()
-            for child in children:
-                group = _group(child, rarity)
-                if group is None:
-                    return None
-                keys |= group
-            return frozenset(keys) if keys else None
-        case _All(children):
-            candidates = [g for g in (_group(c, rarity) for c in children) if g]
-            return min(candidates, key=len) if candidates else None
-        case _Near(left, right, _):
-            sides = [g for g in (_group(left, rarity), _group(right, rarity)) if g]
-            return min(sides, key=len) if sides else None
-        case _:
-            return None
+    __slots__ = ("_groups", "_rarity")
 
+    def __init__(self, rarity: Mapping[str, int]) -> None:
+        self._rarity = rarity
+        self._groups: dict[_Node, frozenset[str] | None] = {}
 
-def _groups(node: _Node, rarity: Mapping[str, int]) -> list[frozenset[str]]:
-    """Independent groups of a query (one per indexable child of a top-level AND)."""
-    if isinstance(node, _All):
-        return [g for g in (_group(c, rarity) for c in node.children) if g]
-    group = _group(node, rarity)
-    return [group] if group else []
+    def entry(self, entry: _Compiled) -> _Compiled:
+        """``entry`` with its index groups."""
+        groups = [
+            group
+            for group in (
+                self.group(entry.actors) if entry.actors else None,
+                self.group(entry.keywords) if entry.keywords else None,
+                *(self.query(entry.query) if entry.query is not None else []),
+            )
+            if group
+        ]
+        # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
+        groups.sort(key=len)
+        return _Compiled(
+            entry.rule,
+            entry.actors,
+            entry.keywords,
+            entry.excludes,
+            entry.query,
+            tuple(groups[:_MAX_GROUPS]),
+        )
+
+    def query(self, node: _Node) -> list[frozenset[str]]:
+        """Independent groups of a query (one per indexable child of a top-level AND)."""
+        if isinstance(node, _All):
+            return [g for g in (self.group(c) for c in node.children) if g]
+        group = self.group(node)
+        return [group] if group else []
+
+    def group(self, node: _Node) -> frozenset[str] | None:
+        """Keys of which at least one must occur for ``node`` to hold; None if there are none."""
+        if node in self._groups:
+            return self._groups[node]
+        group = self._groups[node] = self._group(node)
+        return group
+
+    def _group(self, node: _Node) -> frozenset[str] | None:
+        match node:
+            case _Leaf():
+                key = node.key(self._rarity)
+                return frozenset((key,)) if key is not None else None
+            case _Any(children):
+                keys: set[str] = set()
+                for child in children:
+                    group = self.group(child)
+                    if group is None:
+                        return None
+                    keys |= group
+                return frozenset(keys) if keys else None
+            case _All(children):
+                candidates = [g for g in (self.group(c) for c in children) if g]
+                return min(candidates, key=len) if candidates else None
+            case _Near(left, right, _):
+                sides = [g for g in (self.group(left), self.group(right)) if g]
+                return min(sides, key=len) if sides else None
+            case _:
+                return None
 
 
 # -- evaluating ---------------------------------------------------------------------------------
@@ -710,7 +916,7 @@ def _evaluate(entry: _Compiled, doc: _Doc) -> list[_Occ] | None:
     counted: list[_Occ] = []
     if rule.min_hits is None:
         for part in (entry.actors, entry.keywords):
-            if part is not None and _holds(part, doc, collect=False) is None:
+            if part is not None and not part.holds(doc):
                 return None
     else:
         for part in (entry.actors, entry.keywords):
@@ -722,9 +928,9 @@ def _evaluate(entry: _Compiled, doc: _Doc) -> list[_Occ] | None:
         if counted and _mentions(counted) < rule.min_hits:
             return None
     for exclude in entry.excludes:
-        if _leaf_occurrences(exclude, doc):
+        if exclude.holds(doc):
             return None
-    if entry.query is not None and _holds(entry.query, doc, collect=False) is None:
+    if entry.query is not None and not entry.query.holds(doc):
         return None
     if rule.languages is not None and doc.article_language() not in rule.languages:
         return None
@@ -754,10 +960,11 @@ def _all_occurrences(part: _Any, doc: _Doc) -> list[_Occ]:
     return [occ for child in part.children for occ in _leaf_occurrences(child, doc)]  # type: ignore[arg-type]
 
 
-def _holds(node: _Node, doc: _Doc, *, collect: bool = True) -> list[_Occ] | None:
+def _holds(node: _Node, doc: _Doc) -> list[_Occ] | None:
     """Occurrences of the positive terms that make ``node`` hold, or None if it does not.
 
-    Without ``collect`` it only decides: an OR stops at its first child that holds.
+    Every child of an OR that holds contributes: the hits show every reason for a match. Only
+    deciding, without the occurrences, is ``node.holds(doc)``.
     """
     match node:
         case _Leaf():
@@ -769,23 +976,18 @@ def _holds(node: _Node, doc: _Doc, *, collect: bool = True) -> list[_Occ] | None
         case _All(children):
             collected: list[_Occ] = []
             for child in children:
-                part = _holds(child, doc, collect=collect)
+                part = _holds(child, doc)
                 if part is None:
                     return None
                 collected += part
             return collected
         case _Any(children):
-            if not collect:
-                for child in children:
-                    if (part := _holds(child, doc, collect=False)) is not None:
-                        return part
-                return None
             results = [r for r in (_holds(child, doc) for child in children) if r is not None]
             if not results:
                 return None
             return [occ for r in results for occ in r]
         case _None(child):
-            return [] if _holds(child, doc, collect=False) is None else None
+            return None if child.holds(doc) else []
         case _Near():
             spans = _spans(node, doc)
             if not spans:
@@ -840,9 +1042,22 @@ def _leaf_occurrences(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
 
 def _find_leaf(leaf: _Leaf, doc: _Doc) -> list[_Occ]:
     found: list[_Occ] = []
+    needs = leaf.needs
+    if not doc.vocabulary(leaf.fields).issuperset(needs):
+        return found
     for name in leaf.fields:
         fld = doc.field(name)
-        if not fld.norms:
+        if not fld.norms or not fld.vocabulary.issuperset(needs):
+            continue
+        if leaf.plain:
+            starts = fld.positions(leaf.words[0], False, None)
+            if len(leaf.words) == 1:
+                found.extend((name, p, p, leaf, (p,)) for p in starts)
+            else:
+                found.extend(
+                    (name, words[0], words[-1], leaf, words)
+                    for words in _phrases(fld.norms, starts, leaf.words[1:], leaf.slop, leaf.glued)
+                )
             continue
         lists = []
         for number, (word, prefix) in enumerate(zip(leaf.words, leaf.prefixes, strict=True)):
@@ -871,7 +1086,11 @@ def _same_case(fld: _Field, positions: Sequence[int], raw: str, prefix: bool) ->
 
 
 def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
+    memo = doc.memo.get(node)
+    if memo is not None:
+        return memo
     found: list[_Occ] = []
+    doc.memo[node] = found
     for name in node.fields:
         text = doc.field(name).text
         for hit in node.pattern.finditer(text):
@@ -908,6 +1127,35 @@ def _chains(
             if gap > slop:
                 break
             chain.append(last)
+        else:
+            chains.append(tuple(chain))
+    return chains
+
+
+def _phrases(
+    norms: list[str],
+    starts: Sequence[int],
+    following: tuple[str, ...],
+    slop: int,
+    glued: tuple[bool, ...],
+) -> list[tuple[int, ...]]:
+    """The chains of :func:`_chains` for plain words, found without their positions.
+
+    From each start, the earliest next word within what is left of the slop is one bounded
+    ``list.index`` (a scan in C of a few words), so only the first word's positions are needed.
+    """
+    chains: list[tuple[int, ...]] = []
+    for first in starts:
+        chain = [first]
+        last, gap = first, 0
+        for word, stuck in zip(following, glued, strict=True):
+            try:
+                at = norms.index(word, last + 1, last + 2 + (0 if stuck else slop - gap))
+            except ValueError:
+                break
+            gap += at - last - 1
+            last = at
+            chain.append(at)
         else:
             chains.append(tuple(chain))
     return chains

@@ -10,7 +10,6 @@ silently drop alerts.
 from __future__ import annotations
 
 import difflib
-import gc
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 from monitor import yamlfile
 from monitor.errors import ConfigError, Problem
 from monitor.matching.language import STEMMER_LANGUAGES
+from monitor.matching.lifetime import long_lived
 from monitor.matching.query import Node, QueryError, actor_refs, parse_query
 from monitor.matching.rules import Actor, Rule, Term, TermSpec, term_text
 from monitor.matching.schema import (
@@ -77,13 +77,8 @@ def load_rules(
         raise ConfigError([Problem(str(path), 0, "rules path does not exist")])
     # Loading builds many small objects and no cycles; the cyclic collector would only rescan
     # them (a third of the time of a large reload).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with long_lived():
         return _load(path, channels, sources)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _load(path: Path, channels: Collection[str] | None, sources: Collection[str] | None) -> RuleSet:

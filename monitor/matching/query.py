@@ -36,6 +36,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import re2
 
@@ -180,8 +181,7 @@ _NEAR = re.compile(r"NEAR/(\d+)")
 _SLOP = re.compile(r"~(\d+)")
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):
     kind: str  # an operator, "(", ")", phrase, word, actor, regex, field or end
     text: str
     column: int
@@ -260,10 +260,16 @@ def _lex_actor(query: str, i: int) -> tuple[_Token, int]:
     return _Token("actor", found.group(0), i + 1), found.end()
 
 
+_OPERATORS = frozenset(("AND", "OR", "NOT", "NEAR"))
+
+
 def _lex_bare(query: str, i: int) -> tuple[_Token, int]:
     found = _BARE.match(query, i)
     assert found is not None
     word, column = found.group(0), i + 1
+    if word.isalnum() and word not in _OPERATORS:
+        # Most bare words are just words: none of the characters the checks below look for.
+        return _Token("word", word, column), found.end()
     if word[0] in "-+" and query[i + 1 : i + 2] not in ("", ")") and not query[i + 1].isspace():
         # Lucene's -word and +word: here '-' and '+' separate words, so "-troops" would find
         # troops, the opposite of what was meant.
@@ -470,12 +476,27 @@ def _word_norms(raw: str) -> list[str]:
 def _phrase(
     text: str, column: int, slop: int, fields: tuple[str, ...] | None, *, quoted: bool
 ) -> Phrase:
+    try:
+        return _shared_phrase(text, slop, fields, quoted=quoted)
+    except QueryError as exc:
+        raise QueryError(exc.reason, column) from None
+
+
+@lru_cache(maxsize=65_536)
+def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, *, quoted: bool) -> Phrase:
+    """The phrase of a term, or a QueryError (at column 0: :func:`_phrase` gives the column).
+
+    Rule sets repeat their terms thousands of times: each is parsed once, and the rules that use
+    it share one (immutable) Phrase.
+    """
+    column = 0
     words: list[str] = []
     prefixes: list[bool] = []
     for raw in text.split():
-        prefix = raw.endswith("*")
-        parts = _word_norms(raw.rstrip("*"))
-        if "*" in raw.rstrip("*"):
+        stripped = raw.rstrip("*")
+        prefix = len(stripped) < len(raw)
+        parts = _word_norms(stripped)
+        if "*" in stripped:
             raise QueryError("'*' is allowed only at the end of a word", column)
         if not parts:
             if prefix:

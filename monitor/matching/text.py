@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, compress
+from operator import add
 from typing import NamedTuple
 
 import regex
@@ -160,8 +161,11 @@ def split_words(s: str) -> Words:
     return Words(norms, starts, ends)
 
 
-# Every byte that is not an ASCII letter or digit becomes a space, so bytes.split() finds words.
-_ASCII_TABLE = bytes(c if chr(c).isascii() and chr(c).isalnum() else 0x20 for c in range(256))
+# Every byte that is not an ASCII letter or digit becomes a space, so bytes.split() finds words;
+# capitals become small letters on the way.
+_ASCII_TABLE = bytes(
+    ord(chr(c).lower()) if chr(c).isascii() and chr(c).isalnum() else 0x20 for c in range(256)
+)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -169,53 +173,91 @@ def norms(s: str) -> list[str]:
     """The normalised words of ``s`` without offsets: ``split_words(s).norms``, faster.
 
     Matching needs offsets only for the few words that hit, so the common path skips them. Text
-    whose only non-ASCII characters separate words (curly quotes, dashes) takes the ASCII path
-    with those characters replaced by "?", which separates words just the same.
+    whose non-ASCII characters all fold to ASCII (accented Latin letters, curly quotes, dashes)
+    takes an ASCII path: see :func:`_to_ascii`.
     """
     if not s.isascii():
-        others = set(_NON_ASCII.findall(s))
-        if not all(_folds_to_ascii(char) for char in others):
+        folded = _to_ascii(s)
+        if folded is None:
             return split_words(s).norms
-        if any(_ANY_WORD_CHAR.match(char) for char in others):
-            # Every non-ASCII character is an accented Latin letter (or a compatibility form of
-            # an ASCII one), a combining mark, or a separator: decomposing and dropping the marks
-            # gives the same words as normalising each word, at a fraction of the cost.
-            s = _ALL_MARKS.sub("", unicodedata.normalize("NFKD", s))
-    # Otherwise the only non-ASCII characters separate words ("’", "–"), and "?" does too.
-    data = s.encode("ascii", "replace").lower().translate(_ASCII_TABLE)
-    return data.decode("ascii").split()
+        s = folded[0]
+    return s.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split()
+
+
+def _to_ascii(s: str) -> tuple[str, bool] | None:
+    """``s`` with each non-ASCII character replaced by its ASCII fold, and whether the words of
+    the result are those of :func:`split_words` at the same offsets; None if a character has no
+    fold.
+
+    An accented letter folds to its base letter(s), a combining mark to nothing and a separator
+    ("’", "–") to a space: the words of the result are the normalised words of ``s``, since
+    decomposing and dropping the marks is what normalising such words does. Each distinct
+    character is replaced with one ``str.replace`` (a scan in C); news text has a handful.
+    """
+    aligned = True
+    for char in set(_NON_ASCII.findall(s)):
+        known = _ascii_fold(char)
+        if known is None:
+            return None
+        fold, same_place = known
+        aligned = aligned and same_place
+        s = s.replace(char, fold)
+    return s, aligned
 
 
 _ALL_MARKS = regex.compile(r"[\p{Mn}\p{Me}]+")
-_FOLDS: dict[str, bool] = {}
+_FOLDS: dict[str, tuple[str, bool] | None] = {}
 
 
-def _folds_to_ascii(char: str) -> bool:
-    """Whether ``char`` takes part in words exactly as its ASCII decomposition would."""
-    known = _FOLDS.get(char)
-    if known is None:
-        plain = _ALL_MARKS.sub("", unicodedata.normalize("NFKD", char))
-        if regex.match(r"\p{M}", char):
-            known = True  # dropped either way (alone it normalises to nothing)
-        elif _ANY_WORD_CHAR.match(char) and not _HAS_SPACELESS.match(char):
-            known = plain.isascii() and plain.isalnum() and normalize(char) == plain.lower()
-        else:
-            # A separator stays one ("’", "–"): the ASCII step turns it into "?".
-            known = not any(c.isalnum() or _ANY_WORD_CHAR.match(c) for c in plain)
-        if len(_FOLDS) < 10_000:
-            _FOLDS[char] = known
+def _ascii_fold(char: str) -> tuple[str, bool] | None:
+    """What ``char`` becomes in :func:`_to_ascii`, and whether that is one character that plays
+    the same part (letter or separator) in :func:`split_words`; None if it does not fold."""
+    try:
+        return _FOLDS[char]
+    except KeyError:
+        pass
+    plain = _ALL_MARKS.sub("", unicodedata.normalize("NFKD", char))
+    known: tuple[str, bool] | None
+    if regex.match(r"\p{M}", char):
+        # What decomposing leaves of a mark, which is nothing for a combining one; what is left
+        # and not ASCII separates words.
+        known = "".join(c if c.isascii() else " " for c in plain), False
+    elif _ANY_WORD_CHAR.match(char) and not _HAS_SPACELESS.match(char):
+        letters = plain.isascii() and plain.isalnum() and normalize(char) == plain.lower()
+        known = (plain, len(plain) == 1) if letters else None
+    elif not any(c.isalnum() or _ANY_WORD_CHAR.match(c) for c in plain):
+        known = " ", True  # a separator stays one ("’", "–")
+    else:
+        known = None
+    if len(_FOLDS) < 10_000:
+        _FOLDS[char] = known
     return known
 
 
 def word_spans(s: str) -> tuple[list[int], list[int]] | None:
     """The ``(starts, ends)`` of :func:`split_words` without normalising each word, or None when
     the shortcut cannot be sure to agree (text with combining marks, some of which normalise to
-    nothing and drop their word). Offsets are needed only for hits, and this is their hot path."""
-    if not s.isascii() and _ALL_MARKS.search(s):
+    nothing and drop their word). Offsets are needed only for hits, and this is their hot path.
+
+    Text that folds to ASCII one character for one (see :func:`_to_ascii`) is split on spaces
+    after translating every non-word byte to one, and the offsets summed up, all in C.
+    """
+    folded = s if s.isascii() else _to_ascii(s)
+    if isinstance(folded, tuple) and folded[1]:
+        folded = folded[0]
+    if isinstance(folded, str):
+        pieces = folded.encode("ascii").translate(_ASCII_TABLE).split(b" ")
+        # Piece i starts after the pieces before it and one space after each.
+        starts = list(compress(accumulate(map(_PLUS_ONE, map(len, pieces)), initial=0), pieces))
+        return starts, list(map(add, starts, map(len, filter(None, pieces))))
+    if _ALL_MARKS.search(s):
         return None
-    parts = _ASCII_WORDS.split(s.lower()) if s.isascii() else _pattern_for(s).split(s)
+    parts = _pattern_for(s).split(s)
     offsets = list(accumulate(map(len, parts)))
     return offsets[0:-1:2], offsets[1::2]
+
+
+_PLUS_ONE = (1).__add__
 
 
 def tokenize(s: str) -> list[Token]:
