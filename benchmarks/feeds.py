@@ -388,11 +388,15 @@ def _own_cpu() -> float:
 
 
 def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header lets gzip through (its first gzip or * entry decides)."""
     for part in header.split(","):
         coding, _, params = part.strip().partition(";")
         if coding.strip().lower() in ("gzip", "x-gzip", "*"):
-            quality = params.strip().lower()
-            return not quality.startswith("q=") or float(quality[2:] or 0) > 0
+            quality = params.strip().lower().removeprefix("q=")
+            try:
+                return float(quality or 1) > 0
+            except ValueError:
+                return True
     return False
 
 
@@ -1144,6 +1148,10 @@ def targets(rows: list[Row], feeds: int) -> list[str]:
     else:
         seconds = again.measured.seconds
         verdict(described, f"{seconds:.1f} s", None if scale else seconds < 10, scale or "")
+        lines.append(
+            f"    (the whole command; the server saw its requests over "
+            f"{again.server['window_s']:.1f} s of it)"
+        )
 
     described = f"first fetch feeds/s >= newsboat's ({CONCURRENCY} threads)"
     peer = _usable(rows, "newsboat", "first")
