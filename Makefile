@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/monitor.yaml
 
-.PHONY: run test lint check format clean bench-matching
+.PHONY: run test lint check format clean bench-matching bench-feeds
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "monitor needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)")'
@@ -37,6 +37,12 @@ format: $(STAMP)
 # (about 9 minutes; BENCH_ARGS=--quick for a smoke run). tantivy comes with the dev extras.
 bench-matching: $(STAMP)
 	$(BIN)/python benchmarks/matching.py $(BENCH_ARGS)
+
+# Feed fetching: first fetch and 304 revalidation of 10,000 local feeds by monitor, next to
+# newsboat and rss2email when installed (apt-get install -y newsboat rss2email; a missing one is
+# reported as not installed). BENCH_ARGS=--quick for a smoke run, --engines monitor for monitor only.
+bench-feeds: $(STAMP)
+	$(BIN)/python benchmarks/feeds.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
