@@ -854,6 +854,10 @@ class Monitor(Engine):
             "rules: ../rules",
             "channels: []",
             "notify: []",
+            # Every feed here is on one host (the local server); in the field they are thousands
+            # of publishers. per_host as high as the global limit makes the concurrency the same
+            # 50 fetches as newsboat's 50 threads.
+            "fetching: {per_host: 50}",
             "sources:",
         ]
         lines += [

@@ -28,9 +28,9 @@ from monitor.notify.channels import Channel
 from monitor.notify.outbox import Outbox
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
 from monitor.settings import Settings
-from monitor.sources import SOURCE_TYPES
 from monitor.sources.feed import FeedSources
 from monitor.sources.folder import FolderSource
+from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import utcnow

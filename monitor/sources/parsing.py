@@ -18,17 +18,16 @@ import asyncio
 import contextlib
 import html
 import logging
-import multiprocessing
 import os
 import re
 import resource
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-
-import trafilatura
 
 from monitor.documents import parse_feed_document
 from monitor.documents.decode import decode_text
@@ -96,6 +95,10 @@ def parse_body(data: bytes, max_items: int = 1000) -> ParsedFeed:
 def extract_page(data: bytes) -> str:
     """The main text of an article's web page (trafilatura, tuned for precision: navigation,
     comments and boilerplate left out), one blank line between paragraphs; "" when none."""
+    # Imported on first use: only feeds with full_text need it, and it would add tens of
+    # megabytes to every parser process.
+    import trafilatura  # noqa: PLC0415
+
     text = trafilatura.extract(
         decode_text(data),
         favor_precision=True,
@@ -149,13 +152,14 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (current + limit, current + limit))
 
 
-def _serve(connection: Connection, memory_limit: int) -> None:
+def _serve(requests: Connection, replies: Connection, memory_limit: int) -> None:
     """A worker's loop: receive (data, max_items) to parse a feed, or (data, None) to extract a
     page's text; send back ("ok", ParsedFeed or str) or (reason, message)."""
     _limit_memory(memory_limit)
+    connection = replies
     while True:
         try:
-            data, max_items = connection.recv()
+            data, max_items = requests.recv()
         except (EOFError, OSError):
             return
         except MemoryError:
@@ -182,29 +186,64 @@ def _serve(connection: Connection, memory_limit: int) -> None:
 # -- the daemon side ----------------------------------------------------------------------------
 
 
+_START_TIMEOUT = 60.0
+"""Seconds a new parser process may take to start (a loaded machine can be slow)."""
+_WORKER = "from monitor.sources.parsing import _worker_main; _worker_main()"
+"""A worker's program: the module imported by its name, so what it sends back unpickles here."""
+
+
+def _worker_main() -> None:
+    """A worker's main: jobs on its stdin, replies on its stdout; argv[1] is the memory limit."""
+    requests = Connection(os.dup(0), writable=False)
+    replies = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)  # a stray print from a library must not corrupt the replies
+    replies.send(("ready", None))  # the parsers are imported: jobs are timed from now on
+    _serve(requests, replies, int(sys.argv[1]))
+
+
 class _Worker:
-    def __init__(self, context: Any, memory_limit: int) -> None:
-        self.connection, child = multiprocessing.Pipe()
-        self.process = context.Process(
-            target=_serve, args=(child, memory_limit), name="monitor-parser", daemon=True
+    """One parser process: a fresh interpreter that imports the parsers and nothing else of the
+    daemon (not a fork of the daemon, with its threads, connections and memory, nor a re-import
+    of its main module as multiprocessing's spawn would do)."""
+
+    def __init__(self, memory_limit: int) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-c", _WORKER, str(memory_limit)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
         )
-        self.process.start()
-        child.close()
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self._requests = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self._replies = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()
+        self.process.stdout.close()
+        # Wait until the interpreter has started and imported the parsers, so that the first
+        # job's time limit is not spent on start-up.
+        try:
+            ready = self._replies.poll(_START_TIMEOUT) and self._replies.recv() == ("ready", None)
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise ParseError("parser_start", "a parser process did not start")
 
     def call(self, data: bytes, max_items: int | None, timeout: float) -> tuple[str, Any]:
         """Blocking: send one job and wait up to ``timeout`` seconds for its reply."""
-        self.connection.send((data, max_items))
-        if not self.connection.poll(timeout):
+        self._requests.send((data, max_items))
+        if not self._replies.poll(timeout):
             raise TimeoutError
-        reply: tuple[str, Any] = self.connection.recv()
+        reply: tuple[str, Any] = self._replies.recv()
         return reply
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             self.process.kill()
-            self.process.join(timeout=5)
-        with contextlib.suppress(Exception):
-            self.connection.close()
+            self.process.wait(timeout=5)
+        for connection in (self._requests, self._replies):
+            with contextlib.suppress(Exception):
+                connection.close()
 
 
 class ParserPool:
@@ -222,10 +261,6 @@ class ParserPool:
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.max_items = max_items
-        # forkserver: workers start from a clean, single-threaded process with the parsers
-        # imported once, instead of forking the daemon with its threads and connections.
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["monitor.sources.parsing"])
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._free = asyncio.Semaphore(self.size)
@@ -278,7 +313,7 @@ class ParserPool:
 
     async def _start(self) -> _Worker:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, _Worker, self._context, self.memory_limit)
+        return await loop.run_in_executor(self._threads, _Worker, self.memory_limit)
 
     def close(self) -> None:
         """Stop every worker; calls in flight fail with ParseError."""
