@@ -19,6 +19,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -97,6 +98,7 @@ class FeedSources:
             max_items=fetching.max_items,
         )
         self.in_flight: set[str] = set()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest")
 
     def __len__(self) -> int:
         return len(self.feeds)
@@ -242,11 +244,25 @@ class FeedSources:
                 row.last_item_at = _newest(articles, now)
             return row
 
-        result = await asyncio.to_thread(self.pipeline.ingest, feed.id, articles, state)
+        result = await self._ingest(feed.id, articles, state)
         found = websub.discover(parsed.hints, response.links, response.url)
         if self.public_url is not None and found is not None:
             await self._subscribe(feed, subscription, *found)
         return result
+
+    async def _ingest(
+        self,
+        source_id: str,
+        articles: list[Article],
+        state: Callable[[IngestResult], FeedRow] | None = None,
+    ) -> IngestResult:
+        """Ingest on the one writer thread: writes are serialised by the database anyway, and
+        queueing them here wakes the next one at once, where threads waiting on SQLite's lock
+        would poll for it, and would hold the threads that load the next feeds."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._writer, self.pipeline.ingest, source_id, articles, state
+        )
 
     # -- WebSub -------------------------------------------------------------------------------
 
@@ -339,7 +355,7 @@ class FeedSources:
         articles = [self._keyed(feed, article) for article in parsed.articles]
         if feed.full_text:
             articles = await self._with_full_text(feed, articles)
-        result = await asyncio.to_thread(self.pipeline.ingest, feed.id, articles)
+        result = await self._ingest(feed.id, articles)
         await asyncio.to_thread(
             self._record_push, source_id, result, _newest(articles, self.clock())
         )
@@ -507,5 +523,6 @@ class FeedSources:
         self._save(row)
 
     async def close(self) -> None:
+        self._writer.shutdown(wait=True)
         self.parsers.close()
         await self.fetcher.close()
