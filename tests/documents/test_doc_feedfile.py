@@ -123,3 +123,53 @@ def test_crafted_entry_html_takes_linear_time() -> None:
     [article] = parse_feed(document)
     assert perf_counter() - start < 5.0
     assert article.summary == "kept"
+
+
+FEED_URL = "https://news.example.com/feeds/rss.xml"
+
+RELATIVE_LINKS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0">
+  <channel>
+    <title>Relative links</title>
+    <item><title>Root-relative</title><link>/news/1</link></item>
+    <item xml:base="/moved/"><title>Under a relative xml:base</title><link>2</link></item>
+    <item xml:base="https://mirror.example.org/archive/"><title>Under xml:base</title>
+      <link>2022/3</link></item>
+    <item><title>Absolute</title><link>https://elsewhere.example.net/4</link></item>
+  </channel>
+</rss>"""
+
+
+def test_relative_links_resolve_against_the_feed_url() -> None:
+    """A relative link resolves against xml:base where there is one (itself resolved against the
+    feed's URL), else against the feed's URL."""
+    articles = parse_feed(RELATIVE_LINKS, FEED_URL)
+    assert [article.url for article in articles] == [
+        "https://news.example.com/news/1",
+        "https://news.example.com/moved/2",
+        "https://mirror.example.org/archive/2022/3",
+        "https://elsewhere.example.net/4",
+    ]
+
+
+def test_relative_links_without_a_base_are_left_out() -> None:
+    """Without the feed's URL, a link that nothing makes absolute is no web link."""
+    articles = parse_feed(RELATIVE_LINKS)
+    assert [article.url for article in articles] == [
+        None,
+        None,
+        "https://mirror.example.org/archive/2022/3",
+        "https://elsewhere.example.net/4",
+    ]
+
+
+def test_the_feed_url_changes_nothing_else() -> None:
+    """feedparser is told the URL as an HTTP header, which must not make it read the bytes as
+    ISO-8859-1 (an author name would keep the mojibake) or call a feed without entries malformed.
+    """
+    document = """<feed xmlns="http://www.w3.org/2005/Atom"><entry><title>t</title>
+        <author><name>José</name></author><category term="café"/></entry></feed>""".encode()
+    [article] = parse_feed(document, FEED_URL)
+    assert (article.author, article.tags) == ("José", ("café",))
+    quiet = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
+    assert parse_feed(quiet, FEED_URL) == []
