@@ -696,8 +696,8 @@ class _Reader:
 
     def _declare(self, prefix: str, uri: str) -> None:
         """feedparser's startPrefixMapping and track_namespace."""
-        if prefix == "xml" or uri == "http://www.w3.org/1999/xlink":
-            raise _Decline  # feedparser turns these into attributes
+        if prefix == "xml" or (prefix and uri == "http://www.w3.org/1999/xlink"):
+            raise _Decline  # feedparser passes an xlink prefix on as an attribute
         _ascii_name(prefix)
         if not uri:
             return
