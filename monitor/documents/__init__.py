@@ -45,7 +45,7 @@ Parser = Callable[[bytes], list[Article]]
 _CLOSED_ENTRY = re.compile(rb"</(?:[A-Za-z][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECASE)
 
 
-def _parse_whole_entries(data: bytes) -> list[Article]:
+def _parse_whole_entries(data: bytes, base_url: str | None = None) -> list[Article]:
     """The entries of an RSS or Atom document, less an entry cut off by truncation.
 
     feedparser recovers what it can from a truncated document, including the entry it was in
@@ -54,7 +54,7 @@ def _parse_whole_entries(data: bytes) -> list[Article]:
     document has fewer closing item/entry tags than entries, the last entry is dropped (it comes
     whole with the next complete fetch).
     """
-    articles = parse_feed(data)
+    articles = parse_feed(data, base_url)
     closed = len(_CLOSED_ENTRY.findall(data.replace(b"\x00", b"")))
     return articles[:closed] if closed < len(articles) else articles
 
@@ -98,13 +98,16 @@ def parse_document(name: str, data: bytes) -> list[Article]:
     return [_clean(article) for article in articles]
 
 
-def parse_feed_document(data: bytes) -> list[Article]:
-    """The entries of a feed served over HTTP: a JSON Feed when the body is a JSON object, else
-    RSS or Atom. Anything else (an HTML page, an API's JSON) raises DocumentError("not a feed")."""
+def parse_feed_document(data: bytes, base_url: str | None = None) -> list[Article]:
+    """The entries of a feed served over HTTP from ``base_url``: a JSON Feed when the body is a
+    JSON object, else RSS or Atom (relative links resolved against xml:base, else ``base_url``).
+    Anything else (an HTML page, an API's JSON) raises DocumentError("not a feed")."""
     start = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-    parser = parse_json_feed if start.startswith(b"{") else _parse_whole_entries
     try:
-        articles = parser(data)
+        if start.startswith(b"{"):
+            articles = parse_json_feed(data)
+        else:
+            articles = _parse_whole_entries(data, base_url)
     except RecursionError:
         raise DocumentError("document nested too deeply") from None
     return [_clean(article) for article in articles]

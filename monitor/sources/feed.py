@@ -224,7 +224,7 @@ class FeedSources:
             if subscription is not None:  # renew a lease that is running out
                 await self._subscribe(feed, subscription, subscription.hub, subscription.topic)
             return IngestResult()
-        parsed = await self.parsers.parse(response.body)
+        parsed = await self.parsers.parse(response.body, response.url)
         articles = [self._keyed(feed, article) for article in parsed.articles]
         if feed.full_text:
             articles = await self._with_full_text(feed, articles)
@@ -348,7 +348,7 @@ class FeedSources:
             )
             return False
         try:
-            parsed = await self.parsers.parse(body)
+            parsed = await self.parsers.parse(body, subscription.topic)
         except SourceError as exc:
             log.warning("feed %s: pushed content unreadable: %s", source_id, exc)
             return True

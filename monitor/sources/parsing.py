@@ -84,10 +84,10 @@ class ParseError(SourceError):
         self.reason = reason
 
 
-def parse_body(data: bytes, max_items: int = 1000) -> ParsedFeed:
+def parse_body(data: bytes, max_items: int = 1000, base_url: str | None = None) -> ParsedFeed:
     """The entries of a fetched feed body (at most ``max_items``, the first ones, which feeds
     list newest first) and its scheduling hints. Raises DocumentError when it is not a feed."""
-    articles = parse_feed_document(data)
+    articles = parse_feed_document(data, base_url)
     dropped = max(0, len(articles) - max_items)
     return ParsedFeed(articles[:max_items], feed_hints(data), dropped)
 
@@ -159,7 +159,7 @@ def _serve(requests: Connection, replies: Connection, memory_limit: int) -> None
     connection = replies
     while True:
         try:
-            data, max_items = requests.recv()
+            data, max_items, base_url = requests.recv()
         except (EOFError, OSError):
             return
         except MemoryError:
@@ -167,7 +167,10 @@ def _serve(requests: Connection, replies: Connection, memory_limit: int) -> None
             return
         reply: tuple[str, Any]
         try:
-            reply = ("ok", extract_page(data) if max_items is None else parse_body(data, max_items))
+            reply = (
+                "ok",
+                extract_page(data) if max_items is None else parse_body(data, max_items, base_url),
+            )
         except DocumentError as exc:
             reply = ("not_a_feed" if str(exc).startswith("not a feed") else "parse_error", str(exc))
         except MemoryError:
@@ -229,9 +232,11 @@ class _Worker:
             self.kill()
             raise ParseError("parser_start", "a parser process did not start")
 
-    def call(self, data: bytes, max_items: int | None, timeout: float) -> tuple[str, Any]:
+    def call(
+        self, data: bytes, max_items: int | None, base_url: str | None, timeout: float
+    ) -> tuple[str, Any]:
         """Blocking: send one job and wait up to ``timeout`` seconds for its reply."""
-        self._requests.send((data, max_items))
+        self._requests.send((data, max_items, base_url))
         if not self._replies.poll(timeout):
             raise TimeoutError
         reply: tuple[str, Any] = self._replies.recv()
@@ -267,18 +272,18 @@ class ParserPool:
         self._threads = ThreadPoolExecutor(self.size, thread_name_prefix="parser")
         self._closed = False
 
-    async def parse(self, data: bytes) -> ParsedFeed:
-        """Parse one feed body in a worker; raise ParseError with a reason slug on any failure:
-        not_a_feed, parse_error, parse_timeout, parse_memory."""
-        parsed: ParsedFeed = await self._call(data, self.max_items)
+    async def parse(self, data: bytes, base_url: str | None = None) -> ParsedFeed:
+        """Parse one feed body (fetched from ``base_url``) in a worker; raise ParseError with a
+        reason slug on any failure: not_a_feed, parse_error, parse_timeout, parse_memory."""
+        parsed: ParsedFeed = await self._call(data, self.max_items, base_url)
         return parsed
 
     async def extract(self, data: bytes) -> str:
         """The main text of a web page, extracted in a worker; ParseError as for :meth:`parse`."""
-        text: str = await self._call(data, None)
+        text: str = await self._call(data, None, None)
         return text
 
-    async def _call(self, data: bytes, max_items: int | None) -> Any:
+    async def _call(self, data: bytes, max_items: int | None, base_url: str | None) -> Any:
         async with self._free:
             if self._closed:
                 raise ParseError("stopped", "the parser pool is shut down")
@@ -288,7 +293,7 @@ class ParserPool:
             try:
                 loop = asyncio.get_running_loop()
                 kind, value = await loop.run_in_executor(
-                    self._threads, worker.call, data, max_items, self.timeout
+                    self._threads, worker.call, data, max_items, base_url, self.timeout
                 )
             except TimeoutError:
                 raise ParseError(

@@ -494,3 +494,20 @@ async def test_full_text_reads_the_page_of_each_new_summary_only_entry(
     await run_once(config)
     assert feed_server.hits["/page/1"] == 1
     assert count_rows(db_url, ArticleRow) == 2  # kept as they were: no new versions
+
+
+async def test_relative_links_resolve_against_the_feed_url(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """An entry's relative link is stored as an absolute URL on the feed's host."""
+    feed_server.documents["/news/feed.xml"] = rss("Desk", [item(1, link="story/1")])
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    config = write_config(tmp_path, db_url, {"desk": feed_server.url("/news/feed.xml")})
+    await run_once(config)
+    database = Database(db_url)
+    try:
+        with database.session() as session:
+            urls = [row.url for row in session.exec(select(ArticleRow)).all()]
+    finally:
+        database.dispose()
+    assert urls == [feed_server.url("/news/story/1")]

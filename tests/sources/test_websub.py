@@ -27,7 +27,7 @@ WaitUntil = Callable[..., Awaitable[None]]
 
 def atom(hub: str, self_url: str, entries: list[tuple[str, str]]) -> bytes:
     items = "".join(
-        f"<entry><id>{guid}</id><title>{guid}</title><updated>2026-11-28T10:00:00Z</updated>"
+        f"<entry><id>tag:example.org,2026:{guid}</id><title>{guid}</title><updated>2026-11-28T10:00:00Z</updated>"
         f"<content type='text'>{text}</content></entry>"
         for guid, text in entries
     )
@@ -125,9 +125,9 @@ async def test_subscribe_verify_and_receive_pushes(
             ) as answer:
                 assert answer.status == 202
         await wait_until(
-            lambda: {r.key for r in rows(db_url, ArticleRow)} >= {"a", "b"}, timeout=10
+            lambda: {r.title for r in rows(db_url, ArticleRow)} >= {"a", "b"}, timeout=10
         )
-        assert "c" not in {r.key for r in rows(db_url, ArticleRow)}
+        assert "c" not in {r.title for r in rows(db_url, ArticleRow)}
         assert feed_server.hits["/feed.atom"] == 1  # the push came without polling
     finally:
         daemon.stop.set()
