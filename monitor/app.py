@@ -28,12 +28,12 @@ from monitor.notify.channels import Channel
 from monitor.notify.outbox import Outbox
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
 from monitor.settings import Settings
-from monitor.sources.feed import FeedSources
+from monitor.sources.feed import FeedSources, Loaded
 from monitor.sources.folder import FolderSource
 from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
 from monitor.store.db import Database
-from monitor.store.tables import utcnow
+from monitor.store.tables import FeedRow, utcnow
 from monitor.web.server import WebServer, build_app
 
 log = logging.getLogger(__name__)
@@ -143,24 +143,20 @@ class Daemon:
         """Poll every enabled feed once (``run --once``): a healthy feed whatever its next check
         time (a conditional request costs little), a failing one only when its backoff or the
         server's Retry-After has passed."""
-        states = await asyncio.to_thread(feeds.states)
+        loaded = await asyncio.to_thread(feeds.load_all)
         now = datetime.now(UTC)
 
-        def wanted(source_id: str) -> bool:
-            state = states.get(source_id)
-            if state is None:
-                return True
+        def wanted(state: FeedRow) -> bool:
             backing_off = state.consecutive_failures > 0 and (state.next_check_at or now) > now
             return not state.disabled and not backing_off
 
-        enabled = [source_id for source_id in feeds.feeds if wanted(source_id)]
         slots = asyncio.Semaphore(2 * feeds.fetching.concurrency)
 
-        async def poll(source_id: str) -> None:
+        async def poll(item: Loaded) -> None:
             async with slots:
-                self._after_ingest(await feeds.poll(source_id))
+                self._after_ingest(await feeds.poll(item[0].source_id, item))
 
-        await asyncio.gather(*(poll(source_id) for source_id in enabled))
+        await asyncio.gather(*(poll(item) for item in loaded if wanted(item[0])))
 
     async def _serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -231,13 +227,16 @@ class Daemon:
         if self.stop.is_set():
             return
         room = 2 * feeds.fetching.concurrency - len(feeds.in_flight)
-        for source_id in await asyncio.to_thread(feeds.due, room):
-            task = asyncio.create_task(self._poll_feed(feeds, source_id), name=f"feed:{source_id}")
+        for loaded in await asyncio.to_thread(feeds.due, room):
+            source_id = loaded[0].source_id
+            task = asyncio.create_task(
+                self._poll_feed(feeds, source_id, loaded), name=f"feed:{source_id}"
+            )
             self._polls.add(task)
             task.add_done_callback(self._polls.discard)
 
-    async def _poll_feed(self, feeds: FeedSources, source_id: str) -> IngestResult:
-        result = await feeds.poll(source_id)
+    async def _poll_feed(self, feeds: FeedSources, source_id: str, loaded: Loaded) -> IngestResult:
+        result = await feeds.poll(source_id, loaded)
         self._after_ingest(result)
         return result
 

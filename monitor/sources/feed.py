@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from monitor.errors import SourceError
@@ -39,6 +40,11 @@ from monitor.store.tables import ArticleRow, FeedRow, SubscriptionRow, utcnow
 
 log = logging.getLogger(__name__)
 
+Loaded = tuple[FeedRow, SubscriptionRow | None]
+"""A feed's stored state and its WebSub subscription."""
+
+_STATE_BATCH_SECONDS = 0.05
+"""How long a finished feed's state waits for others to be saved with it."""
 _MESSAGE_CHARS = 500
 """Error messages are kept this short: a hostile server chooses part of their text."""
 
@@ -99,6 +105,7 @@ class FeedSources:
         )
         self.in_flight: set[str] = set()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest")
+        self._batch: tuple[list[FeedRow], asyncio.Future[None]] | None = None
 
     def __len__(self) -> int:
         return len(self.feeds)
@@ -134,24 +141,40 @@ class FeedSources:
                     row.next_check_at = None
                     session.add(row)
 
-    def due(self, limit: int) -> list[str]:
-        """Ids of up to ``limit`` feeds whose next check has come, most overdue first, that are
-        not being polled already."""
+    def due(self, limit: int) -> list[Loaded]:
+        """Up to ``limit`` feeds whose next check has come, most overdue first, that are not
+        being polled already, loaded with their subscriptions (two queries in all)."""
         if limit <= 0:
             return []
         statement = (
-            select(FeedRow.source_id)
+            select(FeedRow)
             .where(col(FeedRow.next_check_at) <= self.clock(), col(FeedRow.disabled).is_(None))
             .order_by(col(FeedRow.next_check_at))
             .limit(limit + len(self.in_flight))
         )
         with self.db.session() as session:
-            found = session.exec(statement).all()
+            rows = [
+                row
+                for row in session.exec(statement).all()
+                if row.source_id in self.feeds and row.source_id not in self.in_flight
+            ][:limit]
+            subscriptions = repo.subscriptions(session, [row.source_id for row in rows])
+            session.expunge_all()
+        return [(row, subscriptions.get(row.source_id)) for row in rows]
+
+    def load_all(self) -> list[Loaded]:
+        """Every configured feed with its state and subscription (``run --once``)."""
+        with self.db.session() as session:
+            states = repo.feed_states(session)
+            subscriptions = repo.subscriptions(session, list(states))
+            session.expunge_all()
         return [
-            source_id
-            for source_id in found
-            if source_id in self.feeds and source_id not in self.in_flight
-        ][:limit]
+            (
+                states.get(source_id) or FeedRow(source_id=source_id, url=feed.url),
+                subscriptions.get(source_id),
+            )
+            for source_id, feed in self.feeds.items()
+        ]
 
     def states(self) -> dict[str, FeedRow]:
         with self.db.session() as session:
@@ -167,9 +190,36 @@ class FeedSources:
             session.expunge_all()
             return row, subscription
 
-    def _save(self, row: FeedRow) -> None:
+    async def _save_state(self, row: FeedRow) -> None:
+        """Save a feed's state (after a 304 or a failure) with others of the same moment: one
+        transaction, one UPDATE statement, for every feed that finished within a few
+        milliseconds of this one, rather than a transaction (and an fsync) each."""
+        loop = asyncio.get_running_loop()
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = ([], loop.create_future())
+            loop.call_later(_STATE_BATCH_SECONDS, self._flush_states, batch)
+        batch[0].append(row)
+        await asyncio.shield(batch[1])
+
+    def _flush_states(self, batch: tuple[list[FeedRow], asyncio.Future[None]]) -> None:
+        self._batch = None
+        rows, done = batch
+        loop = asyncio.get_running_loop()
+        saving = loop.run_in_executor(self._writer, self._save_many, rows)
+
+        def finished(future: asyncio.Future[None]) -> None:
+            if future.exception() is not None:
+                done.set_exception(future.exception())  # type: ignore[arg-type]
+            else:
+                done.set_result(None)
+
+        saving.add_done_callback(finished)
+
+    def _save_many(self, rows: list[FeedRow]) -> None:
+        latest = {row.source_id: row for row in rows}  # a feed twice in a batch: its last state
         with self.db.session() as session:
-            session.merge(row)
+            session.execute(update(FeedRow), [row.model_dump() for row in latest.values()])
 
     def _subscription(self, source_id: str) -> SubscriptionRow | None:
         with self.db.session() as session:
@@ -179,25 +229,27 @@ class FeedSources:
 
     # -- one poll -------------------------------------------------------------------------------
 
-    async def poll(self, source_id: str) -> IngestResult:
-        """Fetch, parse and ingest one feed; failures are recorded on the feed, never raised."""
+    async def poll(self, source_id: str, loaded: Loaded | None = None) -> IngestResult:
+        """Fetch, parse and ingest one feed (its state and subscription as :meth:`due` loaded
+        them, else loaded here); failures are recorded on the feed, never raised."""
         feed = self.feeds[source_id]
         self.in_flight.add(source_id)
         try:
-            row, subscription = await asyncio.to_thread(self._load, source_id)
+            if loaded is None:
+                loaded = await asyncio.to_thread(self._load, source_id)
+            row, subscription = loaded
             try:
                 return await self._poll(feed, row, subscription)
             except SourceError as exc:
-                await asyncio.to_thread(self._failed, feed, row, exc)
+                self._failed(feed, row, exc)
             except Exception as exc:
                 log.exception(
                     "feed %s: unexpected error",
                     feed.id,
                     extra={"source_id": feed.id, "stage": "feed"},
                 )
-                await asyncio.to_thread(
-                    self._failed, feed, row, SourceError(f"unexpected error: {exc!r}")
-                )
+                self._failed(feed, row, SourceError(f"unexpected error: {exc!r}"))
+            await self._save_state(row)
             return IngestResult()
         finally:
             self.in_flight.discard(source_id)
@@ -220,7 +272,7 @@ class FeedSources:
         pushed = websub.subscribed(subscription, now)
         if response.status == 304:
             self._succeeded(feed, row, response, None, now, pushed=pushed)
-            await asyncio.to_thread(self._save, row)
+            await self._save_state(row)
             if subscription is not None:  # renew a lease that is running out
                 await self._subscribe(feed, subscription, subscription.hub, subscription.topic)
             return IngestResult()
@@ -520,7 +572,6 @@ class FeedSources:
                 )
             else:
                 log.debug("feed %s still failing: %s", feed.id, message, extra=extra)
-        self._save(row)
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)

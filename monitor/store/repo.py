@@ -19,6 +19,7 @@ from monitor.store.tables import (
     FileRow,
     MatchRow,
     SourceRow,
+    SubscriptionRow,
 )
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
@@ -247,6 +248,15 @@ def record_poll(
 
 def feed_states(session: Session) -> dict[str, FeedRow]:
     return {row.source_id: row for row in session.exec(select(FeedRow)).all()}
+
+
+def subscriptions(session: Session, source_ids: Sequence[str]) -> dict[str, SubscriptionRow]:
+    """The WebSub subscriptions of ``source_ids`` that exist, by source id."""
+    found: dict[str, SubscriptionRow] = {}
+    for chunk in _chunks(list(source_ids)):
+        statement = select(SubscriptionRow).where(col(SubscriptionRow.source_id).in_(chunk))
+        found.update((row.source_id, row) for row in session.exec(statement).all())
+    return found
 
 
 def source_states(session: Session) -> dict[str, SourceRow]:
