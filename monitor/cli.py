@@ -192,17 +192,7 @@ def _document(name: str, article: Article, matches: list[RuleMatch]) -> dict[str
             {
                 "rule": match.rule_id,
                 "severity": str(match.severity),
-                "hits": [
-                    {
-                        "term": hit.term,
-                        "field": hit.field,
-                        "start": hit.start,
-                        "end": hit.end,
-                        "text": hit.text,
-                        "kind": hit.kind,
-                    }
-                    for hit in match.hits
-                ],
+                "hits": [hit.as_dict() for hit in match.hits],
             }
             for match in matches
         ],

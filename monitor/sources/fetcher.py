@@ -26,10 +26,11 @@ one publisher share its limit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -356,7 +357,7 @@ class Fetcher:
                 request_headers["If-None-Match"] = etag
             if last_modified:
                 request_headers["If-Modified-Since"] = last_modified
-            try:
+            with _classified():
                 async with session.get(
                     current, headers=request_headers, allow_redirects=False
                 ) as response:
@@ -373,25 +374,6 @@ class Fetcher:
                         permanent_url=current if permanent and current != url else None,
                         max_body=max_body or self.limits.max_body,
                     )
-            except FetchError:
-                raise
-            except aiohttp.InvalidURL as exc:
-                # aiohttp's own refusals, such as an IPv4 address in decimal ("http://2130706433/")
-                raise FetchError("bad_url", f"invalid URL: {exc}") from None
-            except BlockedAddress as exc:
-                raise FetchError("blocked_address", str(exc)) from None
-            except aiohttp.ClientConnectorCertificateError as exc:
-                raise FetchError(
-                    "tls", f"TLS certificate refused: {exc.certificate_error}"
-                ) from None
-            except aiohttp.ClientSSLError as exc:
-                raise FetchError("tls", f"TLS error: {exc}") from None
-            except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.os_error, BlockedAddress):
-                    raise FetchError("blocked_address", str(exc.os_error)) from None
-                raise FetchError("connection", f"cannot connect: {exc.os_error}") from None
-            except (aiohttp.ClientError, OSError, ValueError) as exc:
-                raise FetchError("connection", f"{type(exc).__name__}: {exc}") from None
         raise FetchError("too_many_redirects", f"more than {self.limits.max_redirects} redirects")
 
     async def _answer(
@@ -446,26 +428,43 @@ class Fetcher:
         session = self._session(allow_private)
         try:
             async with asyncio.timeout(self.limits.total_timeout):
-                async with session.post(
-                    url,
-                    data=dict(form),
-                    headers={"User-Agent": self.user_agent},
-                    allow_redirects=False,
-                ) as response:
-                    text = (await _read_body(response, 64 * 1024)).decode("utf-8", "replace")
-                    return response.status, text[:500]
+                with _classified():
+                    async with session.post(
+                        url,
+                        data=dict(form),
+                        headers={"User-Agent": self.user_agent},
+                        allow_redirects=False,
+                    ) as response:
+                        body = await _read_body(response, 64 * 1024)
+                        return response.status, body.decode("utf-8", "replace")[:500]
         except TimeoutError:
             raise FetchError(
                 "timeout", f"no answer within {self.limits.total_timeout:g} s"
             ) from None
-        except BlockedAddress as exc:
-            raise FetchError("blocked_address", str(exc)) from None
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, BlockedAddress):
-                raise FetchError("blocked_address", str(exc.os_error)) from None
-            raise FetchError("connection", f"cannot connect: {exc.os_error}") from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise FetchError("connection", f"{type(exc).__name__}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _classified() -> Iterator[None]:
+    """Any failure of one HTTP exchange, as a FetchError with its reason."""
+    try:
+        yield
+    except FetchError:
+        raise
+    except aiohttp.InvalidURL as exc:
+        # aiohttp's own refusals, such as an IPv4 address in decimal ("http://2130706433/")
+        raise FetchError("bad_url", f"invalid URL: {exc}") from None
+    except BlockedAddress as exc:
+        raise FetchError("blocked_address", str(exc)) from None
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise FetchError("tls", f"TLS certificate refused: {exc.certificate_error}") from None
+    except aiohttp.ClientSSLError as exc:
+        raise FetchError("tls", f"TLS error: {exc}") from None
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, BlockedAddress):
+            raise FetchError("blocked_address", str(exc.os_error)) from None
+        raise FetchError("connection", f"cannot connect: {exc.os_error}") from None
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        raise FetchError("connection", f"{type(exc).__name__}: {exc}") from None
 
 
 def link_relations(values: list[str], base: str) -> dict[str, str]:
