@@ -97,19 +97,25 @@ class Pipeline:
         unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
         with self.db.session() as session:
             existing = repo.current_versions(session, source_id, [a.key for a in unique])
+            # Each article's identity, computed once: hashing and URL parsing are not free.
+            hashes = {id(article): article.content_hash for article in unique}
             changed = []
             for article in unique:
                 known = existing.get(article.key)
-                if known is not None and known[1] == article.content_hash:
+                if known is not None and known[1] == hashes[id(article)]:
                     result.unchanged += 1
                 else:
                     changed.append(article)
-            duplicates = repo.find_same_content(session, changed)
+            changed_hashes = [hashes[id(article)] for article in changed]
+            urls = [canonical_url(article.url) for article in changed]
+            duplicates = repo.find_same_content(session, changed, changed_hashes, urls)
             fresh: list[Article] = []
+            fresh_hashes: list[str] = []
+            fresh_urls: list[str | None] = []
             seen_in_unit: set[str] = set()
             for index, article in enumerate(changed):
-                url = canonical_url(article.url)
-                marks = {article.content_hash, *([url] if url else [])}
+                url = urls[index]
+                marks = {changed_hashes[index], *([url] if url else [])}
                 if article.guid:
                     marks.add(f"guid:{article.guid}")
                 if index in duplicates or marks & seen_in_unit:
@@ -117,12 +123,19 @@ class Pipeline:
                     continue
                 seen_in_unit |= marks
                 fresh.append(article)
+                fresh_hashes.append(changed_hashes[index])
+                fresh_urls.append(url)
             updated = [a.key for a in fresh if a.key in existing]
             result.updated = len(updated)
             result.new = len(fresh) - len(updated)
             already = repo.matched_rule_ids(session, source_id, updated)
             ids = repo.insert_articles(
-                session, fresh, now, replacing=[existing[key][0] for key in updated]
+                session,
+                fresh,
+                now,
+                replacing=[existing[key][0] for key in updated],
+                hashes=fresh_hashes,
+                urls=fresh_urls,
             )
             found = [
                 (article_id, article, match)

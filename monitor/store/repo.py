@@ -46,14 +46,18 @@ def find_articles(session: Session, source_id: str, keys: Sequence[str]) -> dict
     return found
 
 
-def find_same_content(session: Session, articles: Sequence[Article]) -> set[int]:
+def find_same_content(
+    session: Session,
+    articles: Sequence[Article],
+    hashes: Sequence[str],
+    urls: Sequence[str | None],
+) -> set[int]:
     """Indexes of ``articles`` that are another stored article under another key: the same
     text, the same canonical URL, or (within one source) the same GUID. A few batched queries,
-    not one per article."""
+    not one per article. ``hashes`` and ``urls`` are the articles' content hashes and canonical
+    URLs, computed once by the caller."""
     if not articles:
         return set()
-    hashes = [article.content_hash for article in articles]
-    urls = [url for url in (canonical_url(article.url) for article in articles) if url]
     guids: dict[str, list[str]] = {}
     for article in articles:
         if article.guid:
@@ -69,7 +73,8 @@ def find_same_content(session: Session, articles: Sequence[Article]) -> set[int]
     queries: list[ColumnElement[bool]] = [
         col(ArticleRow.content_hash).in_(chunk) for chunk in _chunks(hashes)
     ]
-    queries += [col(ArticleRow.canonical_url).in_(chunk) for chunk in _chunks(urls)]
+    present = [url for url in urls if url]
+    queries += [col(ArticleRow.canonical_url).in_(chunk) for chunk in _chunks(present)]
     queries += [
         and_(col(ArticleRow.source_id) == source_id, col(ArticleRow.guid).in_(chunk))
         for source_id, values in guids.items()
@@ -87,10 +92,9 @@ def find_same_content(session: Session, articles: Sequence[Article]) -> set[int]
         if guid:
             by_guid.setdefault((source_id, guid), set()).add((source_id, key))
     duplicates = set()
-    for index, article in enumerate(articles):
+    for index, (article, content_hash, url) in enumerate(zip(articles, hashes, urls, strict=True)):
         own = {(article.source_id, article.key)}
-        url = canonical_url(article.url)
-        holders = by_hash.get(article.content_hash, set())
+        holders = by_hash.get(content_hash, set())
         if url:
             holders = holders | by_url.get(url, set())
         if article.guid:
@@ -118,10 +122,17 @@ def current_versions(
 
 
 def insert_articles(
-    session: Session, articles: Sequence[Article], now: datetime, *, replacing: Sequence[int] = ()
+    session: Session,
+    articles: Sequence[Article],
+    now: datetime,
+    *,
+    replacing: Sequence[int] = (),
+    hashes: Sequence[str] | None = None,
+    urls: Sequence[str | None] | None = None,
 ) -> list[int]:
     """Store ``articles`` as the current versions of their keys, in one statement; the rows
-    ``replacing`` (their earlier versions) stop being current first. Their ids, in order."""
+    ``replacing`` (their earlier versions) stop being current first. Their ids, in order.
+    ``hashes`` and ``urls`` (content hashes, canonical URLs) are computed when not given."""
     if replacing:
         # The unique index allows one current version of a key at a time: retire, then insert.
         for chunk in _chunks(list(replacing)):  # type: ignore[arg-type]
@@ -130,13 +141,17 @@ def insert_articles(
             )
     if not articles:
         return []
+    if hashes is None:
+        hashes = [article.content_hash for article in articles]
+    if urls is None:
+        urls = [canonical_url(article.url) for article in articles]
     values = [
         {
             "source_id": article.source_id,
             "key": article.key,
-            "content_hash": article.content_hash,
+            "content_hash": content_hash,
             "url": article.url,
-            "canonical_url": canonical_url(article.url),
+            "canonical_url": url,
             "guid": article.guid[:1024] if article.guid else None,
             "title": article.title,
             "summary": article.summary,
@@ -150,7 +165,7 @@ def insert_articles(
             "created_at": now,
             "updated_at": now,
         }
-        for article in articles
+        for article, content_hash, url in zip(articles, hashes, urls, strict=True)
     ]
     statement = insert(ArticleRow).returning(col(ArticleRow.id), sort_by_parameter_order=True)
     return [row[0] for row in session.execute(statement, values)]
