@@ -116,14 +116,13 @@ class Daemon:
             self.db.masked_url,
         )
         await asyncio.to_thread(self.db.create_schema)
-        if self.feeds is not None:
-            await asyncio.to_thread(self.feeds.sync)
+        loaded = await asyncio.to_thread(self.feeds.sync) if self.feeds is not None else []
         try:
             if once:
                 for source in self.sources:
                     await self._scan(source)
                 if self.feeds is not None:
-                    await self._poll_all_feeds(self.feeds)
+                    await self._poll_all_feeds(self.feeds, loaded)
                 report = await self.outbox.deliver_due()
                 log.info(
                     "done: %d sent, %d failed, %d deferred, %d dead",
@@ -139,11 +138,10 @@ class Daemon:
                 await self.feeds.close()
             self.db.dispose()
 
-    async def _poll_all_feeds(self, feeds: FeedSources) -> None:
+    async def _poll_all_feeds(self, feeds: FeedSources, loaded: list[Loaded]) -> None:
         """Poll every enabled feed once (``run --once``): a healthy feed whatever its next check
         time (a conditional request costs little), a failing one only when its backoff or the
         server's Retry-After has passed."""
-        loaded = await asyncio.to_thread(feeds.load_all)
         now = datetime.now(UTC)
 
         def wanted(state: FeedRow) -> bool:

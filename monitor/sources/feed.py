@@ -119,12 +119,14 @@ class FeedSources:
 
     # -- state (blocking: run in a thread) ----------------------------------------------------
 
-    def sync(self) -> None:
+    def sync(self) -> list[Loaded]:
         """Give every configured feed a state row; start afresh a feed whose URL the config
-        changed; retire (stop scheduling) rows of feeds no longer configured."""
+        changed; retire (stop scheduling) rows of feeds no longer configured. Returns every
+        configured feed's state and subscription, in config order."""
         now = self.clock()
         with self.db.session() as session:
             rows = {row.source_id: row for row in session.exec(select(FeedRow)).all()}
+            states: dict[str, FeedRow] = {}
             for feed in self.feeds.values():
                 row = rows.get(feed.id)
                 if row is not None and row.url != feed.url:
@@ -132,14 +134,20 @@ class FeedSources:
                     session.flush()
                     row = None
                 if row is None:
-                    session.add(FeedRow(source_id=feed.id, url=feed.url, next_check_at=now))
+                    row = FeedRow(source_id=feed.id, url=feed.url, next_check_at=now)
+                    session.add(row)
                 elif row.next_check_at is None and not row.disabled:
                     row.next_check_at = now  # configured again
                     session.add(row)
+                states[feed.id] = row
             for source_id, row in rows.items():
                 if source_id not in self.feeds and row.next_check_at is not None:
                     row.next_check_at = None
                     session.add(row)
+            session.flush()
+            subscriptions = repo.subscriptions(session, list(states))
+            session.expunge_all()
+        return [(row, subscriptions.get(source_id)) for source_id, row in states.items()]
 
     def due(self, limit: int) -> list[Loaded]:
         """Up to ``limit`` feeds whose next check has come, most overdue first, that are not
@@ -161,24 +169,6 @@ class FeedSources:
             subscriptions = repo.subscriptions(session, [row.source_id for row in rows])
             session.expunge_all()
         return [(row, subscriptions.get(row.source_id)) for row in rows]
-
-    def load_all(self) -> list[Loaded]:
-        """Every configured feed with its state and subscription (``run --once``)."""
-        with self.db.session() as session:
-            states = repo.feed_states(session)
-            subscriptions = repo.subscriptions(session, list(states))
-            session.expunge_all()
-        return [
-            (
-                states.get(source_id) or FeedRow(source_id=source_id, url=feed.url),
-                subscriptions.get(source_id),
-            )
-            for source_id, feed in self.feeds.items()
-        ]
-
-    def states(self) -> dict[str, FeedRow]:
-        with self.db.session() as session:
-            return repo.feed_states(session)
 
     def _load(self, source_id: str) -> tuple[FeedRow, SubscriptionRow | None]:
         """The feed's state and its WebSub subscription, if any (one short transaction)."""
