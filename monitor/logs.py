@@ -23,7 +23,7 @@ import re
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -106,6 +106,12 @@ def register_secrets(url: str) -> None:
             if not _shown(value, private):
                 found.add(value)
     _add_secrets(found)
+
+
+def register_values(values: Iterable[str]) -> None:
+    """Remember secrets that are not URLs (a feed's Authorization header, the password of a
+    feed URL's user) so :func:`redact` hides them."""
+    _add_secrets(set(values))
 
 
 def _add_secrets(values: set[str]) -> None:

@@ -22,12 +22,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from monitor.errors import SourceError
 from monitor.identity import canonical_url
+from monitor.logs import redact, register_values
 from monitor.models import Article
 from monitor.pipeline import IngestResult, Pipeline
 from monitor.settings import FeedSourceSettings, FetchSettings
@@ -79,6 +81,10 @@ class FeedSources:
         rng: random.Random | None = None,
     ) -> None:
         self.feeds = {feed.id: feed for feed in feeds}
+        for feed in feeds:
+            # A feed URL's password and its request headers (Authorization: Bearer ...) never
+            # show in logs or in the errors kept in feed health.
+            register_values([*filter(None, [urlsplit(feed.url).password]), *feed.headers.values()])
         self.public_url = public_url
         """Set: feeds that advertise a WebSub hub are subscribed to, with callbacks here."""
         self.fetching = fetching
@@ -533,7 +539,7 @@ class FeedSources:
     def _failed(self, feed: FeedSourceSettings, row: FeedRow, error: SourceError) -> None:
         now = self.clock()
         reason = getattr(error, "reason", "error")
-        message = str(error)[:_MESSAGE_CHARS]
+        message = redact(str(error))[:_MESSAGE_CHARS]
         row.consecutive_failures += 1
         row.last_checked_at = row.last_error_at = now
         row.last_status = getattr(error, "status", None)

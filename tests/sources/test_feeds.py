@@ -511,3 +511,49 @@ async def test_relative_links_resolve_against_the_feed_url(
     finally:
         database.dispose()
     assert urls == [feed_server.url("/news/story/1")]
+
+
+async def test_feed_credentials_never_show_in_logs_or_health(
+    feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A password in a feed URL and a token in its headers reach the server, but not the logs
+    (JSON, with every field, at DEBUG), the stored error or `monitor sources`."""
+    import io
+    import logging
+
+    from monitor.logs import configure_logging
+
+    feed_server.routes["/private.xml"] = status(500)
+    feed_server.routes["/token.xml"] = status(500)
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    url = feed_server.url("/private.xml").replace("http://", "http://desk:s3cr3t-pass@")
+    config = write_config(
+        tmp_path, db_url, {"private": url, "token": feed_server.url("/token.xml")}
+    )
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "token.xml', allow_private: true}",
+            "token.xml', allow_private: true, headers: {Authorization: 'Bearer tok-abcdef123'}}",
+        ),
+        encoding="utf-8",
+    )
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    logs = io.StringIO()
+    configure_logging("DEBUG", "json", stream=logs)
+    try:
+        await run_once(config)
+    finally:
+        for handler in [h for h in root.handlers if h not in saved[1]]:
+            root.removeHandler(handler)
+        root.setLevel(saved[0])
+    assert main(["--config", str(config), "sources", "--json"]) == 0
+    assert feed_server.headers["/token.xml"]["Authorization"] == "Bearer tok-abcdef123"
+    assert feed_server.headers["/private.xml"]["Authorization"].startswith("Basic ")
+    states = feed_states(db_url)
+    errors = f"{states['private'].last_error} {states['token'].last_error}"
+    shown = logs.getvalue() + capsys.readouterr().out + errors
+    assert "HTTP 500" in shown
+    assert '"feed_url"' in logs.getvalue()  # the field that carries the URL was logged
+    assert "s3cr3t-pass" not in shown
+    assert "tok-abcdef123" not in shown
