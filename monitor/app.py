@@ -15,9 +15,11 @@ import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -103,7 +105,9 @@ class Daemon:
         # Scans run in threads; they check this between files so SIGTERM is not kept waiting.
         self._halt = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._polls: set[asyncio.Task[IngestResult]] = set()
+        self._polls: set[asyncio.Task[Any]] = set()
+        self._dispatching = False
+        self._feed_backlog = False
 
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
@@ -222,21 +226,34 @@ class Daemon:
     async def _dispatch_feeds(self, feeds: FeedSources) -> None:
         """The dispatcher: select due feeds and start a poll task for each; it fetches nothing
         itself. In-flight polls are capped so a backlog waits in the database, not in memory."""
-        if self.stop.is_set():
+        if self.stop.is_set() or self._dispatching:
             return
-        room = 2 * feeds.fetching.concurrency - len(feeds.in_flight)
-        for loaded in await asyncio.to_thread(feeds.due, room):
-            source_id = loaded[0].source_id
-            task = asyncio.create_task(
-                self._poll_feed(feeds, source_id, loaded), name=f"feed:{source_id}"
-            )
-            self._polls.add(task)
-            task.add_done_callback(self._polls.discard)
+        self._dispatching = True
+        try:
+            room = 2 * feeds.fetching.concurrency - len(feeds.in_flight)
+            selected = await asyncio.to_thread(feeds.due, room)
+            # A full selection means more may be due: the next one comes as soon as polls make
+            # room, not at the next tick (a backlog of thousands would take minutes of ticks).
+            self._feed_backlog = room > 0 and len(selected) == room
+            for loaded in selected:
+                source_id = loaded[0].source_id
+                feeds.in_flight.add(source_id)  # not selected again before its task starts
+                self._track(self._poll_feed(feeds, source_id, loaded), f"feed:{source_id}")
+        finally:
+            self._dispatching = False
 
     async def _poll_feed(self, feeds: FeedSources, source_id: str, loaded: Loaded) -> IngestResult:
         result = await feeds.poll(source_id, loaded)
         self._after_ingest(result)
+        if self._feed_backlog and len(feeds.in_flight) <= feeds.fetching.concurrency:
+            self._track(self._dispatch_feeds(feeds), "feed-dispatch")
         return result
+
+    def _track(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        """Start a task that shutdown waits for (or cancels after the grace period)."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._polls.add(task)
+        task.add_done_callback(self._polls.discard)
 
     async def poll(self, source: FolderSource) -> IngestResult:
         """The scheduler's job: scan one source, as a task shutdown waits for."""

@@ -557,3 +557,37 @@ async def test_feed_credentials_never_show_in_logs_or_health(
     assert '"feed_url"' in logs.getvalue()  # the field that carries the URL was logged
     assert "s3cr3t-pass" not in shown
     assert "tok-abcdef123" not in shown
+
+
+async def test_a_backlog_is_dispatched_as_polls_finish_not_tick_by_tick(
+    feed_server: FeedServer, tmp_path: Path, wait_until: WaitUntil
+) -> None:
+    """With room for two polls at a time, eight due feeds are all read within seconds: each
+    finished poll makes the dispatcher select more, instead of waiting for its next tick (four
+    ticks of five seconds)."""
+    import asyncio
+
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    for number in range(8):
+        feed_server.documents[f"/b{number}.xml"] = rss("Desk", [item(number * 10)])
+    config = write_config(
+        tmp_path,
+        db_url,
+        {f"b{n}": feed_server.url(f"/b{n}.xml") for n in range(8)},
+        extra="fetching: {concurrency: 1, parsers: 1}",
+    )
+    daemon = Daemon(App.load(config))
+    task = asyncio.create_task(daemon.run())
+    try:
+
+        def stored() -> int:
+            try:
+                return count_rows(db_url, ArticleRow)
+            except OperationalError:
+                return 0
+
+        await wait_until(lambda: stored() == 8, timeout=12)
+    finally:
+        daemon.stop.set()
+        await asyncio.wait_for(task, timeout=15)
+    assert all(feed_server.hits[f"/b{n}.xml"] == 1 for n in range(8))
