@@ -89,6 +89,14 @@ def count_rows(db_url: str, table: type, *where: object) -> int:
         database.dispose()
 
 
+def stored_articles(db_url: str) -> int:
+    """Articles stored so far; 0 while the daemon has not created its schema yet."""
+    try:
+        return count_rows(db_url, ArticleRow)
+    except OperationalError:
+        return 0
+
+
 def churning_guid() -> Callable[[web.Request], Awaitable[web.Response]]:
     """The same entry with a new GUID on every fetch."""
     numbers = count()
@@ -290,14 +298,7 @@ async def test_the_daemon_dispatches_due_feeds_and_stops(
     daemon = Daemon(App.load(config))
     task = asyncio.create_task(daemon.run())
     try:
-
-        def stored() -> int:
-            try:
-                return count_rows(db_url, ArticleRow)
-            except OperationalError:
-                return 0  # the daemon has not created its schema yet
-
-        await wait_until(lambda: stored() == 5, timeout=20)
+        await wait_until(lambda: stored_articles(db_url) == 5, timeout=20)
         states = feed_states(db_url)
         assert all(s.next_check_at and s.next_check_at > datetime.now(UTC) for s in states.values())
     finally:
@@ -579,14 +580,7 @@ async def test_a_backlog_is_dispatched_as_polls_finish_not_tick_by_tick(
     daemon = Daemon(App.load(config))
     task = asyncio.create_task(daemon.run())
     try:
-
-        def stored() -> int:
-            try:
-                return count_rows(db_url, ArticleRow)
-            except OperationalError:
-                return 0
-
-        await wait_until(lambda: stored() == 8, timeout=12)
+        await wait_until(lambda: stored_articles(db_url) == 8, timeout=12)
     finally:
         daemon.stop.set()
         await asyncio.wait_for(task, timeout=15)
