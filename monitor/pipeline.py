@@ -20,7 +20,6 @@ from datetime import datetime
 
 from sqlmodel import Session, SQLModel
 
-from monitor.identity import canonical_url
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Rule
@@ -97,49 +96,35 @@ class Pipeline:
         unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
         with self.db.session() as session:
             existing = repo.current_versions(session, source_id, [a.key for a in unique])
-            # Each article's identity, computed once: hashing and URL parsing are not free.
-            hashes = {id(article): article.content_hash for article in unique}
             changed = []
-            for article in unique:
-                known = existing.get(article.key)
-                if known is not None and known[1] == hashes[id(article)]:
+            for item in map(repo.Incoming.of, unique):
+                known = existing.get(item.article.key)
+                if known is not None and known[1] == item.content_hash:
                     result.unchanged += 1
                 else:
-                    changed.append(article)
-            changed_hashes = [hashes[id(article)] for article in changed]
-            urls = [canonical_url(article.url) for article in changed]
-            duplicates = repo.find_same_content(session, changed, changed_hashes, urls)
-            fresh: list[Article] = []
-            fresh_hashes: list[str] = []
-            fresh_urls: list[str | None] = []
+                    changed.append(item)
+            duplicates = repo.find_same_content(session, changed)
+            fresh: list[repo.Incoming] = []
             seen_in_unit: set[str] = set()
-            for index, article in enumerate(changed):
-                url = urls[index]
-                marks = {changed_hashes[index], *([url] if url else [])}
-                if article.guid:
-                    marks.add(f"guid:{article.guid}")
+            for index, item in enumerate(changed):
+                marks = {item.content_hash, *([item.url] if item.url else [])}
+                if item.article.guid:
+                    marks.add(f"guid:{item.article.guid}")
                 if index in duplicates or marks & seen_in_unit:
                     result.duplicates += 1
                     continue
                 seen_in_unit |= marks
-                fresh.append(article)
-                fresh_hashes.append(changed_hashes[index])
-                fresh_urls.append(url)
-            updated = [a.key for a in fresh if a.key in existing]
+                fresh.append(item)
+            updated = [item.article.key for item in fresh if item.article.key in existing]
             result.updated = len(updated)
             result.new = len(fresh) - len(updated)
             already = repo.matched_rule_ids(session, source_id, updated)
             ids = repo.insert_articles(
-                session,
-                fresh,
-                now,
-                replacing=[existing[key][0] for key in updated],
-                hashes=fresh_hashes,
-                urls=fresh_urls,
+                session, fresh, now, replacing=[existing[key][0] for key in updated]
             )
             found = [
                 (article_id, article, match)
-                for article_id, article in zip(ids, fresh, strict=True)
+                for article_id, (article, _hash, _url) in zip(ids, fresh, strict=True)
                 for match in rules.matcher.match(article)
                 # A rule that alerted for an earlier version of the article does not again.
                 if match.rule_id not in already.get(article.key, ())
@@ -163,7 +148,7 @@ class Pipeline:
             channels = rule.notify if rule.notify is not None else self.default_channels
             rows.append((article_id, rule, match, channels))
         ids = repo.insert_matches(session, rows, now)
-        for (article_id, article, match), _match_id in zip(found, ids, strict=True):
+        for article_id, article, match in found:
             log.info(
                 "match: %s [%s] %s",
                 match.rule_id,

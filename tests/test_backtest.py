@@ -283,7 +283,7 @@ def test_article_from_row_rebuilds_the_stored_article(db: Database) -> None:
         location="loc",
     )
     with db.session() as session:
-        repo.insert_articles(session, [article], NOW)
+        repo.insert_articles(session, [repo.Incoming.of(article)], NOW)
     with db.session() as session:
         row = session.exec(select(ArticleRow)).one()
     assert repo.article_from_row(row) == article

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, Table, and_, func, insert, inspect, update
 from sqlalchemy import select as core_select
@@ -36,8 +37,25 @@ _CHUNK = 500
 """Values per IN (...) list: well under every backend's limit on bound parameters."""
 
 
-def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+_T = TypeVar("_T")
+
+
+def _chunks(values: Sequence[_T]) -> list[Sequence[_T]]:
     return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
+
+
+class Incoming(NamedTuple):
+    """An article on its way in, with its identity computed once (hashing the text and parsing
+    the URL are not free, and dedup and storage both need them)."""
+
+    article: Article
+    content_hash: str
+    url: str | None
+    """The canonical URL."""
+
+    @classmethod
+    def of(cls, article: Article) -> Incoming:
+        return cls(article, article.content_hash, canonical_url(article.url))
 
 
 def find_articles(session: Session, source_id: str, keys: Sequence[str]) -> dict[str, ArticleRow]:
@@ -53,20 +71,14 @@ def find_articles(session: Session, source_id: str, keys: Sequence[str]) -> dict
     return found
 
 
-def find_same_content(
-    session: Session,
-    articles: Sequence[Article],
-    hashes: Sequence[str],
-    urls: Sequence[str | None],
-) -> set[int]:
-    """Indexes of ``articles`` that are another stored article under another key: the same
-    text, the same canonical URL, or (within one source) the same GUID. A few batched queries,
-    not one per article. ``hashes`` and ``urls`` are the articles' content hashes and canonical
-    URLs, computed once by the caller."""
-    if not articles:
+def find_same_content(session: Session, items: Sequence[Incoming]) -> set[int]:
+    """Indexes of ``items`` that are another stored article under another key: the same text,
+    the same canonical URL, or (within one source) the same GUID. A few batched queries, not one
+    per article."""
+    if not items:
         return set()
     guids: dict[str, list[str]] = {}
-    for article in articles:
+    for article, _hash, _url in items:
         if article.guid:
             guids.setdefault(article.source_id, []).append(article.guid[:1024])
     rows: list[tuple[str, str, str, str | None, str | None]] = []
@@ -74,10 +86,11 @@ def find_same_content(
     columns = [
         table.c[name] for name in ("source_id", "key", "content_hash", "canonical_url", "guid")
     ]
+    hashes = [item.content_hash for item in items]
     queries: list[ColumnElement[bool]] = [
         col(ArticleRow.content_hash).in_(chunk) for chunk in _chunks(hashes)
     ]
-    present = [url for url in urls if url]
+    present = [item.url for item in items if item.url]
     queries += [col(ArticleRow.canonical_url).in_(chunk) for chunk in _chunks(present)]
     queries += [
         and_(col(ArticleRow.source_id) == source_id, col(ArticleRow.guid).in_(chunk))
@@ -97,7 +110,7 @@ def find_same_content(
         if guid:
             by_guid.setdefault((source_id, guid), set()).add((source_id, key))
     duplicates = set()
-    for index, (article, content_hash, url) in enumerate(zip(articles, hashes, urls, strict=True)):
+    for index, (article, content_hash, url) in enumerate(items):
         own = {(article.source_id, article.key)}
         holders = by_hash.get(content_hash, set())
         if url:
@@ -127,29 +140,19 @@ def current_versions(
 
 
 def insert_articles(
-    session: Session,
-    articles: Sequence[Article],
-    now: datetime,
-    *,
-    replacing: Sequence[int] = (),
-    hashes: Sequence[str] | None = None,
-    urls: Sequence[str | None] | None = None,
+    session: Session, items: Sequence[Incoming], now: datetime, *, replacing: Sequence[int] = ()
 ) -> list[int]:
-    """Store ``articles`` as the current versions of their keys, in one statement; the rows
-    ``replacing`` (their earlier versions) stop being current first. Their ids, in order.
-    ``hashes`` and ``urls`` (content hashes, canonical URLs) are computed when not given."""
+    """Store the articles of ``items`` as the current versions of their keys, in one statement;
+    the rows ``replacing`` (their earlier versions) stop being current first. Their ids, in
+    order."""
     if replacing:
         # The unique index allows one current version of a key at a time: retire, then insert.
-        for chunk in _chunks(list(replacing)):  # type: ignore[arg-type]
+        for chunk in _chunks(replacing):
             session.execute(
                 update(ArticleRow).where(col(ArticleRow.id).in_(chunk)).values(current=False)
             )
-    if not articles:
+    if not items:
         return []
-    if hashes is None:
-        hashes = [article.content_hash for article in articles]
-    if urls is None:
-        urls = [canonical_url(article.url) for article in articles]
     values = [
         {
             "source_id": article.source_id,
@@ -170,7 +173,7 @@ def insert_articles(
             "created_at": now,
             "updated_at": now,
         }
-        for article, content_hash, url in zip(articles, hashes, urls, strict=True)
+        for article, content_hash, url in items
     ]
     table = _table(ArticleRow)  # Core, not the ORM's bulk insert: a third of the cost
     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
