@@ -302,7 +302,6 @@ class Fetcher:
         last_modified: str | None = None,
         headers: Mapping[str, str] | None = None,
         allow_private: bool = False,
-        max_body: int | None = None,
     ) -> Response:
         """GET ``url`` under the limits (see the module docstring)."""
         host = (urlsplit(url).hostname or "").lower()
@@ -311,7 +310,9 @@ class Fetcher:
             semaphore = self._hosts[host] = asyncio.Semaphore(self.limits.per_host)
         self._host_users[host] = self._host_users.get(host, 0) + 1
         try:
-            async with self._global, semaphore:
+            # The host's slot first: a fetch waiting for its host must not hold one of the global
+            # slots meanwhile, or a hundred feeds of one publisher would stall every other host.
+            async with semaphore, self._global:
                 async with asyncio.timeout(self.limits.total_timeout):
                     return await self._get(
                         url,
@@ -319,7 +320,6 @@ class Fetcher:
                         last_modified=last_modified,
                         extra=headers or {},
                         allow_private=allow_private,
-                        max_body=max_body,
                     )
         except TimeoutError:
             raise FetchError(
@@ -339,7 +339,6 @@ class Fetcher:
         last_modified: str | None,
         extra: Mapping[str, str],
         allow_private: bool,
-        max_body: int | None,
     ) -> Response:
         session = self._session(allow_private)
         seen = {url}
@@ -372,7 +371,7 @@ class Fetcher:
                         response,
                         current,
                         permanent_url=current if permanent and current != url else None,
-                        max_body=max_body or self.limits.max_body,
+                        max_body=self.limits.max_body,
                     )
         raise FetchError("too_many_redirects", f"more than {self.limits.max_redirects} redirects")
 

@@ -256,3 +256,30 @@ def test_header_parsing() -> None:
     assert address_allowed("93.184.216.34")
     assert not address_allowed("10.1.2.3")
     assert not address_allowed("fe80::1")
+
+
+async def test_a_busy_host_does_not_hold_the_global_slots(feed_server: FeedServer) -> None:
+    """Requests queued for one host wait for that host's slot without taking a global one, so
+    another host is fetched at once even while the first host holds its limit."""
+    import asyncio
+
+    release = asyncio.Event()
+
+    async def held(_request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(body=FEED)
+
+    feed_server.routes["/held.xml"] = held
+    feed_server.documents["/free.xml"] = FEED
+    other_host = feed_server.url("/free.xml").replace("127.0.0.1", "localhost")
+    async with Fetcher(FetchLimits(concurrency=2, per_host=1)) as fetcher:
+        waiting = [
+            asyncio.create_task(fetcher.get(feed_server.url("/held.xml"), allow_private=True))
+            for _ in range(4)
+        ]
+        try:
+            free = await asyncio.wait_for(fetcher.get(other_host, allow_private=True), 10)
+            assert free.body == FEED
+        finally:
+            release.set()
+            await asyncio.gather(*waiting)
