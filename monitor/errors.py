@@ -6,6 +6,7 @@ its default message. The tree::
     MonitorError
     ├── ConfigError            the config or a rule file is invalid (carries every Problem found)
     ├── DocumentError          one input document cannot be read or parsed (file, format, reason)
+    │   └── NotAFeedError      a feed URL served something else (an HTML page, an API's JSON)
     ├── SourceError            a source could not be polled this time (the source id and reason)
     └── DeliveryError          one channel could not deliver one alert (channel id and reason)
 
@@ -52,6 +53,10 @@ class ConfigError(MonitorError):
 
 class DocumentError(MonitorError):
     """The document cannot be read."""
+
+
+class NotAFeedError(DocumentError):
+    """The document is not a feed."""
 
 
 class SourceError(MonitorError):

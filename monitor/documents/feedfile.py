@@ -39,7 +39,7 @@ from typing import Any
 import feedparser
 
 from monitor.documents.fastfeed import parse_fast, to_articles
-from monitor.errors import DocumentError
+from monitor.errors import DocumentError, NotAFeedError
 from monitor.models import Article
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
@@ -79,7 +79,7 @@ def parse_feed(data: bytes, base_url: str | None = None, *, fast: bool = True) -
     entries: list[Any] = list(_get(result, "entries") or [])
     if not _get(result, "version"):
         detail = f" ({_get(result, 'bozo_exception')})" if _get(result, "bozo") else ""
-        raise DocumentError(f"not a feed: no RSS, RDF or Atom root element{detail}")
+        raise NotAFeedError(f"not a feed: no RSS, RDF or Atom root element{detail}")
     if _get(result, "bozo") and not entries:
         raise DocumentError(f"malformed feed with no entries: {_get(result, 'bozo_exception')}")
     feed: Any = _get(result, "feed") or {}

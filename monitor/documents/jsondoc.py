@@ -21,7 +21,7 @@ from monitor.documents.dates import parse_date
 from monitor.documents.decode import decode_text
 from monitor.documents.html import html_to_text
 from monitor.documents.urls import web_url
-from monitor.errors import DocumentError
+from monitor.errors import DocumentError, NotAFeedError
 from monitor.models import Article
 
 _JSON_FEED_VERSION = "https://jsonfeed.org/version/"
@@ -64,9 +64,9 @@ def parse_json_feed(data: bytes) -> list[Article]:
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):
-        raise DocumentError("not a feed: invalid JSON") from None
+        raise NotAFeedError("not a feed: invalid JSON") from None
     if not isinstance(document, dict) or not _is_json_feed(document):
-        raise DocumentError(f"not a feed: JSON without a {_JSON_FEED_VERSION}... version")
+        raise NotAFeedError(f"not a feed: JSON without a {_JSON_FEED_VERSION}... version")
     return _json_feed(document)
 
 

@@ -176,7 +176,7 @@ class FeedSources:
             session.expunge_all()
         return [(row, subscriptions.get(row.source_id)) for row in rows]
 
-    def _load(self, source_id: str) -> tuple[FeedRow, SubscriptionRow | None]:
+    def _load(self, source_id: str) -> Loaded:
         """The feed's state and its WebSub subscription, if any (one short transaction)."""
         with self.db.session() as session:
             row = session.get(FeedRow, source_id)
@@ -216,12 +216,6 @@ class FeedSources:
         latest = {row.source_id: row for row in rows}  # a feed twice in a batch: its last state
         with self.db.session() as session:
             session.execute(update(FeedRow), [row.model_dump() for row in latest.values()])
-
-    def _subscription(self, source_id: str) -> SubscriptionRow | None:
-        with self.db.session() as session:
-            row = session.get(SubscriptionRow, source_id)
-            session.expunge_all()
-            return row
 
     # -- one poll -------------------------------------------------------------------------------
 
@@ -385,8 +379,10 @@ class FeedSources:
     async def push(self, source_id: str, body: bytes, signature: str | None) -> bool:
         """Content a hub pushed: ingested when its signature verifies, else ignored (False)."""
         feed = self.feeds.get(source_id)
-        subscription = await asyncio.to_thread(self._subscription, source_id)
-        if feed is None or subscription is None or subscription.state != "active":
+        if feed is None:
+            return False
+        _row, subscription = await asyncio.to_thread(self._load, source_id)
+        if subscription is None or subscription.state != "active":
             return False
         if not websub.signature_valid(subscription.secret, body, signature):
             log.warning(
@@ -457,9 +453,7 @@ class FeedSources:
     async def _page_text(self, feed: FeedSourceSettings, article: Article) -> str:
         assert article.url is not None
         try:
-            page = await self.fetcher.get(
-                article.url, allow_private=feed.allow_private or self.fetching.allow_private
-            )
+            page = await self.fetcher.get(article.url, allow_private=self._allow_private(feed))
             return await self.parsers.extract(page.body) if page.status == 200 else ""
         except SourceError as exc:
             log.info(

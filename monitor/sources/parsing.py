@@ -31,7 +31,7 @@ from typing import Any
 
 from monitor.documents import parse_feed_document
 from monitor.documents.decode import decode_text
-from monitor.errors import DocumentError, SourceError
+from monitor.errors import DocumentError, NotAFeedError, SourceError
 from monitor.models import Article
 
 log = logging.getLogger(__name__)
@@ -153,17 +153,16 @@ def _limit_memory(limit: int) -> None:
 
 
 def _serve(requests: Connection, replies: Connection, memory_limit: int) -> None:
-    """A worker's loop: receive (data, max_items) to parse a feed, or (data, None) to extract a
-    page's text; send back ("ok", ParsedFeed or str) or (reason, message)."""
+    """A worker's loop: receive (data, max_items, base_url) to parse a feed, or (data, None,
+    None) to extract a page's text; send back ("ok", ParsedFeed or str) or (reason, message)."""
     _limit_memory(memory_limit)
-    connection = replies
     while True:
         try:
             data, max_items, base_url = requests.recv()
         except (EOFError, OSError):
             return
         except MemoryError:
-            connection.send(("memory", "the feed body exceeded the memory limit"))
+            replies.send(("memory", "the feed body exceeded the memory limit"))
             return
         reply: tuple[str, Any]
         try:
@@ -171,17 +170,19 @@ def _serve(requests: Connection, replies: Connection, memory_limit: int) -> None
                 "ok",
                 extract_page(data) if max_items is None else parse_body(data, max_items, base_url),
             )
+        except NotAFeedError as exc:
+            reply = ("not_a_feed", str(exc))
         except DocumentError as exc:
-            reply = ("not_a_feed" if str(exc).startswith("not a feed") else "parse_error", str(exc))
+            reply = ("parse_error", str(exc))
         except MemoryError:
             reply = ("memory", "parsing exceeded the memory limit")
         except Exception as exc:  # noqa: BLE001 (a parser bug is this feed's failure, reported)
             reply = ("parse_error", f"parser failed: {type(exc).__name__}: {exc}")
         del data
         try:
-            connection.send(reply)
+            replies.send(reply)
         except MemoryError:
-            connection.send(("memory", "the parsed feed exceeded the memory limit"))
+            replies.send(("memory", "the parsed feed exceeded the memory limit"))
         if reply[0] == "memory":
             return  # the heap may be fragmented past use: let the pool start a fresh worker
 
@@ -299,7 +300,7 @@ class ParserPool:
                 raise ParseError(
                     "parse_timeout", f"parsing took longer than {self.timeout:g} s"
                 ) from None
-            except (EOFError, OSError, BrokenPipeError):
+            except (EOFError, OSError):
                 raise ParseError(
                     "parse_memory",
                     "the parser process died (over its memory limit, or crashed)",
