@@ -748,6 +748,17 @@ class Engine:
     sampled = True
     """Runs on the first --peer-feeds feeds only."""
 
+    @classmethod
+    def _version_output(cls, flag: str) -> str:
+        """What the peer prints for ``flag`` ("" when it prints nothing)."""
+        done = subprocess.run(  # noqa: S603 - the peer found on PATH by the caller
+            [shutil.which(cls.executable) or cls.executable, flag],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout
+
     def __init__(self, plan: Plan, server: Server) -> None:
         self.plan = plan
         self.server = server
@@ -913,15 +924,10 @@ class Newsboat(Engine):
     name = "newsboat"
     executable = "newsboat"
 
-    @staticmethod
-    def version() -> str:
-        done = subprocess.run(  # noqa: S603 - newsboat found on PATH by the caller
-            [shutil.which(Newsboat.executable) or Newsboat.executable, "--version"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return done.stdout.splitlines()[0].split(" - ")[0] if done.stdout else "newsboat ?"
+    @classmethod
+    def version(cls) -> str:
+        output = cls._version_output("--version")
+        return output.splitlines()[0].split(" - ")[0] if output else "newsboat ?"
 
     def prepare(self) -> None:
         urls = "".join(f"{self.server.url(n)}\n" for n in range(1, self.feeds + 1))
@@ -971,15 +977,9 @@ class Rss2email(Engine):
     name = "rss2email"
     executable = "r2e"
 
-    @staticmethod
-    def version() -> str:
-        done = subprocess.run(  # noqa: S603 - r2e found on PATH by the caller
-            [shutil.which(Rss2email.executable) or Rss2email.executable, "--full-version"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        lines = [line.split(" (")[0] for line in done.stdout.splitlines()]
+    @classmethod
+    def version(cls) -> str:
+        lines = [line.split(" (")[0] for line in cls._version_output("--full-version").splitlines()]
         return ", ".join(lines) if lines else "rss2email ?"
 
     def _base(self) -> list[str]:
