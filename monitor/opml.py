@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from monitor.documents.feedfile import declares_entities
 from monitor.errors import ConfigError, Problem
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -51,7 +52,7 @@ def read_opml(path: Path) -> list[Outline]:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([Problem(shown, 0, f"cannot read OPML file: {exc.strerror}")]) from None
-    if re.search(rb"<!DOCTYPE", data, re.IGNORECASE) and re.search(rb"<!ENTITY", data, re.I):
+    if declares_entities(data):
         raise ConfigError([Problem(shown, 0, "OPML declares XML entities (DOCTYPE), refused")])
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False

@@ -86,12 +86,18 @@ def parse_feed(data: bytes, base_url: str | None = None, *, fast: bool = True) -
     return to_articles(_get(feed, "language"), entries)
 
 
-def _refuse_entities(data: bytes) -> None:
+def declares_entities(data: bytes) -> bool:
+    """Whether an XML document's DOCTYPE declares entities (how "billion laughs" and quadratic
+    blowups turn a small file into gigabytes), in any of XML's encodings."""
     # Removing NULs makes the ASCII markup of a UTF-16 or UTF-32 document searchable as bytes,
     # so a change of encoding does not slip an entity declaration past this check.
     markup = data.replace(b"\x00", b"")
     doctype = _DOCTYPE.search(markup)
-    if doctype is not None and _ENTITY.search(markup, doctype.end()):
+    return doctype is not None and _ENTITY.search(markup, doctype.end()) is not None
+
+
+def _refuse_entities(data: bytes) -> None:
+    if declares_entities(data):
         raise DocumentError("feed declares XML entities (DOCTYPE with ENTITY), refused")
 
 

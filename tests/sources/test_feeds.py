@@ -346,7 +346,7 @@ async def test_feeds_from_an_opml_file(feed_server: FeedServer, tmp_path: Path) 
 
 def test_opml_problems_name_the_file_and_line(tmp_path: Path) -> None:
     """An outline whose URL is not http(s) is reported at its line of the OPML file; a file that
-    is not OPML says so."""
+    is not OPML says so; one that declares entities is refused, in UTF-16 too."""
     (tmp_path / "subs.opml").write_text(
         '<?xml version="1.0"?>\n<opml version="2.0"><body>\n'
         '<outline text="ok" xmlUrl="https://example.org/feed"/>\n'
@@ -360,6 +360,10 @@ def test_opml_problems_name_the_file_and_line(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{tmp_path / 'subs.opml'}:4: feed 'file:///etc/passwd'")
     (tmp_path / "subs.opml").write_text("<html><body/></html>", encoding="utf-8")
     with pytest.raises(ConfigError, match="not OPML"):
+        App.load(config)
+    laughs = '<?xml version="1.0"?><!DOCTYPE opml [<!ENTITY a "aaaa">]><opml><body/></opml>'
+    (tmp_path / "subs.opml").write_text(laughs, encoding="utf-16")
+    with pytest.raises(ConfigError, match="declares XML entities"):
         App.load(config)
 
 
