@@ -28,8 +28,13 @@ RETRY_REQUEST = timedelta(hours=1)
 RENEW_BEFORE = timedelta(days=2)
 """A lease is renewed at the first poll this close to its end: the safety-net polls come about
 daily (max_interval), so a two-day window always holds one."""
-_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384}
-_ALGORITHMS["sha512"] = hashlib.sha512
+_ALGORITHMS = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
+"""The signature methods WebSub allows."""
 
 
 def discover(
