@@ -24,7 +24,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import update
 from sqlmodel import col, select
 
 from monitor.errors import SourceError
@@ -217,7 +216,7 @@ class FeedSources:
     def _save_many(self, rows: list[FeedRow]) -> None:
         latest = {row.source_id: row for row in rows}  # a feed twice in a batch: its last state
         with self.db.session() as session:
-            session.execute(update(FeedRow), [row.model_dump() for row in latest.values()])
+            repo.save_feed_states(session, list(latest.values()))
 
     # -- one poll -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Table, and_, func, insert, inspect, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, inspect, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
@@ -262,6 +262,31 @@ def record_poll(
 
 def feed_states(session: Session) -> dict[str, FeedRow]:
     return {row.source_id: row for row in session.exec(select(FeedRow)).all()}
+
+
+def save_feed_states(session: Session, rows: Sequence[FeedRow]) -> None:
+    """Save the state of feeds that already have a row: one UPDATE executed for all of them,
+    in Core (the ORM's bulk update costs several times more per row)."""
+    if not rows:
+        return
+    table = _table(FeedRow)
+    names = [column.name for column in table.columns if column.name not in _FEED_IDENTITY]
+    statement = (
+        update(table)
+        .where(table.c.source_id == bindparam("b_source_id"))
+        .values({name: bindparam(f"b_{name}") for name in names})
+    )
+    session.connection().execute(
+        statement,
+        [
+            {"b_source_id": row.source_id, **{f"b_{name}": getattr(row, name) for name in names}}
+            for row in rows
+        ],
+    )
+
+
+_FEED_IDENTITY = frozenset(("source_id", "url"))
+"""Columns of a feed's row that a saved state never changes (the sync owns them)."""
 
 
 def subscriptions(session: Session, source_ids: Sequence[str]) -> dict[str, SubscriptionRow]:
