@@ -43,14 +43,16 @@ rss2email fetches one feed at a time. A peer's feeds/s on 1,000 feeds is therefo
 better than it would be on 10,000.
 
 For each (engine, round) the table gives the feeds the server answered, wall seconds of the whole
-command (start-up included), feeds/s, new items and items/s, peak RSS of the command's whole
-process tree (VmRSS of the process and all its descendants, summed, sampled every 50 ms; at least
-the largest single process's own peak), CPU seconds of the tree, what the server saw (200s, 304s,
-client connections, and how many of those connections were in use at once), and the server's own
-CPU seconds (on 2 cores the server and the client share the machine). The last section checks the
-issue's targets for monitor: revalidate 10,000 feeds in under 10 s; first fetch at least as fast
-as newsboat with the same concurrency; 1,000 new items/s end to end; peak RSS under 400 MB with
-10,000 feeds.
+command (start-up included), seconds of the polling round alone (monitor logs them), feeds/s, new
+items and items/s, peak RSS of the command's whole process tree (VmRSS of the process and all its
+descendants, summed, sampled every 50 ms; at least the largest single process's own peak), CPU
+seconds of the tree, what the server saw (200s, 304s, client connections, and how many of those
+connections were in use at once), and the server's own CPU seconds (on 2 cores the server and the
+client share the machine). The last section checks the issue's targets for monitor: revalidate
+10,000 feeds in under 10 s (one polling round: a running daemon polls without restarting, so the
+start-up that the whole command's time includes is not part of a round; both are shown); first
+fetch at least as fast as newsboat with the same concurrency; 1,000 new items/s end to end; peak
+RSS under 400 MB with 10,000 feeds.
 
 Until monitor polls ``type: feed`` sources, its rounds reach the server 0 times: its row then
 says "monitor: feed sources not supported by this build" and its targets are not run.
@@ -80,6 +82,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -738,6 +741,8 @@ class Row:
     server: dict[str, Any] = field(default_factory=dict)
     new_items: int = 0
     server_cpu_s: float = 0.0
+    round_s: float | None = None
+    """The polling round alone, as the engine reports it (monitor logs it), start-up excluded."""
     message: str = ""
     """Instead of figures: why there are none."""
 
@@ -901,6 +906,10 @@ class Monitor(Engine):
         row = super().run(round_name)
         if not row.message and row.server["requests"] == 0:
             row.message = UNSUPPORTED
+        # The round as the daemon times it: "feeds: N polled in X s, ..." (the last one logged).
+        rounds = re.findall(r"feeds: [\d,]+ polled in ([\d.]+) s", tail(self.log, 0))
+        if rounds:
+            row.round_s = float(rounds[-1])
         return row
 
     def notes(self, rows: list[Row]) -> list[str]:
@@ -1057,7 +1066,8 @@ def machine() -> list[str]:
 
 
 HEADER = (
-    f"{'engine':<10} {'round':<10} {'feeds':>7} {'wall s':>7} {'feeds/s':>8} {'new items':>9} "
+    f"{'engine':<10} {'round':<10} {'feeds':>7} {'wall s':>7} {'round s':>7} {'feeds/s':>8} "
+    f"{'new items':>9} "
     f"{'items/s':>8} {'peak RSS MB':>11} {'cpu s':>6} {'200s':>6} {'304s':>6} {'conns':>6} "
     f"{'conc':>4} {'srv cpu s':>9}"
 )
@@ -1079,8 +1089,10 @@ def table(rows: list[Row]) -> list[str]:
         m, s = row.measured, row.server
         assert m is not None
         answered = s.get("answered", 0)
+        polled = f"{row.round_s:.1f}" if row.round_s is not None else "-"
         lines.append(
-            f"{head} {m.seconds:>7.1f} {rate(answered, row):>8,.0f} {row.new_items:>9,} "
+            f"{head} {m.seconds:>7.1f} {polled:>7} {rate(answered, row):>8,.0f} "
+            f"{row.new_items:>9,} "
             f"{rate(row.new_items, row):>8,.0f} {m.peak_mb:>11,.0f} {m.cpu_s:>6.1f} "
             f"{s.get('ok', 0):>6,} {s.get('not_modified', 0):>6,} {s.get('connections', 0):>6,} "
             f"{s.get('concurrent', 0):>4} {row.server_cpu_s:>9.1f}"
@@ -1146,15 +1158,17 @@ def targets(rows: list[Row], feeds: int) -> list[str]:
     # Two targets are about 10,000 feeds: at other sizes the figure is shown, not judged.
     scale = None if feeds == FEEDS else f"{feeds:,} feeds, not {FEEDS:,}"
 
-    described = f"revalidate {FEEDS:,} feeds in < 10 s"
-    if again is None or again.measured is None:
-        verdict(described, "-", None, why)
+    # A round of the running daemon: what "100,000 feeds every 15 minutes on one node" needs.
+    # The whole command also starts the process (imports, config, rules, state) every time.
+    described = f"revalidate {FEEDS:,} feeds in < 10 s (one round)"
+    if again is None or again.measured is None or again.round_s is None:
+        verdict(described, "-", None, why if again is None else "no round time in the log")
     else:
-        seconds = again.measured.seconds
+        seconds = again.round_s
         verdict(described, f"{seconds:.1f} s", None if scale else seconds < 10, scale or "")
         lines.append(
-            f"    (the whole command; the server saw its requests over "
-            f"{again.server['window_s']:.1f} s of it)"
+            f"    (the whole command, start-up included: {again.measured.seconds:.1f} s; "
+            f"the server saw its requests over {again.server['window_s']:.1f} s)"
         )
 
     described = f"first fetch feeds/s >= newsboat's ({CONCURRENCY} threads)"
@@ -1370,7 +1384,8 @@ def run(plan: Plan) -> int:
     for note in [*notes, *row_notes(rows)]:
         print(f"note: {note}")
     print(
-        "wall s: the whole command, start-up included; feeds/s: feeds the server answered (200 "
+        "wall s: the whole command, start-up included; round s: the polling round alone, as "
+        "monitor logs it; feeds/s: feeds the server answered (200 "
         "or 304) per wall second; conns: client connections the server saw; conc: the most of "
         "them in use at once (first to last request)"
     )

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -153,12 +154,25 @@ class Daemon:
             return not state.disabled and not backing_off
 
         slots = asyncio.Semaphore(2 * feeds.fetching.concurrency)
+        total = IngestResult()
 
         async def poll(item: Loaded) -> None:
+            nonlocal total
             async with slots:
-                self._after_ingest(await feeds.poll(item[0].source_id, item))
+                result = await feeds.poll(item[0].source_id, item)
+            self._after_ingest(result)
+            total += result
 
-        await asyncio.gather(*(poll(item) for item in loaded if wanted(item[0])))
+        started = time.monotonic()
+        selected = [item for item in loaded if wanted(item[0])]
+        await asyncio.gather(*map(poll, selected))
+        log.info(
+            "feeds: %d polled in %.1f s, %d new articles, %d matches",
+            len(selected),
+            time.monotonic() - started,
+            total.new,
+            len(total.match_ids),
+        )
 
     async def _serve(self) -> int:
         loop = asyncio.get_running_loop()
