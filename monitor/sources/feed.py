@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 Loaded = tuple[FeedRow, SubscriptionRow | None]
 """A feed's stored state and its WebSub subscription."""
 
-_STATE_BATCH_SECONDS = 0.05
-"""How long a finished feed's state waits for others to be saved with it."""
 _MESSAGE_CHARS = 500
 """Error messages are kept this short: a hostile server chooses part of their text."""
 
@@ -113,6 +111,7 @@ class FeedSources:
         self.in_flight: set[str] = set()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest")
         self._batch: tuple[list[FeedRow], asyncio.Future[None]] | None = None
+        self._saving = False
 
     def __len__(self) -> int:
         return len(self.feeds)
@@ -189,27 +188,34 @@ class FeedSources:
 
     async def _save_state(self, row: FeedRow) -> None:
         """Save a feed's state (after a 304 or a failure) with others of the same moment: one
-        transaction, one UPDATE statement, for every feed that finished within a few
-        milliseconds of this one, rather than a transaction (and an fsync) each."""
+        transaction, one UPDATE statement, for every feed that finished while the previous
+        save was being written (group commit), rather than a transaction (and an fsync) each.
+        An idle writer starts at once, so a lone feed never waits for company."""
         loop = asyncio.get_running_loop()
         batch = self._batch
         if batch is None:
             batch = self._batch = ([], loop.create_future())
-            loop.call_later(_STATE_BATCH_SECONDS, self._flush_states, batch)
+            if not self._saving:
+                loop.call_soon(self._flush_states)  # after the feeds finishing in this tick
         batch[0].append(row)
         await asyncio.shield(batch[1])
 
-    def _flush_states(self, batch: tuple[list[FeedRow], asyncio.Future[None]]) -> None:
-        self._batch = None
+    def _flush_states(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return
         rows, done = batch
+        self._saving = True
         loop = asyncio.get_running_loop()
         saving = loop.run_in_executor(self._writer, self._save_many, rows)
 
         def finished(future: asyncio.Future[None]) -> None:
+            self._saving = False
             if future.exception() is not None:
                 done.set_exception(future.exception())  # type: ignore[arg-type]
             else:
                 done.set_result(None)
+            self._flush_states()  # what gathered meanwhile
 
         saving.add_done_callback(finished)
 
