@@ -115,3 +115,32 @@ class Alert:
     hits: tuple[Hit, ...]
     fields: dict[str, str] = field(default_factory=dict)
     """The text of each field that has hits, so a snippet can be cut around them."""
+    outlets: tuple[Outlet, ...] = ()
+    """Other outlets that reported the same story ("also reported by"), oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outlet:
+    """Another article telling the story of an alert, folded into it rather than sent again."""
+
+    source_id: str
+    title: str
+    link: str | None
+    published: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Several alerts for one channel, sent as one message.
+
+    ``reason`` says why they were gathered: ``throttle`` (a rule's window after its first alert),
+    ``schedule`` (the channel takes digests only) or ``burst`` (more alerts came due at once than
+    the channel's burst allows). ``since`` and ``until`` bound the window they were gathered in,
+    when there is one.
+    """
+
+    channel: str
+    reason: str
+    alerts: tuple[Alert, ...]
+    since: datetime | None = None
+    until: datetime | None = None

@@ -28,9 +28,9 @@ from apprise.plugins.slack import NotifySlack
 
 from monitor.errors import DeliveryError
 from monitor.logs import MASK, MIN_SECRET_LENGTH, redact, register_secrets
-from monitor.models import Alert, Severity
+from monitor.models import Alert, Digest, Severity
 from monitor.notify import console  # noqa: F401 (importing it registers console://)
-from monitor.notify.render import Format, render
+from monitor.notify.render import Format, Message, render, render_digest
 
 __all__ = ["Channel", "ChannelErrors", "build_channels", "default_asset"]
 
@@ -150,18 +150,30 @@ class Channel:
             markdown_flavour=self._flavour,
             title_in_body=self._title_in_body,
         )
+        await self._deliver(message, alert.severity, f"match {alert.match_id}")
+
+    async def send_digest(self, digest: Digest) -> None:
+        """Deliver the alerts of ``digest`` as one message; raises as :meth:`send`."""
+        message = render_digest(
+            digest,
+            self.format,
+            markdown_flavour=self._flavour,
+            title_in_body=self._title_in_body,
+        )
+        severity = max((alert.severity for alert in digest.alerts), key=lambda s: s.rank)
+        await self._deliver(message, severity, f"digest of {len(digest.alerts)} alerts")
+
+    async def _deliver(self, message: Message, severity: Severity, what: str) -> None:
         result = await self._service.async_notify(
             body=message.body,
             title=message.title,
-            notify_type=_NOTIFY_TYPES[alert.severity],
+            notify_type=_NOTIFY_TYPES[severity],
             body_format=apprise.NotifyFormat(message.format.value),
             log_level=logging.WARNING,
         )
         with result:  # releases any log storage the result holds
             if result.status == apprise.AppriseResultStatus.SUCCESS:
-                log.debug(
-                    "sent match %s", alert.match_id, extra={"channel": self.id, "stage": "deliver"}
-                )
+                log.debug("sent %s", what, extra={"channel": self.id, "stage": "deliver"})
                 return
             reason = _failure_reason(result)
         raise DeliveryError(f"channel {self.id!r}: {redact(reason)}")

@@ -39,7 +39,7 @@ from sqlmodel import Session
 
 from monitor.errors import DeliveryError
 from monitor.logs import redact
-from monitor.models import Alert, Hit, Severity
+from monitor.models import Alert, Digest, Hit, Severity
 from monitor.store import outbox as store
 from monitor.store.db import Database
 from monitor.store.repo import DEAD, PENDING, SENT
@@ -77,6 +77,9 @@ class AlertChannel(Protocol):
 
     async def send(self, alert: Alert) -> None:
         """Deliver ``alert``; raise DeliveryError when the target did not accept it."""
+
+    async def send_digest(self, digest: Digest) -> None:
+        """Deliver the alerts of ``digest`` as one message; raise as :meth:`send`."""
 
 
 @dataclass

@@ -46,9 +46,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import quote, urlsplit
 
-from monitor.models import Alert, Hit
+from monitor.models import Alert, Digest, Hit
 
-__all__ = ["MARKDOWN_FLAVOURS", "Format", "Message", "render", "snippet", "title_line"]
+__all__ = [
+    "MARKDOWN_FLAVOURS",
+    "Format",
+    "Message",
+    "digest_title",
+    "render",
+    "render_digest",
+    "snippet",
+    "title_line",
+]
 
 
 class Format(StrEnum):
@@ -442,6 +451,49 @@ def render(
     if excerpt:
         body += style.paragraph + style.excerpt(excerpt)
     return Message(title="" if title_in_body else title, body=body, format=fmt)
+
+
+def digest_title(digest: Digest) -> str:
+    """``[HIGH] 12 alerts: Rule A, Rule B``: the highest severity, the count and the rules."""
+    alerts = digest.alerts
+    top = max((alert.severity for alert in alerts), key=lambda severity: severity.rank)
+    rules = list(dict.fromkeys(_clean(a.rule_name).strip() or a.rule_id for a in alerts))
+    named = ", ".join(rules[:3]) + (f" and {len(rules) - 3} more" if len(rules) > 3 else "")
+    count = f"{len(alerts)} alert" + ("s" if len(alerts) != 1 else "")
+    return _cut(f"[{top.value.upper()}] {count}: {named}", TITLE_WIDTH)
+
+
+def render_digest(
+    digest: Digest,
+    fmt: Format,
+    *,
+    markdown_flavour: str = "standard",
+    title_in_body: bool = False,
+    width: int = 160,
+) -> Message:
+    """One message listing every alert of ``digest``: for each, its title line, link, source
+    and a short excerpt, escaped as :func:`render` escapes a single alert."""
+    if markdown_flavour not in MARKDOWN_FLAVOURS:
+        raise ValueError(f"unknown markdown flavour {markdown_flavour!r}")
+    fmt = Format(fmt)
+    style = _style(fmt, markdown_flavour)
+    esc = style.escape
+    title = digest_title(digest)
+    parts: list[str] = [style.title(title)] if title_in_body else []
+    for alert in digest.alerts:
+        lines = [style.label(esc(title_line(alert)))]
+        link = _safe_link(alert.link)
+        where = style.link(link) if link is not None else esc(_clean(alert.location or ""))
+        source = esc(_clean(alert.source_id).strip() or "unknown")
+        lines.append(f"{source}, {_when(alert.published)}" + (f": {where}" if where else ""))
+        part = style.fields(style.line_end.join(lines))
+        excerpt = _render_excerpt(alert, style, fmt, markdown_flavour, width)
+        if excerpt:
+            part += style.paragraph + style.excerpt(excerpt)
+        parts.append(part)
+    return Message(
+        title="" if title_in_body else title, body=style.paragraph.join(parts), format=fmt
+    )
 
 
 def _render_excerpt(alert: Alert, style: _Style, fmt: Format, flavour: str, width: int) -> str:

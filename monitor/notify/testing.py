@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from monitor.errors import DeliveryError
-from monitor.models import Alert
+from monitor.models import Alert, Digest
 from monitor.notify.render import Format
 
 __all__ = ["FakeChannel"]
@@ -20,7 +20,8 @@ __all__ = ["FakeChannel"]
 class FakeChannel:
     """A channel that records what it is asked to send.
 
-    ``calls`` holds every alert passed to :meth:`send`, ``sent`` those it accepted (in order).
+    ``calls`` holds every alert passed to :meth:`send`, ``sent`` those it accepted (in order); the
+    alerts of a digest count in both, and ``digest_calls`` and ``digests`` hold the digests.
     ``in_flight`` counts the sends currently held by :meth:`block`; ``entered`` is set whenever a
     send starts, so a test can wait for one without sleeping.
     """
@@ -30,6 +31,8 @@ class FakeChannel:
         self.format = fmt
         self.calls: list[Alert] = []
         self.sent: list[Alert] = []
+        self.digest_calls: list[Digest] = []
+        self.digests: list[Digest] = []
         self.in_flight = 0
         self.entered = asyncio.Event()
         self._error: Exception | None = None
@@ -67,6 +70,19 @@ class FakeChannel:
     async def send(self, alert: Alert) -> None:
         """Record ``alert``; wait while blocked; raise the configured error, if any."""
         self.calls.append(alert)
+        await self._attempt()
+        self.sent.append(alert)
+
+    async def send_digest(self, digest: Digest) -> None:
+        """Record ``digest`` (its alerts in ``calls`` and, once accepted, in ``sent``); wait while
+        blocked; raise the configured error, if any."""
+        self.calls.extend(digest.alerts)
+        self.digest_calls.append(digest)
+        await self._attempt()
+        self.digests.append(digest)
+        self.sent.extend(digest.alerts)
+
+    async def _attempt(self) -> None:
         self.entered.set()
         gate = self._gate
         if gate is not None and not gate.is_set():
@@ -82,4 +98,3 @@ class FakeChannel:
                 if self._failures_left <= 0:
                     self.recover()
             raise error
-        self.sent.append(alert)

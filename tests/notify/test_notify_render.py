@@ -15,8 +15,8 @@ from apprise.plugins.telegram import TelegramHTMLReducer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.models import Alert, Hit, Severity
-from monitor.notify.render import Format, Message, render, snippet, title_line
+from monitor.models import Alert, Digest, Hit, Severity
+from monitor.notify.render import Format, Message, render, render_digest, snippet, title_line
 
 AlertFactory = Callable[..., Alert]
 HitFactory = Callable[..., Hit]
@@ -385,3 +385,27 @@ def test_severity_is_upper_case_in_title(make_alert: AlertFactory) -> None:
     """Every severity shows upper-case in brackets."""
     for severity in Severity:
         assert title_line(make_alert(severity=severity)).startswith(f"[{severity.value.upper()}] ")
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_a_digest_lists_every_alert_with_its_link_and_excerpt(
+    make_alert: AlertFactory, fmt: Format
+) -> None:
+    """A digest's title gives the top severity, the count and the rules; its body each alert."""
+    alerts = (
+        make_alert(severity=Severity.MEDIUM, match_id=1),
+        make_alert(match_id=2, title="Second story", link="https://example.org/2"),
+    )
+    message = render_digest(Digest("ops", "burst", alerts), fmt)
+    assert message.title == "[CRITICAL] 2 alerts: Orders to use lethal force against protesters"
+    assert message.body.count("Orders to use lethal force against protesters") == 2
+    for fact in ("Second story", "https://example.org/2", "reuters-world", "shoot"):
+        assert fact in message.body, fact
+
+
+def test_a_digest_escapes_article_text_as_a_single_alert_does(make_alert: AlertFactory) -> None:
+    """Markup in a title is shown, not obeyed, in every alert of a digest."""
+    alert = make_alert(title="<!channel> <script>x</script>")
+    body = render_digest(Digest("ops", "burst", (alert,)), Format.HTML).body
+    assert "<script>" not in body
+    assert "&lt;script&gt;" in body
