@@ -45,6 +45,19 @@ class CompiledRules:
 
 
 @dataclass
+class Prepared:
+    """One unit's articles on their way in (see :meth:`Pipeline.prepare`)."""
+
+    source_id: str
+    items: list[repo.Incoming]
+    """Each article once, with its identity."""
+    rules: CompiledRules
+    """The rule set ``matches`` come from."""
+    matches: dict[str, list[RuleMatch]] = field(default_factory=dict)
+    """The matches of the articles matched ahead, by key (none listed: not matched yet)."""
+
+
+@dataclass
 class IngestResult:
     new: int = 0
     updated: int = 0
@@ -89,15 +102,46 @@ class Pipeline:
         ETag) is recorded exactly when its articles are committed. Lookups are batched: a few
         queries per call, not a few per article.
         """
-        result = IngestResult()
-        rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
-        now = self.clock()
+        return self.store(self.prepare(source_id, articles, match=False), state)
+
+    def prepare(
+        self, source_id: str, articles: Sequence[Article], *, match: bool = True
+    ) -> Prepared:
+        """The articles made ready for :meth:`store`, outside its transaction: each identified
+        (key, content hash, canonical URL) once, and, with ``match``, matched if a read-only
+        lookup finds them new or changed. Matching is most of the work of storing a feed: done
+        here, in another thread than the writer's, it overlaps with the writer's commits
+        instead of holding the database's write lock."""
         # An article listed twice in one unit (a feed repeating a GUID) is taken once: the first.
         unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
+        prepared = Prepared(source_id, list(map(repo.Incoming.of, unique)), self.rules)
+        if match and prepared.items:
+            with self.db.reading() as session:
+                known = repo.current_versions(session, source_id, [a.key for a in unique])
+            for item in prepared.items:
+                stored = known.get(item.article.key)
+                if stored is None or stored[1] != item.content_hash:
+                    prepared.matches[item.article.key] = prepared.rules.matcher.match(item.article)
+        return prepared
+
+    def store(
+        self,
+        prepared: Prepared,
+        state: SQLModel | Callable[[IngestResult], SQLModel] | None = None,
+    ) -> IngestResult:
+        """Store ``prepared`` as :meth:`ingest` describes; matches computed by :meth:`prepare`
+        with the rule set still in use are taken as they are, the others computed here."""
+        result = IngestResult()
+        source_id = prepared.source_id
+        rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
+        matched = prepared.matches if prepared.rules is rules else {}
+        now = self.clock()
         with self.db.session() as session:
-            existing = repo.current_versions(session, source_id, [a.key for a in unique])
+            existing = repo.current_versions(
+                session, source_id, [item.article.key for item in prepared.items]
+            )
             changed = []
-            for item in map(repo.Incoming.of, unique):
+            for item in prepared.items:
                 known = existing.get(item.article.key)
                 if known is not None and known[1] == item.content_hash:
                     result.unchanged += 1
@@ -125,7 +169,9 @@ class Pipeline:
             found = [
                 (article_id, article, match)
                 for article_id, (article, _hash, _url) in zip(ids, fresh, strict=True)
-                for match in rules.matcher.match(article)
+                for match in (
+                    matched[article.key] if article.key in matched else rules.matcher.match(article)
+                )
                 # A rule that alerted for an earlier version of the article does not again.
                 if match.rule_id not in already.get(article.key, ())
             ]
