@@ -83,7 +83,7 @@ class Daemon:
         self.app = app
         settings = app.settings
         self.db = Database(settings.database)
-        self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), settings.notify)
+        self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), policy=settings.policy())
         self.outbox = Outbox(self.db, app.channels, retry_for=settings.retry_for)
         self.sources: list[FolderSource] = [
             SOURCE_TYPES[source.type](source, self.pipeline)

@@ -24,6 +24,7 @@ from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Rule
 from monitor.models import Article, RuleMatch
+from monitor.notify.policy import Policy
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
@@ -81,12 +82,16 @@ class Pipeline:
         self,
         db: Database,
         rules: CompiledRules,
-        default_channels: Sequence[str],
+        default_channels: Sequence[str] = (),
         clock: Callable[[], datetime] = utcnow,
+        *,
+        policy: Policy | None = None,
     ) -> None:
+        """``policy`` routes and times alerts; without one, every match goes at once to the
+        rule's ``notify`` channels, else to ``default_channels``."""
         self.db = db
         self.rules = rules
-        self.default_channels = tuple(default_channels)
+        self.policy = policy if policy is not None else Policy(default=tuple(default_channels))
         self.clock = clock
 
     def ingest(
@@ -187,12 +192,28 @@ class Pipeline:
         found: list[tuple[int, Article, RuleMatch]],
         now: datetime,
     ) -> list[int]:
-        """Store the matches with their outbox rows; return their ids."""
-        rows = []
-        for article_id, _article, match in found:
+        """Store the matches with their outbox rows, routed and timed by the policy; return
+        their ids."""
+        policy = self.policy
+        routed = []
+        for article_id, article, match in found:
             rule = rules.by_id[match.rule_id]
-            channels = rule.notify if rule.notify is not None else self.default_channels
-            rows.append((article_id, rule, match, channels))
+            routed.append((article_id, rule, match, policy.channels_for(rule, article.source_id)))
+        # Throttle windows already open (one query), then those this unit opens itself.
+        throttled = {(rule.id, c) for _a, rule, _m, cs in routed if rule.throttle for c in cs}
+        longest = max((rule.throttle for _a, rule, _m, _c in routed if rule.throttle), default=None)
+        windows = (
+            repo.throttle_windows(session, throttled, now - longest) if longest is not None else {}
+        )
+        rows = []
+        for article_id, rule, match, channels in routed:
+            planned: list[repo.Planned] = []
+            for channel in channels:
+                plan = policy.plan(rule, channel, now, windows.get((rule.id, channel)))
+                if plan.batch is None and rule.throttle is not None:
+                    windows[rule.id, channel] = now
+                planned.append((channel, plan.due, plan.batch))
+            rows.append((article_id, rule, match, planned))
         ids = repo.insert_matches(session, rows, now)
         for article_id, article, match in found:
             log.info(

@@ -28,6 +28,16 @@ from sqlalchemy.exc import ArgumentError
 from monitor import yamlfile
 from monitor.durations import PositiveDuration
 from monitor.errors import ConfigError, Problem
+from monitor.models import Severity
+from monitor.notify.policy import (
+    DEFAULT_BURST,
+    ChannelPolicy,
+    DigestSchedule,
+    Policy,
+    QuietHours,
+    Route,
+    zone,
+)
 from monitor.opml import read_opml
 
 DEFAULT_CONFIG = Path("config/monitor.yaml")
@@ -111,10 +121,72 @@ SourceSettings = Annotated[FolderSourceSettings | FeedSourceSettings, Field(disc
 
 
 class ChannelSettings(_Model):
-    """A named notification target: any Apprise URL, or ``console://``."""
+    """A named notification target: any Apprise URL, or ``console://``, and how it takes its
+    alerts (see :mod:`monitor.notify.policy`)."""
 
     id: Id
     url: str = Field(repr=False)  # may hold tokens: never in repr, logs or errors
+    digest: str | None = None
+    """Digests only: "1h" (every hour, on the hour), "30m", or "daily 08:00"."""
+    quiet_hours: str | None = None
+    """"22:00-07:00": alerts but critical ones wait until the end of these hours."""
+    timezone: str = "UTC"
+    """The zone of ``digest`` and ``quiet_hours`` times (an IANA name such as Europe/Berlin)."""
+    burst: int = Field(default=DEFAULT_BURST, ge=1, le=10_000)
+    """More alerts than this due at once go out as one digest."""
+
+    @field_validator("digest")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            DigestSchedule.parse(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is not None:
+            QuietHours.parse(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    def policy(self) -> ChannelPolicy:
+        return ChannelPolicy(
+            digest=DigestSchedule.parse(self.digest) if self.digest else None,
+            quiet_hours=QuietHours.parse(self.quiet_hours) if self.quiet_hours else None,
+            zone=zone(self.timezone),
+            burst=self.burst,
+        )
+
+
+class RouteSettings(_Model):
+    """Where matches go that meet every condition given; the first route that holds wins, and
+    the routes after it are looked at too only when it says ``continue: true``."""
+
+    notify: tuple[Id, ...] = Field(min_length=1)
+    severity: tuple[Severity, ...] | None = None
+    """Any of these severities."""
+    min_severity: Severity | None = None
+    source_tags: tuple[str, ...] = ()
+    """A source with any of these tags."""
+    rule_tags: tuple[str, ...] = ()
+    """A rule with any of these tags."""
+    continue_: bool = Field(default=False, alias="continue")
+
+    def route(self) -> Route:
+        return Route(
+            notify=self.notify,
+            severities=frozenset(self.severity) if self.severity is not None else None,
+            min_severity=self.min_severity,
+            source_tags=frozenset(self.source_tags),
+            rule_tags=frozenset(self.rule_tags),
+            carry_on=self.continue_,
+        )
 
 
 class HttpSettings(_Model):
@@ -161,7 +233,9 @@ class Settings(_Model):
     fetching: FetchSettings = FetchSettings()
     channels: tuple[ChannelSettings, ...] = ()
     notify: tuple[str, ...] = ()
-    """Channels for a rule that names none."""
+    """Channels for a rule that names none and that no route takes."""
+    routes: tuple[RouteSettings, ...] = ()
+    """Channels by severity, source tag and rule tag (a rule's own ``notify`` overrides them)."""
     retry_for: PositiveDuration = timedelta(hours=24)
     """A failing delivery is retried with backoff for this long, then marked dead."""
     http: HttpSettings | None = None
@@ -191,6 +265,15 @@ class Settings(_Model):
 
     def channel_ids(self) -> list[str]:
         return [channel.id for channel in self.channels]
+
+    def policy(self) -> Policy:
+        """Routing and timing of alerts, as :mod:`monitor.notify.policy` applies them."""
+        return Policy(
+            default=self.notify,
+            routes=tuple(route.route() for route in self.routes),
+            channels={channel.id: channel.policy() for channel in self.channels},
+            source_tags={source.id: source.tags for source in self.sources},
+        )
 
 
 DATABASE_BACKENDS = frozenset({"sqlite", "postgresql"})
@@ -365,6 +448,14 @@ def _cross_checks(settings: Settings, doc: yamlfile.Document) -> list[Problem]:
     for index, channel_id in enumerate(settings.notify):
         if channel_id not in known:
             problems.append(doc.problem(("notify", index), f"unknown channel {channel_id!r}"))
+    for number, route in enumerate(settings.routes):
+        for index, channel_id in enumerate(route.notify):
+            if channel_id not in known:
+                problems.append(
+                    doc.problem(
+                        ("routes", number, "notify", index), f"unknown channel {channel_id!r}"
+                    )
+                )
     return problems
 
 

@@ -229,6 +229,7 @@ def _collect_rules(
                     stem=spec.stem,
                     language=spec.language,
                     tags=spec.tags,
+                    throttle=spec.throttle,
                     query_actors=tuple(actors[a] for a in found.query_actors if a in actors),
                     file=doc.file,
                     line=line,

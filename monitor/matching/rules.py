@@ -7,6 +7,7 @@ terms non-empty.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from monitor.matching.query import Node
 from monitor.models import FIELDS, Severity
@@ -73,6 +74,8 @@ class Rule:
     stem: bool = False
     language: str = "english"
     tags: tuple[str, ...] = ()
+    throttle: timedelta | None = None
+    """Matches within this long after an alert are sent as one digest at the window's end."""
     query_actors: tuple[Actor, ...] = ()
     """Actors the query names with ``@id``."""
     file: str = ""

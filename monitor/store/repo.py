@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
@@ -195,13 +195,18 @@ def matched_rule_ids(session: Session, source_id: str, keys: Sequence[str]) -> d
     return found
 
 
+Planned = tuple[str, datetime, str | None]
+"""One delivery of a match: (channel, due at, batch or None)."""
+
+
 def insert_matches(
     session: Session,
-    matches: Sequence[tuple[int, Rule, RuleMatch, Sequence[str]]],
+    matches: Sequence[tuple[int, Rule, RuleMatch, Sequence[Planned]]],
     now: datetime,
 ) -> list[int]:
-    """Store (article id, rule, match, channels) matches and one outbox row per channel of
-    each, in two statements of the caller's transaction. The matches' ids, in order."""
+    """Store (article id, rule, match, deliveries) matches and one outbox row per planned
+    delivery of each, in two statements of the caller's transaction. The matches' ids, in
+    order."""
     if not matches:
         return []
     table = _table(MatchRow)
@@ -215,17 +220,50 @@ def insert_matches(
             "hits": [hit.as_dict() for hit in match.hits],
             "created_at": now,
         }
-        for article_id, rule, match, _channels in matches
+        for article_id, rule, match, _deliveries in matches
     ]
     ids = [row[0] for row in session.connection().execute(statement, values)]
     deliveries = [
-        {"match_id": match_id, "channel": channel, "next_attempt_at": now, "created_at": now}
-        for match_id, (_a, _r, _m, channels) in zip(ids, matches, strict=True)
-        for channel in dict.fromkeys(channels)
+        {
+            "match_id": match_id,
+            "channel": channel,
+            "next_attempt_at": due,
+            "batch": batch,
+            "created_at": now,
+        }
+        for match_id, (_a, _r, _m, planned) in zip(ids, matches, strict=True)
+        for channel, due, batch in {p[0]: p for p in planned}.values()
     ]
     if deliveries:
         session.connection().execute(insert(_table(DeliveryRow)), deliveries)
     return ids
+
+
+def throttle_windows(
+    session: Session, pairs: Collection[tuple[str, str]], since: datetime
+) -> dict[tuple[str, str], datetime]:
+    """For each (rule id, channel) of ``pairs``, when its last delivery sent on its own (not
+    in a batch) was created, if that was at ``since`` or later: a throttle window opens then."""
+    if not pairs:
+        return {}
+    rules = sorted({rule_id for rule_id, _channel in pairs})
+    statement = (
+        core_select(
+            col(MatchRow.rule_id), col(DeliveryRow.channel), func.max(DeliveryRow.created_at)
+        )
+        .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
+        .where(
+            col(MatchRow.rule_id).in_(rules),
+            col(DeliveryRow.batch).is_(None),
+            col(DeliveryRow.created_at) >= since,
+        )
+        .group_by(col(MatchRow.rule_id), col(DeliveryRow.channel))
+    )
+    found: dict[tuple[str, str], datetime] = {}
+    for rule_id, channel, opened in session.connection().execute(statement):
+        if (rule_id, channel) in pairs and opened is not None:
+            found[rule_id, channel] = opened
+    return found
 
 
 def file_state(session: Session, source_id: str, path: str) -> FileRow | None:

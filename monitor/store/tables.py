@@ -200,3 +200,6 @@ class DeliveryRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     sent_at: datetime | None = _when()
     created_at: datetime | None = _when(nullable=False)
+    batch: str | None = Field(default=None, max_length=200)
+    """Rows of one channel with the same batch are sent together, as one digest (a rule's
+    throttle window, a digest-only channel's slot); None: sent on its own."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Actor, Rule
 from monitor.models import Article, Severity
+from monitor.notify.policy import ChannelPolicy, DigestSchedule, Policy, Route
 from monitor.pipeline import CompiledRules, Pipeline
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
@@ -183,3 +185,76 @@ def test_articles_not_matched_ahead_are_matched_when_stored(db: Database) -> Non
     prepared = flow.prepare("seeds", [ARTICLE], match=False)
     assert prepared.matches == {}
     assert len(flow.store(prepared).match_ids) == 1
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def deliveries(db: Database) -> list[tuple[str, datetime | None, str | None]]:
+    with db.session() as session:
+        rows = session.exec(select(DeliveryRow).order_by(col(DeliveryRow.id))).all()
+        return [(row.channel, row.next_attempt_at, row.batch) for row in rows]
+
+
+def story(number: int) -> Article:
+    return replace(ARTICLE, key=f"{number}.txt", body=f"Report number {number}.", url=None)
+
+
+def test_routes_send_a_match_where_its_severity_and_tags_say(db: Database) -> None:
+    """The first route that holds decides the channels; unrouted matches take the default."""
+    routed = Policy(
+        default=("console",),
+        routes=(Route(notify=("telegram", "mail"), severities=frozenset({Severity.CRITICAL})),),
+    )
+    flow = Pipeline(db, CompiledRules.build(RuleSet(rules=(LETHAL, SILENT))), policy=routed)
+    flow.ingest("seeds", [ARTICLE])
+    assert sorted(channel for channel, _due, _batch in deliveries(db)) == ["mail", "telegram"]
+
+
+def test_a_throttled_rule_alerts_once_then_batches_its_window(db: Database) -> None:
+    """The first match alerts at once; the next ones, within the throttle window, are batched
+    to its end, in this unit and in later ones; after the window, one alerts at once again."""
+    start = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    clock = Clock(start)
+    throttled = replace(LETHAL, throttle=timedelta(minutes=10))
+    flow = Pipeline(
+        db, CompiledRules.build(RuleSet(rules=(throttled,))), ("mail",), clock, policy=None
+    )
+    flow.ingest("seeds", [story(1), story(2)])
+    clock.now = start + timedelta(minutes=3)
+    flow.ingest("seeds", [story(3)])
+    clock.now = start + timedelta(minutes=11)
+    flow.ingest("seeds", [story(4)])
+    end, batch = start + timedelta(minutes=10), f"throttle:lethal:{start.isoformat()}"
+    assert deliveries(db) == [
+        ("mail", start, None),
+        ("mail", end, batch),
+        ("mail", end, batch),
+        ("mail", clock.now, None),
+    ]
+
+
+def test_a_digest_channel_batches_every_alert_by_slot(db: Database) -> None:
+    """A channel with digest: 1h gets each delivery due at the next hour, in that hour's batch."""
+    now = datetime(2026, 3, 10, 12, 20, tzinfo=UTC)
+    policy = Policy(
+        default=("digest", "mail"), channels={"digest": ChannelPolicy(DigestSchedule.parse("1h"))}
+    )
+    flow = Pipeline(
+        db, CompiledRules.build(RuleSet(rules=(LETHAL,))), clock=Clock(now), policy=policy
+    )
+    flow.ingest("seeds", [story(1), story(2)])
+    slot = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+    assert sorted(deliveries(db), key=lambda d: d[0]) == [
+        ("digest", slot, f"digest:{slot.isoformat()}"),
+        ("digest", slot, f"digest:{slot.isoformat()}"),
+        ("mail", now, None),
+        ("mail", now, None),
+    ]
