@@ -200,3 +200,6 @@ class DeliveryRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     sent_at: datetime | None = _when()
     created_at: datetime | None = _when(nullable=False)
+    retry_since: datetime | None = _when()
+    """When an operator last retried the row by hand; the row is given up on ``retry_for`` after
+    this instead of after ``created_at``. None: never retried."""
