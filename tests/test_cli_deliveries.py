@@ -484,7 +484,7 @@ async def test_notify_test_slack_reports_sent_then_the_services_refusal(
 ) -> None:
     """notify-test posts one labelled test alert with a snippet to Slack and prints "sent"
     (exit 0); when Slack answers 403 it prints the failure (exit 1); the masked URL names the
-    target and no token is ever printed."""
+    target and no token is ever printed, in the output or in DEBUG logs."""
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'm.db'}", {"team": SLACK_URL})
 
     status, out, err = await asyncio.to_thread(
@@ -501,10 +501,12 @@ async def test_notify_test_slack_reports_sent_then_the_services_refusal(
     assert "notify-test" in payload["attachments"][0]["text"]
 
     slack.status, slack.body = 403, "invalid_token"
+    # At DEBUG, urllib3 logs the webhook's path (its tokens): redacted all the same.
     status, out, err = await asyncio.to_thread(
-        run, capsys, "--config", config, "notify-test", "team"
+        run, capsys, "--config", config, "--log-level", "DEBUG", "notify-test", "team"
     )
     assert status == 1
+    assert "POST /services/***/***/***" in err  # urllib3 logged the webhook path, redacted
     result = out.splitlines()[-1]
     assert result.startswith("failed: channel 'team': ")
     assert "403" in result
