@@ -344,7 +344,9 @@ class Outbox:
         attempts = delivery.attempts + 1
         if failure is None:
             return store.Outcome(SENT, attempts, None, sent_at=now)
-        if now - delivery.created_at >= self.retry_for:
+        # A row retried by hand (`monitor deliveries retry`) gets a fresh retry_for from then.
+        since = delivery.retry_since or delivery.created_at
+        if now - since >= self.retry_for:
             return store.Outcome(DEAD, attempts, failure.reason)
         return store.Outcome(
             PENDING, attempts, failure.reason, next_attempt_at=now + backoff(attempts)

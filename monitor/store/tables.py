@@ -203,3 +203,6 @@ class DeliveryRow(SQLModel, table=True):
     batch: str | None = Field(default=None, max_length=200)
     """Rows of one channel with the same batch are sent together, as one digest (a rule's
     throttle window, a digest-only channel's slot); None: sent on its own."""
+    retry_since: datetime | None = _when()
+    """When an operator last retried the row by hand; the row is given up on ``retry_for`` after
+    this instead of after ``created_at``. None: never retried."""
