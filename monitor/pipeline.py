@@ -20,6 +20,7 @@ from datetime import datetime
 
 from sqlmodel import Session, SQLModel
 
+from monitor.identity import fingerprint
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Rule
@@ -30,6 +31,11 @@ from monitor.store.db import Database
 from monitor.store.tables import utcnow
 
 log = logging.getLogger(__name__)
+
+
+def article_fingerprint(article: Article) -> int | None:
+    """The fingerprint of an article's text (title, summary and body), to recognise rewrites."""
+    return fingerprint("\n".join((article.title, article.summary, article.body)))
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class Prepared:
     """The rule set ``matches`` come from."""
     matches: dict[str, list[RuleMatch]] = field(default_factory=dict)
     """The matches of the articles matched ahead, by key (none listed: not matched yet)."""
+    fingerprints: dict[str, int | None] = field(default_factory=dict)
+    """The text fingerprints of the articles that matched ahead, by key."""
 
 
 @dataclass
@@ -126,7 +134,11 @@ class Pipeline:
             for item in prepared.items:
                 stored = known.get(item.article.key)
                 if stored is None or stored[1] != item.content_hash:
-                    prepared.matches[item.article.key] = prepared.rules.matcher.match(item.article)
+                    found = prepared.matches[item.article.key] = prepared.rules.matcher.match(
+                        item.article
+                    )
+                    if found and self.policy.story_window is not None:
+                        prepared.fingerprints[item.article.key] = article_fingerprint(item.article)
         return prepared
 
     def store(
@@ -153,6 +165,21 @@ class Pipeline:
                 else:
                     changed.append(item)
             duplicates = repo.find_same_content(session, changed)
+            copied = {
+                index: holder
+                for index, holder in duplicates.items()
+                if holder[0] != changed[index].article.source_id
+            }
+            if copied and self.policy.story_window is not None:
+                # The same article from another outlet: listed in the alerts of the original's
+                # matches, as a rewrite would be.
+                stories = repo.story_matches(session, set(copied.values()))
+                outlets = [
+                    (match_id, changed[index].article)
+                    for index, holder in copied.items()
+                    for match_id in stories.get(holder, ())
+                ]
+                repo.insert_outlets(session, outlets, now)
             fresh: list[repo.Incoming] = []
             seen_in_unit: set[str] = set()
             for index, item in enumerate(changed):
@@ -180,7 +207,9 @@ class Pipeline:
                 # A rule that alerted for an earlier version of the article does not again.
                 if match.rule_id not in already.get(article.key, ())
             ]
-            result.match_ids = self._store_matches(session, rules, found, now)
+            result.match_ids = self._store_matches(
+                session, rules, found, now, dict(prepared.fingerprints)
+            )
             if state is not None:
                 session.merge(state(result) if callable(state) else state)
         return result
@@ -191,30 +220,64 @@ class Pipeline:
         rules: CompiledRules,
         found: list[tuple[int, Article, RuleMatch]],
         now: datetime,
+        fingerprints: dict[str, int | None],
     ) -> list[int]:
-        """Store the matches with their outbox rows, routed and timed by the policy; return
-        their ids."""
+        """Store the matches with their outbox rows, routed and timed by the policy, rewrites
+        of a recent story folded into its alert; return their ids."""
         policy = self.policy
-        routed = []
+        stories: dict[str, list[tuple[int, int]]] = {}
+        if policy.story_window is not None and found:
+            rule_ids = {match.rule_id for _a, _article, match in found}
+            stories = repo.story_candidates(session, rule_ids, now - policy.story_window)
+
+        def fingerprint_of(article: Article) -> int | None:
+            if policy.story_window is None:
+                return None
+            if article.key not in fingerprints:
+                fingerprints[article.key] = article_fingerprint(article)
+            return fingerprints[article.key]
+
+        # Each match stands for its story, or is folded into a stored story's match, or into
+        # one stored by this unit (known by its place among the stories until it has an id).
+        leading: list[tuple[int, Article, RuleMatch, Rule, int | None]] = []
+        folded: list[tuple[int | None, int, int, Article, RuleMatch, Rule, int | None]] = []
+        unit_stories: dict[str, list[tuple[int, int]]] = {}
         for article_id, article, match in found:
             rule = rules.by_id[match.rule_id]
-            routed.append((article_id, rule, match, policy.channels_for(rule, article.source_id)))
+            mark = fingerprint_of(article)
+            into = policy.same_story(mark, stories.get(rule.id, ()))
+            place = policy.same_story(mark, unit_stories.get(rule.id, ()))
+            if into is not None or place is not None:
+                folded.append((into, place or 0, article_id, article, match, rule, mark))
+                continue
+            if mark is not None:
+                unit_stories.setdefault(rule.id, []).append((len(leading), mark))
+            leading.append((article_id, article, match, rule, mark))
         # Throttle windows already open (one query), then those this unit opens itself.
-        throttled = {(rule.id, c) for _a, rule, _m, cs in routed if rule.throttle for c in cs}
-        longest = max((rule.throttle for _a, rule, _m, _c in routed if rule.throttle), default=None)
+        routed = [(entry, policy.channels_for(entry[3], entry[1].source_id)) for entry in leading]
+        throttled = {(e[3].id, c) for e, cs in routed if e[3].throttle for c in cs}
+        longest = max((e[3].throttle for e, _c in routed if e[3].throttle), default=None)
         windows = (
             repo.throttle_windows(session, throttled, now - longest) if longest is not None else {}
         )
         rows = []
-        for article_id, rule, match, channels in routed:
+        for (article_id, _article, match, rule, mark), channels in routed:
             planned: list[repo.Planned] = []
             for channel in channels:
                 plan = policy.plan(rule, channel, now, windows.get((rule.id, channel)))
                 if plan.batch is None and rule.throttle is not None:
                     windows[rule.id, channel] = now
                 planned.append((channel, plan.due, plan.batch))
-            rows.append((article_id, rule, match, planned))
+            rows.append(repo.NewMatch(article_id, rule, match, planned, mark))
         ids = repo.insert_matches(session, rows, now)
+        outlets: list[tuple[int, Article]] = []
+        copies = []
+        for into, place, article_id, article, match, rule, mark in folded:
+            story = into if into is not None else ids[place]
+            outlets.append((story, article))
+            copies.append(repo.NewMatch(article_id, rule, match, (), mark, story))
+        ids += repo.insert_matches(session, copies, now)
+        repo.insert_outlets(session, outlets, now)
         for article_id, article, match in found:
             log.info(
                 "match: %s [%s] %s",

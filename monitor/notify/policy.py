@@ -13,6 +13,10 @@ delivery its due time and, when it is to be gathered with others into one digest
 * a channel's ``quiet_hours`` hold every delivery but critical ones until the hours end (a
   digest slot that falls inside them is held too).
 
+Before any of that, a match whose article is a rewrite of a story that matched the same rule
+within ``story_window`` (their fingerprints differ in at most ``story_distance`` bits) is folded
+into that story's alert as another outlet and gets no delivery of its own.
+
 Deliveries that share a batch are due at the same moment and are sent together by the outbox;
 deliveries without one are sent one by one, unless more than the channel's ``burst`` come due at
 once, which the outbox sends as one digest too.
@@ -27,6 +31,7 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.durations import parse_duration
+from monitor.identity import distance
 from monitor.matching.rules import Rule
 from monitor.models import Severity
 
@@ -200,6 +205,21 @@ class Policy:
     routes: tuple[Route, ...] = ()
     channels: Mapping[str, ChannelPolicy] = field(default_factory=dict)
     source_tags: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    story_window: timedelta | None = timedelta(hours=48)
+    """A match whose article is a rewrite of one that alerted for the same rule this recently
+    is folded into that alert ("also reported by") instead of alerting again; None: never."""
+    story_distance: int = 10
+    """The most fingerprint bits (of 64) in which a rewrite may differ from the story."""
+
+    def same_story(self, fingerprint: int | None, stories: Sequence[tuple[int, int]]) -> int | None:
+        """The first of ``stories`` ((match id, fingerprint), oldest first) that ``fingerprint``
+        is a rewrite of, or None."""
+        if fingerprint is None or self.story_window is None:
+            return None
+        for match_id, known in stories:
+            if distance(fingerprint, known) <= self.story_distance:
+                return match_id
+        return None
 
     def channels_for(self, rule: Rule, source_id: str) -> tuple[str, ...]:
         """The channels a match of ``rule`` on an article of ``source_id`` goes to."""
