@@ -10,6 +10,7 @@ imports), so a bad one is a problem at its line, not a traceback when the daemon
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -475,9 +476,12 @@ def _template_checks(settings: Settings, doc: yamlfile.Document, folder: Path) -
     for index, channel in enumerate(settings.channels):
         name = channel.template
         if name is not None and name not in known:
+            hint = difflib.get_close_matches(name, sorted(known), n=1)
             message = (
-                f"unknown template {name!r}: the templates folder has no "
-                f"{name}.alert.<format>.j2 or {name}.digest.<format>.j2"
+                f"unknown template {name!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f": the templates folder has no {name}.alert.<format>.j2 or "
+                f"{name}.digest.<format>.j2"
             )
             problems.append(doc.problem(("channels", index, "template"), message))
     return problems
