@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import markdown
 import pytest
@@ -22,6 +22,7 @@ from monitor.cli import main
 from monitor.errors import ConfigError
 from monitor.matching.loader import load_rules
 from monitor.models import Alert, Digest, Hit, Outlet, Severity
+from monitor.notify.channels import Channel
 from monitor.notify.render import (
     Format,
     TemplateChoice,
@@ -562,3 +563,32 @@ def test_digest_templates_see_the_digests_facts(tmp_path: Path, make_alert: Aler
     )
     body = render_digest(digest, Format.TEXT, templates=TemplateChoice(TemplateSet(folder))).body
     assert body == "high 2 throttle 2022-01-07T10:00:00Z 2022-01-07T10:30:00Z ops"
+
+
+async def test_a_channels_template_reaches_telegram_as_escaped_html(
+    tmp_path: Path, make_alert: AlertFactory, telegram_server: Any
+) -> None:
+    """A Telegram channel with ``template: phone`` sends that template's HTML, article text
+    autoescaped and the title in the body (Telegram has no title field), with parse_mode HTML."""
+    folder = _folder(
+        tmp_path,
+        {
+            "phone.alert.html.j2": (
+                "{% if title_in_body %}<b>{{ title }}</b>\n{% endif %}"
+                "<b>{{ alert.severity | upper }}</b> {{ alert.title }}\n"
+                '<a href="{{ alert.link }}">{{ alert.source }}</a>'
+            )
+        },
+    )
+    channel = Channel.from_url("phone", "tgram://123456789:abcdefghijklmnopqrstuvwxyzABCDEFGHI/42")
+    channel.templates = TemplateChoice(TemplateSet(folder), "phone")
+    await channel.send(make_alert(title="<!channel> <script>x</script>"))
+    [(_path, payload)] = telegram_server.requests
+    assert payload["parse_mode"] == "HTML"
+    assert payload["text"] == (
+        "<b>[CRITICAL] Orders to use lethal force against protesters: &lt;!channel&gt; "
+        "&lt;script&gt;x&lt;/script&gt;</b>\r\n<b>CRITICAL</b> &lt;!channel&gt; "
+        "&lt;script&gt;x&lt;/script&gt;\r\n"
+        '<a href="https://www.reuters.com/world/asia-pacific/kazakhstan-2022-01-07/">'
+        "reuters-world</a>"
+    )
