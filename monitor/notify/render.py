@@ -84,7 +84,6 @@ __all__ = [
     "override_names",
     "render",
     "render_digest",
-    "sample_alert",
     "snippet",
     "title_line",
 ]
@@ -721,9 +720,8 @@ def _where(exc: BaseException, template: jinja2.Template) -> tuple[str, int]:
     return _display(place[0]), place[1]
 
 
-def sample_alert() -> Alert:
-    """A made-up alert with every field set (a link, hits, other outlets), for trying templates
-    and channels."""
+def _sample_alert() -> Alert:
+    """A made-up alert with every field set (a link, hits, other outlets), for trial renders."""
     body = "Officials said troops were ordered to shoot without warning, according to reports."
     start = body.index("shoot")
     return Alert(
@@ -769,7 +767,7 @@ def _bare_alert() -> Alert:
 
 
 def _trial_contexts(kind: str, dialect: _Dialect) -> list[dict[str, Any]]:
-    alerts = (sample_alert(), _bare_alert())
+    alerts = (_sample_alert(), _bare_alert())
     if kind == "alert":
         return [
             {
