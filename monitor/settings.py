@@ -10,6 +10,7 @@ imports), so a bad one is a problem at its line, not a traceback when the daemon
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -38,6 +39,7 @@ from monitor.notify.policy import (
     Route,
     zone,
 )
+from monitor.notify.render import override_names
 from monitor.opml import read_opml
 
 DEFAULT_CONFIG = Path("config/monitor.yaml")
@@ -134,6 +136,9 @@ class ChannelSettings(_Model):
     """The zone of ``digest`` and ``quiet_hours`` times (an IANA name such as Europe/Berlin)."""
     burst: int = Field(default=DEFAULT_BURST, ge=1, le=10_000)
     """More alerts than this due at once go out as one digest."""
+    template: Id | None = None
+    """Write this channel's messages with NAME.alert.<format>.j2 and NAME.digest.<format>.j2 from
+    the templates folder (a rule's own ``template`` wins)."""
 
     @field_validator("digest")
     @classmethod
@@ -236,6 +241,9 @@ class Settings(_Model):
     """Channels for a rule that names none and that no route takes."""
     routes: tuple[RouteSettings, ...] = ()
     """Channels by severity, source tag and rule tag (a rule's own ``notify`` overrides them)."""
+    templates: Path = Path("templates")
+    """A folder of message templates overriding the defaults (see docs/templates.md); it need not
+    exist."""
     retry_for: PositiveDuration = timedelta(hours=24)
     """A failing delivery is retried with backoff for this long, then marked dead."""
     http: HttpSettings | None = None
@@ -388,6 +396,7 @@ def load(
         except ConfigError as exc:
             problems += exc.problems
     problems += _cross_checks(settings, doc)
+    problems += _template_checks(settings, doc, _under(base, settings.templates))
     for index, channel in enumerate(settings.channels):
         try:
             if check_channel is not None:
@@ -459,6 +468,25 @@ def _cross_checks(settings: Settings, doc: yamlfile.Document) -> list[Problem]:
     return problems
 
 
+def _template_checks(settings: Settings, doc: yamlfile.Document, folder: Path) -> list[Problem]:
+    """A channel's ``template`` must name templates in the folder (compiling them is the app's
+    job: see monitor.notify.render.TemplateSet)."""
+    known = override_names(folder)
+    problems = []
+    for index, channel in enumerate(settings.channels):
+        name = channel.template
+        if name is not None and name not in known:
+            hint = difflib.get_close_matches(name, sorted(known), n=1)
+            message = (
+                f"unknown template {name!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f": the templates folder has no {name}.alert.<format>.j2 or "
+                f"{name}.digest.<format>.j2"
+            )
+            problems.append(doc.problem(("channels", index, "template"), message))
+    return problems
+
+
 def resolve_paths(settings: Settings, base: Path) -> Settings:
     """Make every relative path in the settings relative to ``base`` (the config's folder)."""
     sources = tuple(
@@ -470,6 +498,7 @@ def resolve_paths(settings: Settings, base: Path) -> Settings:
     return settings.model_copy(
         update={
             "rules": _under(base, settings.rules),
+            "templates": _under(base, settings.templates),
             "sources": sources,
             "database": resolve_database_url(settings.database, base),
         }

@@ -96,6 +96,9 @@ class RuleModel(_Model):
     throttle: PositiveDuration | None = None
     """After an alert, further matches within this window (30m, 2h) are gathered and sent as
     one digest at its end, instead of one alert each."""
+    template: Id | None = None
+    """Write this rule's alerts with the templates NAME.alert.<format>.j2 (and
+    NAME.digest.<format>.j2) of the config's templates folder, instead of the channel's."""
 
 
 class RuleFileModel(_Model):
