@@ -200,3 +200,11 @@ class DeliveryRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     sent_at: datetime | None = _when()
     created_at: datetime | None = _when(nullable=False)
+    claims: int = 0
+    """How many times a worker claimed the row to send it."""
+    in_flight: bool = False
+    """A claim is open: set by a claim, cleared when its outcome is recorded. Found set by the
+    next claim, it means the previous claim ended with no outcome (its worker died or its send
+    was cancelled), so the service may already have the alert."""
+    redeliveries: int = 0
+    """Claims that took the row over from such an open claim: possible duplicates sent."""
