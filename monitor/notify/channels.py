@@ -17,8 +17,9 @@ service's message, whether the failure is permanent, and how long the service as
 Otherwise Apprise's last message, redacted, is the reason, and the failure is transient.
 
 Pacing: :attr:`Channel.rates` are the service's documented limits (Slack: 1 message/s per
-channel, short bursts allowed; Telegram: 1/s per chat, 20/min for a group chat); the outbox keeps
-each channel within them (see :mod:`monitor.notify.pacing`).
+channel, short bursts allowed; Telegram: 1/s per chat, 20/min for a group chat; none for others);
+the outbox keeps each channel within them (see :mod:`monitor.notify.pacing`). Apprise's own
+throttle, a sleep inside each send, is switched off for our channels.
 
 Secrets: ``from_url`` registers the URL's secrets with :mod:`monitor.logs` before Apprise sees the
 URL, so whatever Apprise logs about it afterwards is redacted, and no error message here contains
@@ -145,6 +146,11 @@ class Channel:
         answers.install()
         asset = asset if asset is not None else default_asset()
         plugin = _load(channel_id, url, asset)
+        # Apprise paces each service itself by sleeping inside the send (5.5 s between two
+        # e-mails, 1.2 s between Slack posts), hidden from us and eating the send's timeout.
+        # The outbox paces every channel instead (``rates``), in the open and without holding a
+        # thread or a lease.
+        plugin.request_rate_per_sec = 0
         service = apprise.Apprise(asset=asset)
         if not service.add(plugin):  # pragma: no cover (adding a loaded plugin always succeeds)
             raise ValueError(f"channel {channel_id!r}: not a valid Apprise URL (not accepted)")
@@ -251,8 +257,9 @@ def service_rates(plugin: apprise.NotifyBase) -> tuple[Rate, ...]:
     if isinstance(plugin, NotifySlack):
         return (SLACK_RATE,)
     if isinstance(plugin, NotifyTelegram):
-        targets = [str(target) for target in getattr(plugin, "targets", ())]
-        if any(target.startswith("-") for target in targets):
+        # Apprise holds each target as (chat id, topic id); a chat id may also be a @name.
+        chats = [t[0] if isinstance(t, tuple) else t for t in getattr(plugin, "targets", ())]
+        if any(str(chat).startswith("-") for chat in chats):
             return (TELEGRAM_CHAT_RATE, TELEGRAM_GROUP_RATE)
         return (TELEGRAM_CHAT_RATE,)
     return ()

@@ -161,6 +161,16 @@ class StandIn:
     times: list[float] = field(default_factory=list)
     """When each request arrived (the event loop's clock), in order."""
 
+    def answer_next(
+        self,
+        status: int,
+        body: str = "",
+        headers: dict[str, str] | None = None,
+        content_type: str = "text/plain",
+    ) -> None:
+        """Queue an answer for the next request no earlier answer is queued for."""
+        self.script.append(Reply(status, body, headers or {}, content_type))
+
     async def handle(self, request: web.Request) -> web.Response:
         if self.hang:
             await self.released.wait()
