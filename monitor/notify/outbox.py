@@ -29,7 +29,8 @@ What can go wrong, and what it costs:
 - A worker that dies between a send and its record leaves the row leased; it is due again when the
   lease ends and is sent again: at least once, never lost. A send cancelled at shutdown releases
   its lease at once instead. Either way the next claim counts a possible duplicate on the row
-  (``redeliveries``, see :mod:`monitor.store.outbox`) and logs it at WARNING.
+  (``redeliveries``, see :mod:`monitor.store.outbox`) and logs it at WARNING; so does the next
+  claim after a send cut off by the timeout, which may have reached the service all the same.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ class _Failure:
     """Seconds the service asked us to wait (a DeliveryError's ``retry_after``)."""
     permanent: bool = False
     """No retry can succeed: dead-letter now."""
+    uncertain: bool = False
+    """Cut off by our timeout: the service may have the alert all the same."""
 
 
 class Outbox:
@@ -379,7 +382,9 @@ class Outbox:
         except DeliveryError as exc:
             return _Failure(str(exc), retry_after=exc.retry_after, permanent=exc.permanent)
         except TimeoutError:
-            return _Failure(f"channel {channel_id!r}: no answer within {self.send_timeout:g}s")
+            return _Failure(
+                f"channel {channel_id!r}: no answer within {self.send_timeout:g}s", uncertain=True
+            )
         except Exception as exc:  # noqa: BLE001 (a bug in rendering or a library costs one row)
             return _Failure(f"channel {channel_id!r}: unexpected error: {redact(repr(exc))}", exc)
         return None
@@ -392,12 +397,18 @@ class Outbox:
         if failure is None:
             return store.Outcome(SENT, attempts, None, sent_at=now)
         if failure.permanent or now - delivery.created_at >= self.retry_for:
-            return store.Outcome(DEAD, attempts, failure.reason)
+            return store.Outcome(DEAD, attempts, failure.reason, uncertain=failure.uncertain)
         delay = backoff(attempts, first=self.retry_first, maximum=self.retry_max)
         if failure.retry_after is not None:
             # The service said when it will take more; asking earlier only prolongs the block.
             delay = max(delay, timedelta(seconds=failure.retry_after))
-        return store.Outcome(PENDING, attempts, failure.reason, next_attempt_at=now + delay)
+        return store.Outcome(
+            PENDING,
+            attempts,
+            failure.reason,
+            next_attempt_at=now + delay,
+            uncertain=failure.uncertain,
+        )
 
     async def _record(
         self,

@@ -16,9 +16,10 @@ longer holds, the lease ran out and another worker took the row over, and the la
 written over the newer one (the caller logs the possible duplicate). No column is needed for it.
 
 Possible duplicates are counted. :func:`open_claims` marks claimed rows ``in_flight`` and counts
-the claim; :func:`record` clears the mark. A claim that finds the mark still set takes over from
-a claim that ended without an outcome (a worker killed mid-send, or a send cancelled at shutdown
-and released), whose message may have reached the service: the row's ``redeliveries`` goes up.
+the claim; :func:`record` clears the mark, unless the outcome is uncertain (a send cut off by a
+timeout). A claim that finds the mark still set takes over from a claim that ended without a
+known outcome (a worker killed mid-send, a send cancelled at shutdown and released, a send timed
+out), whose message may have reached the service: the row's ``redeliveries`` goes up.
 :func:`redelivery_total` sums them for the metrics.
 """
 
@@ -68,6 +69,9 @@ class Outcome:
     next_attempt_at: datetime | None = None
     """The next attempt, for PENDING; None leaves the column as it is."""
     sent_at: datetime | None = None
+    uncertain: bool = False
+    """The attempt may have reached the service although it failed (it timed out): the row stays
+    in flight, so its next claim counts a possible duplicate."""
 
 
 def claim(
@@ -131,7 +135,7 @@ def record(session: Session, delivery_id: int, lease_until: datetime, outcome: O
         "status": outcome.status,
         "attempts": outcome.attempts,
         "last_error": outcome.last_error,
-        "in_flight": False,
+        "in_flight": outcome.uncertain,
     }
     if outcome.next_attempt_at is not None:
         values["next_attempt_at"] = outcome.next_attempt_at

@@ -212,7 +212,8 @@ async def test_send_cancelled_at_shutdown_counts_a_redelivery_when_sent_again(
 
 
 async def test_lease_is_configurable_and_bounds_the_send(db: Database) -> None:
-    """A row is leased for the configured time, and a send is cut off at half of it."""
+    """A row is leased for the configured time, a send is cut off at half of it, and the retry
+    of a cut-off send counts as a possible duplicate."""
     [row_id] = insert(db, "desk")
     hung = FakeChannel("desk")
     hung.block()
@@ -228,4 +229,13 @@ async def test_lease_is_configurable_and_bounds_the_send(db: Database) -> None:
     finally:
         hung.release()
     assert report == DeliveryReport(failed=1)
-    assert rows(db)[row_id].last_error == "channel 'desk': no answer within 0.5s"
+    row = rows(db)[row_id]
+    assert row.last_error == "channel 'desk': no answer within 0.5s"
+    # The cut-off send may have reached the service: its retry counts as a possible duplicate.
+    assert row.in_flight
+    assert row.next_attempt_at is not None
+    clock.now = row.next_attempt_at
+    assert await Outbox(db, {"desk": FakeChannel("desk")}, clock=clock).deliver_due() == (
+        DeliveryReport(sent=1)
+    )
+    assert rows(db)[row_id].redeliveries == 1
