@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from monitor.errors import ConfigError, SourceError
 from monitor.matching.loader import RuleSet, load_rules
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Outbox
+from monitor.notify.pacing import Rate
 from monitor.notify.render import TemplateChoice, TemplateSet, override_names
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
 from monitor.settings import Settings
@@ -91,13 +92,32 @@ class App:
         return cls(settings, rules, channels)
 
 
+def channel_rates(
+    settings: Settings, channels: Mapping[str, Channel]
+) -> dict[str, tuple[Rate, ...]]:
+    """Each channel's pacing: its ``rate`` setting, else its service's documented limits."""
+    return {
+        spec.id: (spec.rate,) if spec.rate is not None else channels[spec.id].rates
+        for spec in settings.channels
+        if spec.id in channels
+    }
+
+
 class Daemon:
     def __init__(self, app: App) -> None:
         self.app = app
         settings = app.settings
         self.db = Database(settings.database)
         self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), policy=settings.policy())
-        self.outbox = Outbox(self.db, app.channels, retry_for=settings.retry_for)
+        self.outbox = Outbox(
+            self.db,
+            app.channels,
+            retry_for=settings.retry_for,
+            retry_first=settings.retry_first,
+            retry_max=settings.retry_max,
+            lease=settings.delivery_lease,
+            rates=channel_rates(settings, app.channels),
+        )
         self.sources: list[FolderSource] = [
             SOURCE_TYPES[source.type](source, self.pipeline)
             for source in settings.sources

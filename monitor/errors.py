@@ -64,4 +64,20 @@ class SourceError(MonitorError):
 
 
 class DeliveryError(MonitorError):
-    """The alert could not be delivered."""
+    """The alert could not be delivered.
+
+    ``permanent``: the service refused the message in a way no retry can fix (a bad token, an
+    unknown chat, a refused recipient); the outbox dead-letters it at once. ``retry_after``: the
+    service asked for at least this many seconds before the next attempt (a 429 or 503).
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -30,6 +38,7 @@ from monitor import yamlfile
 from monitor.durations import PositiveDuration
 from monitor.errors import ConfigError, Problem
 from monitor.models import Severity
+from monitor.notify.pacing import Rate, parse_rate
 from monitor.notify.policy import (
     DEFAULT_BURST,
     ChannelPolicy,
@@ -122,12 +131,28 @@ class FetchSettings(_Model):
 SourceSettings = Annotated[FolderSourceSettings | FeedSourceSettings, Field(discriminator="type")]
 
 
+def _rate(value: object) -> Rate:
+    if isinstance(value, Rate):
+        return value
+    try:
+        return parse_rate(value)  # type: ignore[arg-type]  # parse_rate rejects non-strings
+    except ValueError as exc:
+        raise PydanticCustomError("rate", "{reason}", {"reason": str(exc)}) from None
+
+
+RateSetting = Annotated[Rate, PlainValidator(_rate), PlainSerializer(str)]
+"""A send rate such as ``1/s`` or ``20/min`` (see :func:`monitor.notify.pacing.parse_rate`)."""
+
+
 class ChannelSettings(_Model):
     """A named notification target: any Apprise URL, or ``console://``, and how it takes its
     alerts (see :mod:`monitor.notify.policy`)."""
 
     id: Id
     url: str = Field(repr=False)  # may hold tokens: never in repr, logs or errors
+    rate: RateSetting | None = None
+    """At most this many sends, strictly paced; replaces the service's documented limits
+    (Slack 1/s, Telegram 1/s per chat and 20/min per group; none for other services)."""
     digest: str | None = None
     """Digests only: "1h" (every hour, on the hour), "30m", or "daily 08:00"."""
     quiet_hours: str | None = None
@@ -246,6 +271,14 @@ class Settings(_Model):
     exist."""
     retry_for: PositiveDuration = timedelta(hours=24)
     """A failing delivery is retried with backoff for this long, then marked dead."""
+    retry_first: PositiveDuration = timedelta(seconds=30)
+    """The wait after a delivery's first failure; it doubles with each failure after that."""
+    retry_max: PositiveDuration = timedelta(hours=1)
+    """The longest wait between two attempts (a service's Retry-After may ask for longer)."""
+    delivery_lease: PositiveDuration = timedelta(minutes=2)
+    """How long a delivery being sent stays with its worker. A worker killed mid-send leaves its
+    delivery for this long before another (or the restarted daemon) sends it again, counted as
+    a possible duplicate; a send itself is cut off at half of it (60 s at most)."""
     http: HttpSettings | None = None
     """The HTTP server; off unless configured."""
     public_url: str | None = None

@@ -10,7 +10,16 @@ allows for (see :mod:`monitor.notify.render`).
 Why a send failed: ``Apprise.async_notify`` returns an ``AppriseResult`` (Apprise 2.3) that holds
 what the service logged at WARNING and above during *this* call. Apprise scopes that capture with
 context variables copied into its worker threads, so concurrent sends on several channels each see
-only their own messages. The last message, redacted, is the :class:`DeliveryError` reason.
+only their own messages. The same mechanism scopes :func:`monitor.notify.answers.capture`, which
+records what the service itself answered (HTTP status, Retry-After, the body's start; an SMTP
+reply code). When it has something to say, its verdict makes the :class:`DeliveryError`: the
+service's message, whether the failure is permanent, and how long the service asked us to wait.
+Otherwise Apprise's last message, redacted, is the reason, and the failure is transient.
+
+Pacing: :attr:`Channel.rates` are the service's documented limits (Slack: 1 message/s per
+channel, short bursts allowed; Telegram: 1/s per chat, 20/min for a group chat; none for others);
+the outbox keeps each channel within them (see :mod:`monitor.notify.pacing`). Apprise's own
+throttle, a sleep inside each send, is switched off for our channels.
 
 Secrets: ``from_url`` registers the URL's secrets with :mod:`monitor.logs` before Apprise sees the
 URL, so whatever Apprise logs about it afterwards is redacted, and no error message here contains
@@ -25,14 +34,20 @@ from collections.abc import Mapping
 
 import apprise
 from apprise.plugins.slack import NotifySlack
+from apprise.plugins.telegram import NotifyTelegram
 
 from monitor.errors import DeliveryError
 from monitor.logs import MASK, MIN_SECRET_LENGTH, redact, register_secrets
 from monitor.models import Alert, Digest, Severity
-from monitor.notify import console  # noqa: F401 (importing it registers console://)
+from monitor.notify import (
+    answers,
+    console,  # noqa: F401 (importing it registers console://)
+)
+from monitor.notify.pacing import Rate
 from monitor.notify.render import Format, Message, TemplateChoice, render, render_digest
 
-__all__ = ["Channel", "ChannelErrors", "build_channels", "default_asset"]
+__all__ = ["SLACK_RATE", "TELEGRAM_CHAT_RATE", "TELEGRAM_GROUP_RATE", "Channel", "ChannelErrors"]
+__all__ += ["build_channels", "default_asset", "service_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +70,13 @@ SERVICE_TIMEOUT = 30.0
 Shorter than the outbox's limit on a send, so a hung target is reported by Apprise, naming the
 service, rather than cut off from outside with no reason.
 """
+
+SLACK_RATE = Rate(1, 1.0, burst=3)
+"""Slack: "1 message per second per channel, short bursts of more than 1 allowed"."""
+TELEGRAM_CHAT_RATE = Rate(1, 1.0)
+"""Telegram Bot FAQ: no more than one message per second in a chat."""
+TELEGRAM_GROUP_RATE = Rate(20, 60.0)
+"""Telegram Bot FAQ: no more than 20 messages per minute in a group (a negative chat id)."""
 
 
 def default_asset(*, service_timeout: float = SERVICE_TIMEOUT) -> apprise.AppriseAsset:
@@ -92,6 +114,7 @@ class Channel:
         "format",
         "id",
         "masked_url",
+        "rates",
         "templates",
     )
 
@@ -104,8 +127,11 @@ class Channel:
         *,
         markdown_flavour: str = "standard",
         title_in_body: bool = False,
+        rates: tuple[Rate, ...] = (),
     ) -> None:
         self.id = channel_id
+        self.rates = rates
+        """The service's documented rate limits (empty: none known); config may override."""
         self.masked_url = masked_url
         self.format = fmt
         self._service = service
@@ -129,8 +155,14 @@ class Channel:
         if not channel_id:
             raise ValueError("a channel needs a non-empty id")
         register_secrets(url)
+        answers.install()
         asset = asset if asset is not None else default_asset()
         plugin = _load(channel_id, url, asset)
+        # Apprise paces each service itself by sleeping inside the send (5.5 s between two
+        # e-mails, 1.2 s between Slack posts), hidden from us and eating the send's timeout.
+        # The outbox paces every channel instead (``rates``), in the open and without holding a
+        # thread or a lease.
+        plugin.request_rate_per_sec = 0
         service = apprise.Apprise(asset=asset)
         if not service.add(plugin):  # pragma: no cover (adding a loaded plugin always succeeds)
             raise ValueError(f"channel {channel_id!r}: not a valid Apprise URL (not accepted)")
@@ -146,6 +178,7 @@ class Channel:
             # Services without a title field get the title folded into the body by Apprise,
             # unescaped; render it into the body ourselves, escaped like the rest.
             title_in_body=plugin.title_maxlen <= 0,
+            rates=service_rates(plugin),
         )
 
     async def send(self, alert: Alert) -> None:
@@ -177,19 +210,28 @@ class Channel:
         await self._deliver(message, severity, f"digest of {len(digest.alerts)} alerts")
 
     async def _deliver(self, message: Message, severity: Severity, what: str) -> None:
-        result = await self._service.async_notify(
-            body=message.body,
-            title=message.title,
-            notify_type=_NOTIFY_TYPES[severity],
-            body_format=apprise.NotifyFormat(message.format.value),
-            log_level=logging.WARNING,
-        )
+        with answers.capture() as answered:
+            result = await self._service.async_notify(
+                body=message.body,
+                title=message.title,
+                notify_type=_NOTIFY_TYPES[severity],
+                body_format=apprise.NotifyFormat(message.format.value),
+                log_level=logging.WARNING,
+            )
         with result:  # releases any log storage the result holds
             if result.status == apprise.AppriseResultStatus.SUCCESS:
                 log.debug("sent %s", what, extra={"channel": self.id, "stage": "deliver"})
                 return
             reason = _failure_reason(result)
-        raise DeliveryError(f"channel {self.id!r}: {redact(reason)}")
+        if result.status == apprise.AppriseResultStatus.NOMATCH:
+            raise DeliveryError(f"channel {self.id!r}: {reason}")
+        # A copy: a send Apprise abandoned on timeout may still append from its thread.
+        verdict = answers.classify(list(answered), reason)
+        raise DeliveryError(
+            f"channel {self.id!r}: {redact(verdict.reason)}",
+            retry_after=verdict.retry_after,
+            permanent=verdict.permanent,
+        )
 
 
 class ChannelErrors(ValueError):
@@ -218,6 +260,23 @@ def build_channels(
     if errors:
         raise ChannelErrors(errors)
     return channels
+
+
+def service_rates(plugin: apprise.NotifyBase) -> tuple[Rate, ...]:
+    """The documented rate limits of ``plugin``'s service, for one message to all its targets.
+
+    Slack: :data:`SLACK_RATE`. Telegram: :data:`TELEGRAM_CHAT_RATE`, and :data:`TELEGRAM_GROUP_RATE`
+    as well when a target is a group (a negative chat id). Others: none.
+    """
+    if isinstance(plugin, NotifySlack):
+        return (SLACK_RATE,)
+    if isinstance(plugin, NotifyTelegram):
+        # Apprise holds each target as (chat id, topic id); a chat id may also be a @name.
+        chats = [t[0] if isinstance(t, tuple) else t for t in getattr(plugin, "targets", ())]
+        if any(str(chat).startswith("-") for chat in chats):
+            return (TELEGRAM_CHAT_RATE, TELEGRAM_GROUP_RATE)
+        return (TELEGRAM_CHAT_RATE,)
+    return ()
 
 
 def _load(channel_id: str, url: str, asset: apprise.AppriseAsset) -> apprise.NotifyBase:

@@ -6,10 +6,17 @@ a lease (see :mod:`monitor.store.outbox`), sends it, records the outcome, and go
 until nothing of its channel is due; then it sleeps until its next due row, a :meth:`Outbox.wake`,
 or an idle timeout. One more loop dead-letters rows whose channel is no longer configured.
 
-Outcomes: sent; pending again with the reason and a later attempt (30 s doubling up to 1 h, ±10%
-jitter); or dead once the row has been failing for longer than ``retry_for`` since it was
+Outcomes: sent; pending again with the reason and a later attempt (``retry_first``, 30 s,
+doubling up to ``retry_max``, 1 h, ±10% jitter, and never before the service's Retry-After); or
+dead, at once when the failure is permanent (a DeliveryError with ``permanent``: a bad token, an
+unknown chat), else once the row has been failing for longer than ``retry_for`` since it was
 created. After a failure, the channel's other rows due in the same pass wait for the same retry
-time without counting an attempt, so a dead target is neither hammered nor costs a timeout per row.
+time without counting an attempt, so a dead target is neither hammered nor costs a timeout per
+row, and a Retry-After holds for the whole channel.
+
+Pacing: a channel with rates (its service's documented limits, or its ``rate`` setting) waits for
+a token from its :class:`~monitor.notify.pacing.Pacer` before each claim, inside its own loop, so
+the wait delays that channel only and no lease is held while waiting.
 
 What can go wrong, and what it costs:
 
@@ -21,7 +28,9 @@ What can go wrong, and what it costs:
   locked database does not turn into a second send.
 - A worker that dies between a send and its record leaves the row leased; it is due again when the
   lease ends and is sent again: at least once, never lost. A send cancelled at shutdown releases
-  its lease at once instead.
+  its lease at once instead. Either way the next claim counts a possible duplicate on the row
+  (``redeliveries``, see :mod:`monitor.store.outbox`) and logs it at WARNING; so does the next
+  claim after a send cut off by the timeout, which may have reached the service all the same.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -40,6 +50,7 @@ from sqlmodel import Session
 from monitor.errors import DeliveryError
 from monitor.logs import redact
 from monitor.models import Alert, Digest, Hit, Severity
+from monitor.notify.pacing import Pacer, Rate
 from monitor.store import outbox as store
 from monitor.store.db import Database
 from monitor.store.repo import DEAD, PENDING, SENT
@@ -54,8 +65,9 @@ MAX_RETRY = timedelta(hours=1)
 SEND_TIMEOUT = 60.0
 """Seconds one send may take before it counts as failed (Apprise's own timeouts are shorter)."""
 LEASE = timedelta(minutes=2)
-"""How long a claimed row stays hidden from other workers. Longer than SEND_TIMEOUT, and a worker
-claims one row at a time, so a live worker records its outcome before the lease can run out."""
+"""How long a claimed row stays hidden from other workers, by default. A send is cut off at half
+the lease (SEND_TIMEOUT at most), and a worker claims one row at a time, so a live worker records
+its outcome before its lease can run out."""
 IDLE = 30.0
 """Seconds a loop sleeps when nothing is due: it then looks for rows another process wrote."""
 STOP_GRACE = 5.0
@@ -104,9 +116,16 @@ class DeliveryReport:
         return self
 
 
-def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
-    """Delay before the next attempt after ``attempts`` failures: 30 s doubling to 1 h, ±10%."""
-    base = min(FIRST_RETRY * (1 << min(max(attempts - 1, 0), 16)), MAX_RETRY)
+def backoff(
+    attempts: int,
+    rng: random.Random | None = None,
+    *,
+    first: timedelta = FIRST_RETRY,
+    maximum: timedelta = MAX_RETRY,
+) -> timedelta:
+    """Delay before the next attempt after ``attempts`` failures: ``first`` (30 s) doubling up to
+    ``maximum`` (1 h), ±10%."""
+    base = min(first * (1 << min(max(attempts - 1, 0), 16)), maximum)
     factor: float = (rng or random).uniform(0.9, 1.1)
     return base * factor
 
@@ -137,6 +156,12 @@ class _Failure:
     reason: str
     unexpected: BaseException | None = None
     """The exception, when it was not a DeliveryError or a timeout: logged with its traceback."""
+    retry_after: float | None = None
+    """Seconds the service asked us to wait (a DeliveryError's ``retry_after``)."""
+    permanent: bool = False
+    """No retry can succeed: dead-letter now."""
+    uncertain: bool = False
+    """Cut off by our timeout: the service may have the alert all the same."""
 
 
 class Outbox:
@@ -153,11 +178,30 @@ class Outbox:
         channels: Mapping[str, AlertChannel],
         retry_for: timedelta = timedelta(hours=24),
         clock: Callable[[], datetime] = utcnow,
+        *,
+        retry_first: timedelta = FIRST_RETRY,
+        retry_max: timedelta = MAX_RETRY,
+        lease: timedelta = LEASE,
+        rates: Mapping[str, Sequence[Rate]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``rates`` maps a channel id to the rates it is paced to (none: not paced);
+        ``monotonic`` is the pacers' clock."""
         self.db = db
         self.channels = channels
         self.retry_for = retry_for
         self.clock = clock
+        self.retry_first = retry_first
+        self.retry_max = retry_max
+        self.lease = lease
+        self.send_timeout = min(SEND_TIMEOUT, lease.total_seconds() / 2)
+        self.monotonic = monotonic
+        start = monotonic()
+        self._pacers = {
+            channel_id: Pacer(channel_rates, start)
+            for channel_id, channel_rates in (rates or {}).items()
+            if channel_rates and channel_id in channels
+        }
         self._wakes: list[asyncio.Event] = []
 
     def wake(self) -> None:
@@ -291,11 +335,17 @@ class Outbox:
     ) -> DeliveryReport:
         """Send ``channel``'s rows due by ``due_by``, one claim at a time, in order."""
         report = DeliveryReport()
+        pacer = self._pacers.get(channel_id)
         while stop is None or not stop.is_set():
-            lease_until = self.clock() + LEASE
+            if pacer is not None and (wait := pacer.delay(self.monotonic())) > 0:
+                await _pause(wait, *([stop] if stop is not None else []))
+                continue
+            lease_until = self.clock() + self.lease
             claimed = await asyncio.to_thread(self._claim, channel_id, due_by, lease_until)
             if claimed is None:
                 break
+            if pacer is not None:
+                pacer.take(self.monotonic())
             delivery = claimed[0]
             failure = await self._send(channel_id, channel, claimed, lease_until)
             outcome = self._judge(delivery, failure)
@@ -325,14 +375,16 @@ class Outbox:
         CancelledError, after releasing the row."""
         delivery, match, article = claimed
         try:
-            await asyncio.wait_for(channel.send(build_alert(match, article)), SEND_TIMEOUT)
+            await asyncio.wait_for(channel.send(build_alert(match, article)), self.send_timeout)
         except asyncio.CancelledError:
             await self._release(channel_id, delivery, lease)
             raise
         except DeliveryError as exc:
-            return _Failure(str(exc))
+            return _Failure(str(exc), retry_after=exc.retry_after, permanent=exc.permanent)
         except TimeoutError:
-            return _Failure(f"channel {channel_id!r}: no answer within {SEND_TIMEOUT:.0f}s")
+            return _Failure(
+                f"channel {channel_id!r}: no answer within {self.send_timeout:g}s", uncertain=True
+            )
         except Exception as exc:  # noqa: BLE001 (a bug in rendering or a library costs one row)
             return _Failure(f"channel {channel_id!r}: unexpected error: {redact(repr(exc))}", exc)
         return None
@@ -346,10 +398,18 @@ class Outbox:
             return store.Outcome(SENT, attempts, None, sent_at=now)
         # A row retried by hand (`monitor deliveries retry`) gets a fresh retry_for from then.
         since = delivery.retry_since or delivery.created_at
-        if now - since >= self.retry_for:
-            return store.Outcome(DEAD, attempts, failure.reason)
+        if failure.permanent or now - since >= self.retry_for:
+            return store.Outcome(DEAD, attempts, failure.reason, uncertain=failure.uncertain)
+        delay = backoff(attempts, first=self.retry_first, maximum=self.retry_max)
+        if failure.retry_after is not None:
+            # The service said when it will take more; asking earlier only prolongs the block.
+            delay = max(delay, timedelta(seconds=failure.retry_after))
         return store.Outcome(
-            PENDING, attempts, failure.reason, next_attempt_at=now + backoff(attempts)
+            PENDING,
+            attempts,
+            failure.reason,
+            next_attempt_at=now + delay,
+            uncertain=failure.uncertain,
         )
 
     async def _record(
@@ -366,7 +426,7 @@ class Outbox:
         assert delivery.id is not None
         extra = {"channel": channel_id, "stage": "deliver"}
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + LEASE.total_seconds()
+        deadline = loop.time() + self.lease.total_seconds()
         retry = DB_RETRY_FIRST
         while True:
             try:
@@ -405,9 +465,10 @@ class Outbox:
             )
         elif outcome.status == DEAD:
             log.error(
-                "delivery %s dead after %d attempts: %s",
+                "delivery %s dead after %d attempts%s: %s",
                 delivery.id,
                 outcome.attempts,
+                " (permanent failure)" if failure is not None and failure.permanent else "",
                 outcome.last_error,
                 exc_info=failure.unexpected if failure else None,
                 extra=extra,
@@ -448,6 +509,14 @@ class Outbox:
     def _claim(self, channel_id: str, due_by: datetime, lease: datetime) -> store.Claimed | None:
         with self.db.session() as session:
             rows = store.claim(session, channel_id, due_by=due_by, lease_until=lease)
+            taken_over = store.open_claims(session, [delivery for delivery, _m, _a in rows])
+        for delivery_id in taken_over:
+            log.warning(
+                "delivery %s: its previous claim ended without an outcome (worker killed or send "
+                "cancelled), so this send may repeat it; counted as a possible duplicate",
+                delivery_id,
+                extra={"channel": channel_id, "stage": "deliver"},
+            )
         return rows[0] if rows else None
 
     def _write(self, delivery_id: int, lease: datetime, outcome: store.Outcome) -> bool:

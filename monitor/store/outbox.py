@@ -14,6 +14,13 @@ The lease's end is also its token. :func:`record` and :func:`release` change a r
 is still pending with ``next_attempt_at`` equal to the lease this worker was given; when that no
 longer holds, the lease ran out and another worker took the row over, and the late outcome is not
 written over the newer one (the caller logs the possible duplicate). No column is needed for it.
+
+Possible duplicates are counted. :func:`open_claims` marks claimed rows ``in_flight`` and counts
+the claim; :func:`record` clears the mark, unless the outcome is uncertain (a send cut off by a
+timeout). A claim that finds the mark still set takes over from a claim that ended without a
+known outcome (a worker killed mid-send, a send cancelled at shutdown and released, a send timed
+out), whose message may have reached the service: the row's ``redeliveries`` goes up.
+:func:`redelivery_total` sums them for the metrics.
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ __all__ = [
     "defer_due",
     "next_due_at",
     "next_unconfigured_due_at",
+    "open_claims",
     "record",
+    "redelivery_total",
     "release",
 ]
 
@@ -60,6 +69,9 @@ class Outcome:
     next_attempt_at: datetime | None = None
     """The next attempt, for PENDING; None leaves the column as it is."""
     sent_at: datetime | None = None
+    uncertain: bool = False
+    """The attempt may have reached the service although it failed (it timed out): the row stays
+    in flight, so its next claim counts a possible duplicate."""
 
 
 def claim(
@@ -90,6 +102,29 @@ def claim(
     return rows
 
 
+def open_claims(session: Session, deliveries: Collection[DeliveryRow]) -> list[int]:
+    """Count a claim on each of ``deliveries`` (rows just returned by :func:`claim`, in the same
+    transaction) and mark it in flight; return the ids of those taken over from a claim that
+    ended without an outcome (each counted in its ``redeliveries``)."""
+    taken_over: list[int] = []
+    for delivery in deliveries:
+        delivery.claims += 1
+        if delivery.in_flight:
+            delivery.redeliveries += 1
+            assert delivery.id is not None
+            taken_over.append(delivery.id)
+        delivery.in_flight = True
+        session.add(delivery)
+    return taken_over
+
+
+def redelivery_total(session: Session) -> int:
+    """Deliveries claimed again after a claim that ended without an outcome, over all rows: how
+    many alerts may have been sent twice."""
+    total: int | None = session.exec(select(func.sum(DeliveryRow.redeliveries))).one()
+    return int(total or 0)
+
+
 def record(session: Session, delivery_id: int, lease_until: datetime, outcome: Outcome) -> bool:
     """Write ``outcome`` to the delivery if the lease ending at ``lease_until`` is still held.
 
@@ -100,6 +135,7 @@ def record(session: Session, delivery_id: int, lease_until: datetime, outcome: O
         "status": outcome.status,
         "attempts": outcome.attempts,
         "last_error": outcome.last_error,
+        "in_flight": outcome.uncertain,
     }
     if outcome.next_attempt_at is not None:
         values["next_attempt_at"] = outcome.next_attempt_at
@@ -110,7 +146,8 @@ def record(session: Session, delivery_id: int, lease_until: datetime, outcome: O
 
 def release(session: Session, delivery_id: int, lease_until: datetime, now: datetime) -> bool:
     """Make a leased delivery due at ``now`` again, without counting an attempt (a send that was
-    cancelled). False means the lease had already been lost."""
+    cancelled). It stays in flight: the cancelled send may have reached the service, so the next
+    claim counts a possible duplicate. False means the lease had already been lost."""
     return _update_leased(session, delivery_id, lease_until, {"next_attempt_at": now})
 
 

@@ -229,3 +229,11 @@ class DeliveryRow(SQLModel, table=True):
     retry_since: datetime | None = _when()
     """When an operator last retried the row by hand; the row is given up on ``retry_for`` after
     this instead of after ``created_at``. None: never retried."""
+    claims: int = 0
+    """How many times a worker claimed the row to send it."""
+    in_flight: bool = False
+    """A claim is open: set by a claim, cleared when its outcome is recorded. Found set by the
+    next claim, it means the previous claim ended with no outcome (its worker died or its send
+    was cancelled), so the service may already have the alert."""
+    redeliveries: int = 0
+    """Claims that took the row over from such an open claim: possible duplicates sent."""

@@ -134,9 +134,20 @@ def smtp_server() -> Iterator[SmtpServer]:
 # HTTP stand-ins
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer of a stand-in."""
+
+    status: int
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "text/plain"
+
+
 @dataclass
 class StandIn:
-    """Records every request it receives and answers with ``status`` and ``body``."""
+    """Records every request it receives and answers with ``status`` and ``body``, or with the
+    next of ``script`` while it lasts."""
 
     status: int = 200
     body: str = "ok"
@@ -145,6 +156,20 @@ class StandIn:
     hang: bool = False
     """Accept the request but answer only when the fixture ends (a target that hangs)."""
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    script: list[Reply] = field(default_factory=list)
+    """Answers to give first, in order (consumed)."""
+    times: list[float] = field(default_factory=list)
+    """When each request arrived (the event loop's clock), in order."""
+
+    def answer_next(
+        self,
+        status: int,
+        body: str = "",
+        headers: dict[str, str] | None = None,
+        content_type: str = "text/plain",
+    ) -> None:
+        """Queue an answer for the next request no earlier answer is queued for."""
+        self.script.append(Reply(status, body, headers or {}, content_type))
 
     async def handle(self, request: web.Request) -> web.Response:
         if self.hang:
@@ -155,7 +180,30 @@ class StandIn:
         except ValueError:
             payload = raw
         self.requests.append((request.path, payload))
+        self.times.append(asyncio.get_running_loop().time())
+        if self.script:
+            reply = self.script.pop(0)
+            return web.Response(
+                status=reply.status,
+                text=reply.body,
+                headers=reply.headers,
+                content_type=reply.content_type,
+            )
         return web.Response(status=self.status, text=self.body, content_type=self.content_type)
+
+
+@pytest.fixture
+async def webhook_server() -> AsyncIterator[tuple[StandIn, str]]:
+    """A stand-in JSON webhook on 127.0.0.1 and its ``json://`` Apprise URL."""
+    stand_in = StandIn()
+    app = web.Application()
+    app.router.add_post("/hook", stand_in.handle)
+    runner, port = await _serve(app)
+    try:
+        yield stand_in, f"json://127.0.0.1:{port}/hook"
+    finally:
+        stand_in.released.set()
+        await runner.cleanup()
 
 
 async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
