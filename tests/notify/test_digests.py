@@ -140,3 +140,42 @@ async def test_ten_rewrites_of_a_story_make_one_alert_listing_the_outlets(db: Da
     [alert] = desk.sent
     assert alert.source_id == "feed0"
     assert [outlet.source_id for outlet in alert.outlets] == [f"feed{n}" for n in range(1, 10)]
+
+
+async def test_a_corroborated_rule_alerts_once_enough_sources_report(db: Database) -> None:
+    """min_sources: 3 holds matches from one or two sources; the third source's match alerts,
+    listing the earlier reports; later ones in the window are folded into that alert."""
+    clock, desk, rng = Clock(), FakeChannel("desk"), random.Random(5)
+    rule = replace(CURFEW, min_sources=3, window=timedelta(hours=6))
+    flow, outbox = setup(db, rule, Policy(default=("desk",)), clock, desk)
+
+    def from_source(number: int, source: str) -> Article:
+        return replace(report(number, rng), source_id=source)
+
+    flow.ingest("a", [from_source(1, "a")])
+    flow.ingest("a", [from_source(2, "a")])
+    clock.now += timedelta(hours=1)
+    flow.ingest("b", [from_source(3, "b")])
+    assert await outbox.deliver_due() == DeliveryReport()
+    clock.now += timedelta(hours=1)
+    flow.ingest("c", [from_source(4, "c"), from_source(5, "c")])
+    flow.ingest("d", [from_source(6, "d")])
+    assert await outbox.deliver_due() == DeliveryReport(sent=1)
+    [alert] = desk.sent
+    assert alert.title == "Curfew report 4"
+    assert [o.title for o in alert.outlets] == [f"Curfew report {n}" for n in (1, 2, 3, 5, 6)]
+
+
+async def test_corroboration_counts_only_the_window(db: Database) -> None:
+    """Reports older than the window do not count towards min_sources."""
+    clock, desk, rng = Clock(), FakeChannel("desk"), random.Random(6)
+    rule = replace(CURFEW, min_sources=2, window=timedelta(hours=6))
+    flow, outbox = setup(db, rule, Policy(default=("desk",)), clock, desk)
+    flow.ingest("a", [replace(report(1, rng), source_id="a")])
+    clock.now += timedelta(hours=7)
+    flow.ingest("b", [replace(report(2, rng), source_id="b")])
+    assert await outbox.deliver_due() == DeliveryReport()
+    clock.now += timedelta(hours=1)
+    flow.ingest("c", [replace(report(3, rng), source_id="c")])
+    assert await outbox.deliver_due() == DeliveryReport(sent=1)
+    assert [o.title for o in desk.sent[0].outlets] == ["Curfew report 2"]
