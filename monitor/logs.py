@@ -307,6 +307,15 @@ class JsonFormatter(logging.Formatter):
 _OURS = "_monitor_handler"
 
 
+def remove_handler() -> None:
+    """Remove (and close) the handler :func:`configure_logging` installed, if any: for code that
+    runs commands in-process and outlives them, such as tests."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+        old.close()
+
+
 def configure_logging(
     level: str = "INFO",
     fmt: str = "text",
@@ -333,9 +342,7 @@ def configure_logging(
     setattr(handler, _OURS, True)
 
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
-        root.removeHandler(old)
-        old.close()
+    remove_handler()
     root.addHandler(handler)
     root.setLevel(root_level)
 

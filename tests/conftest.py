@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
+from monitor.logs import remove_handler
 from monitor.store.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,3 +146,14 @@ async def sink() -> AsyncIterator[Sink]:
     recorder.url = f"127.0.0.1:{port}"
     yield recorder
     await runner.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _log_handler_removed() -> Iterator[None]:
+    """A command run in-process installs monitor's log handler on the stream pytest captures for
+    that test; it is removed afterwards, so that a later record (a server thread's) is not
+    written to a closed stream. The root level is restored too."""
+    level = logging.getLogger().level
+    yield
+    remove_handler()
+    logging.getLogger().setLevel(level)
