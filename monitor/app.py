@@ -30,6 +30,7 @@ from monitor.matching.loader import RuleSet, load_rules
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
+from monitor.notify.render import TemplateChoice, TemplateSet, override_names
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
 from monitor.settings import Settings
 from monitor.sources.feed import FeedSources, Loaded
@@ -68,14 +69,26 @@ class App:
 
         settings = settings_module.load(config, check_channel=build_channel)
         problems = []
+        templates: TemplateSet | None = None
+        try:
+            templates = TemplateSet(settings.templates)
+        except ConfigError as exc:
+            problems += exc.problems
         try:
             rules = load_rules(
-                settings.rules, channels=settings.channel_ids(), sources=settings.source_ids()
+                settings.rules,
+                channels=settings.channel_ids(),
+                sources=settings.source_ids(),
+                templates=override_names(settings.templates),
             )
         except ConfigError as exc:
             problems += exc.problems
         if problems:
             raise ConfigError(problems)
+        assert templates is not None  # else a problem was raised above
+        by_rule = {rule.id: rule.template for rule in rules.rules if rule.template is not None}
+        for spec in settings.channels:
+            channels[spec.id].templates = TemplateChoice(templates, spec.template, by_rule)
         return cls(settings, rules, channels)
 
 
@@ -95,7 +108,7 @@ class Daemon:
         self.app = app
         settings = app.settings
         self.db = Database(settings.database)
-        self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), settings.notify)
+        self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), policy=settings.policy())
         self.outbox = Outbox(
             self.db,
             app.channels,

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,17 +18,21 @@ from monitor.app import App, Daemon
 from monitor.documents import SUPPORTED_SUFFIXES, parse_document
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, DocumentError
-from monitor.logs import configure_logging
+from monitor.logs import configure_logging, register_secrets
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet, load_rules
 from monitor.matching.schema import json_schema
 from monitor.models import Article, RuleMatch
+from monitor.notify import operations
+from monitor.notify.channels import Channel
 from monitor.sources.health import source_health
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
 
 EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
+MAX_LIMIT = 1000
+"""The most rows `monitor deliveries` lists at once."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,7 +107,40 @@ def _parser() -> argparse.ArgumentParser:
         "--limit", type=_non_negative, default=20, help="new and lost examples to list (default 20)"
     )
     back.set_defaults(handler=_backtest)
+    _operator_commands(command)
     return parser
+
+
+def _operator_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`deliveries`, `deliveries retry` and `notify-test`."""
+    deliveries = command("deliveries", "list deliveries (the outbox), newest first; retry them")
+    deliveries.add_argument("--status", choices=operations.STATUSES, help="only this status")
+    deliveries.add_argument("--channel", help="only this channel id")
+    deliveries.add_argument("--rule", help="only this rule id")
+    deliveries.add_argument(
+        "--limit",
+        type=_between(1, MAX_LIMIT),
+        default=50,
+        help=f"at most this many, 1 to {MAX_LIMIT} (default 50)",
+    )
+    deliveries.add_argument("--json", action="store_true", help="print JSON")
+    deliveries.set_defaults(handler=_deliveries)
+    actions = deliveries.add_subparsers(dest="action", metavar="ACTION")
+    retry = actions.add_parser(
+        "retry", help="make dead (or failing) deliveries due now, with a fresh retry period"
+    )
+    _global_options(retry, defaults=False)
+    retry.add_argument("ids", nargs="*", type=_between(1, None), metavar="ID", help="delivery ids")
+    retry.add_argument("--all-dead", action="store_true", help="every dead delivery")
+    # SUPPRESS: `deliveries --channel X retry --all-dead` keeps X rather than resetting it.
+    retry.add_argument(
+        "--channel", default=argparse.SUPPRESS, help="with --all-dead: only this channel id"
+    )
+    retry.set_defaults(handler=_retry, usage_error=retry.error)
+
+    notify_test = command("notify-test", "send a sample alert through a channel; say what happened")
+    notify_test.add_argument("channel", metavar="CHANNEL", help="a configured channel id")
+    notify_test.set_defaults(handler=_notify_test, usage_error=notify_test.error)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -348,3 +385,145 @@ def _backtest(args: argparse.Namespace) -> int:
     else:
         print(backtest.as_text(result, time.monotonic() - started))
     return EXIT_OK
+
+
+def _between(low: int, high: int | None) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high`` (no upper bound when None)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < low or (high is not None and number > high):
+            bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{value} is out of range (must be {bounds})")
+        return number
+
+    return parse
+
+
+def _settings_with_secrets(args: argparse.Namespace) -> settings.Settings:
+    """The config, with every channel URL's secrets registered, so that whatever these commands
+    print (stored errors, services' answers) is redacted before it is shown."""
+
+    def register(_channel_id: str, url: str) -> None:
+        register_secrets(url)
+
+    return settings.load(_config(args), check_channel=register)
+
+
+def _deliveries(args: argparse.Namespace) -> int:
+    config = _settings_with_secrets(args)
+    db = Database(config.database)
+    try:
+        views = operations.list_deliveries(
+            db, status=args.status, channel=args.channel, rule_id=args.rule, limit=args.limit
+        )
+    finally:
+        db.dispose()
+    if args.json:
+        items = [view.as_json() for view in views]
+        print(json.dumps({"deliveries": items}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not views:
+        print("no deliveries")
+        return EXIT_OK
+    rows = [
+        (
+            str(view.id),
+            view.channel,
+            view.status,
+            str(view.attempts),
+            _ago(view.next_attempt_at),
+            _ago(view.sent_at),
+            view.rule_id,
+            view.severity.upper(),
+            _cut(view.title, 50),
+            view.link or "-",
+            _cut(view.last_error or "", 160),
+        )
+        for view in views
+    ]
+    header = (
+        "ID", "CHANNEL", "STATUS", "TRIES", "NEXT", "SENT", "RULE", "SEVERITY", "TITLE", "LINK",
+        "LAST ERROR",
+    )  # fmt: skip
+    _print_table(header, rows)
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace) -> int:
+    channel: str | None = getattr(args, "channel", None)
+    if args.all_dead == bool(args.ids):
+        args.usage_error("give delivery ids or --all-dead (one of them)")
+    if channel is not None and not args.all_dead:
+        args.usage_error("--channel goes with --all-dead")
+    if args.status or args.rule or args.json:
+        args.usage_error("--status, --rule and --json list deliveries; they do not apply to retry")
+    config = _settings_with_secrets(args)
+    configured = config.channel_ids()
+    if channel is not None and channel not in configured:
+        args.usage_error(f"unknown channel {channel!r} ({_configured(configured)})")
+    db = Database(config.database)
+    try:
+        if args.all_dead:
+            report = operations.retry_all_dead(
+                db, now=utcnow(), configured=configured, channel=channel
+            )
+        else:
+            report = operations.retry_ids(db, args.ids, now=utcnow(), configured=configured)
+    finally:
+        db.dispose()
+    if report.unknown:
+        for delivery_id in report.unknown:
+            print(f"unknown delivery id: {delivery_id}", file=sys.stderr)
+        print("nothing retried", file=sys.stderr)
+        return EXIT_INPUT
+    for delivery_id, reason in report.skipped.items():
+        print(f"delivery {delivery_id} not retried: {reason}")
+    for name, count in report.unconfigured.items():
+        print(f"left {count} dead deliveries of channel {name!r}: it is not configured")
+    what = "dead deliveries" if args.all_dead else "deliveries"
+    print(f"retried {report.count} {what}: due now")
+    return EXIT_OK
+
+
+def _notify_test(args: argparse.Namespace) -> int:
+    config = _settings_with_secrets(args)
+    spec = next((c for c in config.channels if c.id == args.channel), None)
+    if spec is None:
+        args.usage_error(f"unknown channel {args.channel!r} ({_configured(config.channel_ids())})")
+        return EXIT_CONFIG  # pragma: no cover (usage_error exits)
+    try:
+        channel = Channel.from_url(spec.id, spec.url)
+    except ValueError as exc:  # the message names the channel, never the URL
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"sending a test alert to {channel.id!r} ({channel.masked_url})")
+    failure = asyncio.run(operations.send_test(channel, utcnow()))
+    if failure is not None:
+        print(f"failed: {failure}")
+        return EXIT_INPUT
+    print("sent")
+    return EXIT_OK
+
+
+def _configured(channel_ids: Sequence[str]) -> str:
+    if not channel_ids:
+        return "no channels are configured"
+    return "configured: " + ", ".join(channel_ids)
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters (an ellipsis marks a cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Left-aligned columns, two spaces apart; the last column is not padded."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())

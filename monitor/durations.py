@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 MAX_DURATION = timedelta(days=3650)
@@ -72,7 +72,21 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_validate), PlainSerializer(format_duration)]
+_JSON_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhdw]?\s*$"},
+        {"type": "number", "minimum": 0},
+    ],
+    "examples": ["30s", "5m", "1h", "7d"],
+}
+"""How editors should check a duration: pydantic's own schema says ISO 8601 ("PT5M")."""
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_validate),
+    PlainSerializer(format_duration),
+    WithJsonSchema(_JSON_SCHEMA),
+]
 """A config duration (see :func:`parse_duration`); written back as ``5m``, ``2h``..."""
 
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]

@@ -20,15 +20,22 @@ from datetime import datetime
 
 from sqlmodel import Session, SQLModel
 
+from monitor.identity import fingerprint
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Rule
 from monitor.models import Article, RuleMatch
+from monitor.notify.policy import Policy
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
 
 log = logging.getLogger(__name__)
+
+
+def article_fingerprint(article: Article) -> int | None:
+    """The fingerprint of an article's text (title, summary and body), to recognise rewrites."""
+    return fingerprint("\n".join((article.title, article.summary, article.body)))
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,21 @@ class CompiledRules:
     @classmethod
     def build(cls, ruleset: RuleSet) -> CompiledRules:
         return cls(ruleset, Matcher(ruleset.rules), ruleset.by_id())
+
+
+@dataclass
+class Prepared:
+    """One unit's articles on their way in (see :meth:`Pipeline.prepare`)."""
+
+    source_id: str
+    items: list[repo.Incoming]
+    """Each article once, with its identity."""
+    rules: CompiledRules
+    """The rule set ``matches`` come from."""
+    matches: dict[str, list[RuleMatch]] = field(default_factory=dict)
+    """The matches of the articles matched ahead, by key (none listed: not matched yet)."""
+    fingerprints: dict[str, int | None] = field(default_factory=dict)
+    """The text fingerprints of the articles that matched ahead, by key."""
 
 
 @dataclass
@@ -68,12 +90,16 @@ class Pipeline:
         self,
         db: Database,
         rules: CompiledRules,
-        default_channels: Sequence[str],
+        default_channels: Sequence[str] = (),
         clock: Callable[[], datetime] = utcnow,
+        *,
+        policy: Policy | None = None,
     ) -> None:
+        """``policy`` routes and times alerts; without one, every match goes at once to the
+        rule's ``notify`` channels, else to ``default_channels``."""
         self.db = db
         self.rules = rules
-        self.default_channels = tuple(default_channels)
+        self.policy = policy if policy is not None else Policy(default=tuple(default_channels))
         self.clock = clock
 
     def ingest(
@@ -89,21 +115,71 @@ class Pipeline:
         ETag) is recorded exactly when its articles are committed. Lookups are batched: a few
         queries per call, not a few per article.
         """
-        result = IngestResult()
-        rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
-        now = self.clock()
+        return self.store(self.prepare(source_id, articles, match=False), state)
+
+    def prepare(
+        self, source_id: str, articles: Sequence[Article], *, match: bool = True
+    ) -> Prepared:
+        """The articles made ready for :meth:`store`, outside its transaction: each identified
+        (key, content hash, canonical URL) once, and, with ``match``, matched if a read-only
+        lookup finds them new or changed. Matching is most of the work of storing a feed: done
+        here, in another thread than the writer's, it overlaps with the writer's commits
+        instead of holding the database's write lock."""
         # An article listed twice in one unit (a feed repeating a GUID) is taken once: the first.
         unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
+        prepared = Prepared(source_id, list(map(repo.Incoming.of, unique)), self.rules)
+        if match and prepared.items:
+            with self.db.reading() as session:
+                known = repo.current_versions(session, source_id, [a.key for a in unique])
+            for item in prepared.items:
+                stored = known.get(item.article.key)
+                if stored is None or stored[1] != item.content_hash:
+                    found = prepared.matches[item.article.key] = prepared.rules.matcher.match(
+                        item.article
+                    )
+                    if found and self.policy.story_window is not None:
+                        prepared.fingerprints[item.article.key] = article_fingerprint(item.article)
+        return prepared
+
+    def store(
+        self,
+        prepared: Prepared,
+        state: SQLModel | Callable[[IngestResult], SQLModel] | None = None,
+    ) -> IngestResult:
+        """Store ``prepared`` as :meth:`ingest` describes; matches computed by :meth:`prepare`
+        with the rule set still in use are taken as they are, the others computed here."""
+        result = IngestResult()
+        source_id = prepared.source_id
+        rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
+        matched = prepared.matches if prepared.rules is rules else {}
+        now = self.clock()
         with self.db.session() as session:
-            existing = repo.current_versions(session, source_id, [a.key for a in unique])
+            existing = repo.current_versions(
+                session, source_id, [item.article.key for item in prepared.items]
+            )
             changed = []
-            for item in map(repo.Incoming.of, unique):
+            for item in prepared.items:
                 known = existing.get(item.article.key)
                 if known is not None and known[1] == item.content_hash:
                     result.unchanged += 1
                 else:
                     changed.append(item)
             duplicates = repo.find_same_content(session, changed)
+            copied = {
+                index: holder
+                for index, holder in duplicates.items()
+                if holder[0] != changed[index].article.source_id
+            }
+            if copied and self.policy.story_window is not None:
+                # The same article from another outlet: listed in the alerts of the original's
+                # matches, as a rewrite would be.
+                stories = repo.story_matches(session, set(copied.values()))
+                outlets = [
+                    (match_id, changed[index].article)
+                    for index, holder in copied.items()
+                    for match_id in stories.get(holder, ())
+                ]
+                repo.insert_outlets(session, outlets, now)
             fresh: list[repo.Incoming] = []
             seen_in_unit: set[str] = set()
             for index, item in enumerate(changed):
@@ -125,11 +201,15 @@ class Pipeline:
             found = [
                 (article_id, article, match)
                 for article_id, (article, _hash, _url) in zip(ids, fresh, strict=True)
-                for match in rules.matcher.match(article)
+                for match in (
+                    matched[article.key] if article.key in matched else rules.matcher.match(article)
+                )
                 # A rule that alerted for an earlier version of the article does not again.
                 if match.rule_id not in already.get(article.key, ())
             ]
-            result.match_ids = self._store_matches(session, rules, found, now)
+            result.match_ids = self._store_matches(
+                session, rules, found, now, dict(prepared.fingerprints)
+            )
             if state is not None:
                 session.merge(state(result) if callable(state) else state)
         return result
@@ -140,14 +220,64 @@ class Pipeline:
         rules: CompiledRules,
         found: list[tuple[int, Article, RuleMatch]],
         now: datetime,
+        fingerprints: dict[str, int | None],
     ) -> list[int]:
-        """Store the matches with their outbox rows; return their ids."""
-        rows = []
-        for article_id, _article, match in found:
+        """Store the matches with their outbox rows, routed and timed by the policy, rewrites
+        of a recent story folded into its alert; return their ids."""
+        policy = self.policy
+        stories: dict[str, list[tuple[int, int]]] = {}
+        if policy.story_window is not None and found:
+            rule_ids = {match.rule_id for _a, _article, match in found}
+            stories = repo.story_candidates(session, rule_ids, now - policy.story_window)
+
+        def fingerprint_of(article: Article) -> int | None:
+            if policy.story_window is None:
+                return None
+            if article.key not in fingerprints:
+                fingerprints[article.key] = article_fingerprint(article)
+            return fingerprints[article.key]
+
+        # Each match stands for its story, or is folded into a stored story's match, or into
+        # one stored by this unit (known by its place among the stories until it has an id).
+        leading: list[tuple[int, Article, RuleMatch, Rule, int | None]] = []
+        folded: list[tuple[int | None, int, int, Article, RuleMatch, Rule, int | None]] = []
+        unit_stories: dict[str, list[tuple[int, int]]] = {}
+        for article_id, article, match in found:
             rule = rules.by_id[match.rule_id]
-            channels = rule.notify if rule.notify is not None else self.default_channels
-            rows.append((article_id, rule, match, channels))
+            mark = fingerprint_of(article)
+            into = policy.same_story(mark, stories.get(rule.id, ()))
+            place = policy.same_story(mark, unit_stories.get(rule.id, ()))
+            if into is not None or place is not None:
+                folded.append((into, place or 0, article_id, article, match, rule, mark))
+                continue
+            if mark is not None:
+                unit_stories.setdefault(rule.id, []).append((len(leading), mark))
+            leading.append((article_id, article, match, rule, mark))
+        # Throttle windows already open (one query), then those this unit opens itself.
+        routed = [(entry, policy.channels_for(entry[3], entry[1].source_id)) for entry in leading]
+        throttled = {(e[3].id, c) for e, cs in routed if e[3].throttle for c in cs}
+        longest = max((e[3].throttle for e, _c in routed if e[3].throttle), default=None)
+        windows = (
+            repo.throttle_windows(session, throttled, now - longest) if longest is not None else {}
+        )
+        rows = []
+        for (article_id, _article, match, rule, mark), channels in routed:
+            planned: list[repo.Planned] = []
+            for channel in channels:
+                plan = policy.plan(rule, channel, now, windows.get((rule.id, channel)))
+                if plan.batch is None and rule.throttle is not None:
+                    windows[rule.id, channel] = now
+                planned.append((channel, plan.due, plan.batch))
+            rows.append(repo.NewMatch(article_id, rule, match, planned, mark))
         ids = repo.insert_matches(session, rows, now)
+        outlets: list[tuple[int, Article]] = []
+        copies = []
+        for into, place, article_id, article, match, rule, mark in folded:
+            story = into if into is not None else ids[place]
+            outlets.append((story, article))
+            copies.append(repo.NewMatch(article_id, rule, match, (), mark, story))
+        ids += repo.insert_matches(session, copies, now)
+        repo.insert_outlets(session, outlets, now)
         for article_id, article, match in found:
             log.info(
                 "match: %s [%s] %s",

@@ -10,6 +10,7 @@ imports), so a bad one is a problem at its line, not a traceback when the daemon
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -36,7 +37,18 @@ from sqlalchemy.exc import ArgumentError
 from monitor import yamlfile
 from monitor.durations import PositiveDuration
 from monitor.errors import ConfigError, Problem
+from monitor.models import Severity
 from monitor.notify.pacing import Rate, parse_rate
+from monitor.notify.policy import (
+    DEFAULT_BURST,
+    ChannelPolicy,
+    DigestSchedule,
+    Policy,
+    QuietHours,
+    Route,
+    zone,
+)
+from monitor.notify.render import override_names
 from monitor.opml import read_opml
 
 DEFAULT_CONFIG = Path("config/monitor.yaml")
@@ -133,13 +145,78 @@ RateSetting = Annotated[Rate, PlainValidator(_rate), PlainSerializer(str)]
 
 
 class ChannelSettings(_Model):
-    """A named notification target: any Apprise URL, or ``console://``."""
+    """A named notification target: any Apprise URL, or ``console://``, and how it takes its
+    alerts (see :mod:`monitor.notify.policy`)."""
 
     id: Id
     url: str = Field(repr=False)  # may hold tokens: never in repr, logs or errors
     rate: RateSetting | None = None
     """At most this many sends, strictly paced; replaces the service's documented limits
     (Slack 1/s, Telegram 1/s per chat and 20/min per group; none for other services)."""
+    digest: str | None = None
+    """Digests only: "1h" (every hour, on the hour), "30m", or "daily 08:00"."""
+    quiet_hours: str | None = None
+    """"22:00-07:00": alerts but critical ones wait until the end of these hours."""
+    timezone: str = "UTC"
+    """The zone of ``digest`` and ``quiet_hours`` times (an IANA name such as Europe/Berlin)."""
+    burst: int = Field(default=DEFAULT_BURST, ge=1, le=10_000)
+    """More alerts than this due at once go out as one digest."""
+    template: Id | None = None
+    """Write this channel's messages with NAME.alert.<format>.j2 and NAME.digest.<format>.j2 from
+    the templates folder (a rule's own ``template`` wins)."""
+
+    @field_validator("digest")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            DigestSchedule.parse(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is not None:
+            QuietHours.parse(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    def policy(self) -> ChannelPolicy:
+        return ChannelPolicy(
+            digest=DigestSchedule.parse(self.digest) if self.digest else None,
+            quiet_hours=QuietHours.parse(self.quiet_hours) if self.quiet_hours else None,
+            zone=zone(self.timezone),
+            burst=self.burst,
+        )
+
+
+class RouteSettings(_Model):
+    """Where matches go that meet every condition given; the first route that holds wins, and
+    the routes after it are looked at too only when it says ``continue: true``."""
+
+    notify: tuple[Id, ...] = Field(min_length=1)
+    severity: tuple[Severity, ...] | None = None
+    """Any of these severities."""
+    min_severity: Severity | None = None
+    source_tags: tuple[str, ...] = ()
+    """A source with any of these tags."""
+    rule_tags: tuple[str, ...] = ()
+    """A rule with any of these tags."""
+    continue_: bool = Field(default=False, alias="continue")
+
+    def route(self) -> Route:
+        return Route(
+            notify=self.notify,
+            severities=frozenset(self.severity) if self.severity is not None else None,
+            min_severity=self.min_severity,
+            source_tags=frozenset(self.source_tags),
+            rule_tags=frozenset(self.rule_tags),
+            carry_on=self.continue_,
+        )
 
 
 class HttpSettings(_Model):
@@ -186,7 +263,12 @@ class Settings(_Model):
     fetching: FetchSettings = FetchSettings()
     channels: tuple[ChannelSettings, ...] = ()
     notify: tuple[str, ...] = ()
-    """Channels for a rule that names none."""
+    """Channels for a rule that names none and that no route takes."""
+    routes: tuple[RouteSettings, ...] = ()
+    """Channels by severity, source tag and rule tag (a rule's own ``notify`` overrides them)."""
+    templates: Path = Path("templates")
+    """A folder of message templates overriding the defaults (see docs/templates.md); it need not
+    exist."""
     retry_for: PositiveDuration = timedelta(hours=24)
     """A failing delivery is retried with backoff for this long, then marked dead."""
     retry_first: PositiveDuration = timedelta(seconds=30)
@@ -224,6 +306,15 @@ class Settings(_Model):
 
     def channel_ids(self) -> list[str]:
         return [channel.id for channel in self.channels]
+
+    def policy(self) -> Policy:
+        """Routing and timing of alerts, as :mod:`monitor.notify.policy` applies them."""
+        return Policy(
+            default=self.notify,
+            routes=tuple(route.route() for route in self.routes),
+            channels={channel.id: channel.policy() for channel in self.channels},
+            source_tags={source.id: source.tags for source in self.sources},
+        )
 
 
 DATABASE_BACKENDS = frozenset({"sqlite", "postgresql"})
@@ -338,6 +429,7 @@ def load(
         except ConfigError as exc:
             problems += exc.problems
     problems += _cross_checks(settings, doc)
+    problems += _template_checks(settings, doc, _under(base, settings.templates))
     for index, channel in enumerate(settings.channels):
         try:
             if check_channel is not None:
@@ -398,6 +490,33 @@ def _cross_checks(settings: Settings, doc: yamlfile.Document) -> list[Problem]:
     for index, channel_id in enumerate(settings.notify):
         if channel_id not in known:
             problems.append(doc.problem(("notify", index), f"unknown channel {channel_id!r}"))
+    for number, route in enumerate(settings.routes):
+        for index, channel_id in enumerate(route.notify):
+            if channel_id not in known:
+                problems.append(
+                    doc.problem(
+                        ("routes", number, "notify", index), f"unknown channel {channel_id!r}"
+                    )
+                )
+    return problems
+
+
+def _template_checks(settings: Settings, doc: yamlfile.Document, folder: Path) -> list[Problem]:
+    """A channel's ``template`` must name templates in the folder (compiling them is the app's
+    job: see monitor.notify.render.TemplateSet)."""
+    known = override_names(folder)
+    problems = []
+    for index, channel in enumerate(settings.channels):
+        name = channel.template
+        if name is not None and name not in known:
+            hint = difflib.get_close_matches(name, sorted(known), n=1)
+            message = (
+                f"unknown template {name!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f": the templates folder has no {name}.alert.<format>.j2 or "
+                f"{name}.digest.<format>.j2"
+            )
+            problems.append(doc.problem(("channels", index, "template"), message))
     return problems
 
 
@@ -412,6 +531,7 @@ def resolve_paths(settings: Settings, base: Path) -> Settings:
     return settings.model_copy(
         update={
             "rules": _under(base, settings.rules),
+            "templates": _under(base, settings.templates),
             "sources": sources,
             "database": resolve_database_url(settings.database, base),
         }

@@ -243,3 +243,49 @@ def test_zero_retry_window_is_refused(tmp_path: Path) -> None:
     """retry_for: 0 would mark every failed delivery dead at once, so it is refused."""
     path = write(tmp_path, "retry_for: 0s\n")
     assert problems(path) == [f"{path}:1: retry_for: must be longer than 0s"]
+
+
+def test_alert_policy_settings_are_checked_at_their_lines(tmp_path: Path) -> None:
+    """A bad digest schedule, quiet hours, time zone or route channel is a located problem."""
+    path = write(
+        tmp_path,
+        "channels:\n"
+        "  - {id: slack, url: 'console://', digest: hourly}\n"
+        "  - {id: tg, url: 'console://', quiet_hours: '22:00', timezone: Mars/Olympus}\n",
+    )
+    found = problems(path)
+    assert any(p.startswith(f"{path}:2:") and "not a digest schedule" in p for p in found), found
+    assert any(p.startswith(f"{path}:3:") and "span of hours" in p for p in found), found
+    assert any(p.startswith(f"{path}:3:") and "'Mars/Olympus'" in p for p in found), found
+    routed = write(
+        tmp_path,
+        "channels:\n"
+        "  - {id: tg, url: 'console://'}\n"
+        "routes:\n"
+        "  - {severity: [critical], notify: [tg, nowhere]}\n",
+    )
+    assert problems(routed) == [f"{routed}:4: unknown channel 'nowhere'"]
+
+
+def test_alert_policy_settings_build_the_policy(tmp_path: Path) -> None:
+    """Routes, digests, quiet hours and zones of the config become the pipeline's policy."""
+    path = write(
+        tmp_path,
+        "channels:\n"
+        "  - {id: slack, url: 'console://', digest: daily 08:00, timezone: Europe/Berlin}\n"
+        "  - {id: tg, url: 'console://', quiet_hours: '22:00-07:00', burst: 5}\n"
+        "notify: [slack]\n"
+        "sources:\n"
+        "  - {id: wire, type: feed, url: 'https://example.org/rss', tags: [wire]}\n"
+        "routes:\n"
+        "  - {min_severity: high, source_tags: [wire], notify: [tg], continue: true}\n"
+        "  - {severity: [critical], notify: [slack]}\n",
+    )
+    policy = settings.load(path, {}).policy()
+    assert policy.default == ("slack",)
+    assert [route.notify for route in policy.routes] == [("tg",), ("slack",)]
+    assert policy.routes[0].carry_on
+    assert policy.source_tags["wire"] == ("wire",)
+    assert str(policy.channels["slack"].digest) == "daily 08:00"
+    assert policy.channels["tg"].burst == 5
+    assert policy.channels["tg"].quiet_hours is not None

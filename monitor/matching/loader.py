@@ -2,7 +2,8 @@
 
 Every ``*.yaml``/``*.yml`` under the rules path is read (hidden files and folders are skipped, so
 editors' swap files are not). Each file is validated on its own; cross-file checks follow:
-duplicate rule or actor ids, unknown actors, unknown channels, rules with nothing to match.
+duplicate rule or actor ids, unknown actors, unknown channels and templates, rules with nothing to
+match.
 Loading either yields a complete RuleSet or raises ConfigError: a half-loaded watchlist would
 silently drop alerts.
 """
@@ -67,21 +68,28 @@ def load_rules(
     path: Path,
     channels: Collection[str] | None = None,
     sources: Collection[str] | None = None,
+    templates: Collection[str] | None = None,
 ) -> RuleSet:
     """Load every rule file under ``path``; raise ConfigError with every problem found.
 
-    ``channels`` and ``sources`` are the configured ids; when given, a rule's ``notify`` and
-    ``sources`` are checked against them.
+    ``channels`` and ``sources`` are the configured ids, ``templates`` the template names of the
+    config's templates folder; when given, a rule's ``notify``, ``sources`` and ``template`` are
+    checked against them.
     """
     if not path.exists():
         raise ConfigError([Problem(str(path), 0, "rules path does not exist")])
     # Loading builds many small objects and no cycles; the cyclic collector would only rescan
     # them (a third of the time of a large reload).
     with long_lived():
-        return _load(path, channels, sources)
+        return _load(path, channels, sources, templates)
 
 
-def _load(path: Path, channels: Collection[str] | None, sources: Collection[str] | None) -> RuleSet:
+def _load(
+    path: Path,
+    channels: Collection[str] | None,
+    sources: Collection[str] | None,
+    templates: Collection[str] | None,
+) -> RuleSet:
     files = rule_files(path)
     problems: list[Problem] = []
     parsed: list[_File] = []
@@ -91,7 +99,7 @@ def _load(path: Path, channels: Collection[str] | None, sources: Collection[str]
         if not doc.problems:
             parsed.append(_validate(doc, problems))
     actors, actor_problems = _collect_actors(parsed)
-    rules, rule_problems = _collect_rules(parsed, actors, channels, sources)
+    rules, rule_problems = _collect_rules(parsed, actors, channels, sources, templates)
     problems += actor_problems + rule_problems
     if problems:
         raise ConfigError(problems)
@@ -193,6 +201,7 @@ def _collect_rules(
     actors: dict[str, Actor],
     channels: Collection[str] | None,
     sources: Collection[str] | None,
+    templates: Collection[str] | None,
 ) -> tuple[list[Rule], list[Problem]]:
     rules: list[Rule] = []
     where: dict[str, str] = {}
@@ -207,7 +216,15 @@ def _collect_rules(
                 problems.append(Problem(doc.file, line, message))
                 continue
             where[spec.id] = f"{doc.file}:{line}"
-            found = _check_rule(doc, loc, spec, actors=actors, channels=channels, sources=sources)
+            found = _check_rule(
+                doc,
+                loc,
+                spec,
+                actors=actors,
+                channels=channels,
+                sources=sources,
+                templates=templates,
+            )
             problems += found.problems
             rules.append(
                 Rule(
@@ -229,6 +246,8 @@ def _collect_rules(
                     stem=spec.stem,
                     language=spec.language,
                     tags=spec.tags,
+                    throttle=spec.throttle,
+                    template=spec.template,
                     query_actors=tuple(actors[a] for a in found.query_actors if a in actors),
                     file=doc.file,
                     line=line,
@@ -252,6 +271,7 @@ def _check_rule(
     actors: dict[str, Actor],
     channels: Collection[str] | None,
     sources: Collection[str] | None,
+    templates: Collection[str] | None,
 ) -> _Checked:
     """Checks that need more than one rule's own keys: references, terms, the query."""
     result = _Checked()
@@ -266,6 +286,12 @@ def _check_rule(
             if known is not None and item not in known:
                 kind = "channel" if key == "notify" else "source"
                 problems.append(doc.problem((*loc, key, position), _unknown(kind, item, known)))
+    if spec.template is not None and templates is not None and spec.template not in templates:
+        name = spec.template
+        message = _unknown("template", name, templates) + (
+            f"; the templates folder has no {name}.alert.<format>.j2 or {name}.digest.<format>.j2"
+        )
+        problems.append(doc.problem((*loc, "template"), message))
     for key, terms in (("keywords", spec.keywords), ("exclude", spec.exclude)):
         for position, term in enumerate(terms):
             text = term_text(_term(term))

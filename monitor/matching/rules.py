@@ -7,6 +7,7 @@ terms non-empty.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from monitor.matching.query import Node
 from monitor.models import FIELDS, Severity
@@ -51,7 +52,8 @@ class Rule:
     other words between them in total, within one field), none of ``exclude`` (exact phrases),
     ``query`` (a Boolean expression), at least ``min_hits`` occurrences of its aliases and
     keywords, a source among ``sources`` and a language among ``languages``. A disabled rule never
-    matches. ``notify`` None means the config's default channels. ``fields`` are searched by every
+    matches. ``notify`` None means the config's default channels; ``template`` None means the
+    channel's template. ``fields`` are searched by every
     part; ``stem`` matches inflections with the Snowball stemmer of ``language``.
     """
 
@@ -73,6 +75,10 @@ class Rule:
     stem: bool = False
     language: str = "english"
     tags: tuple[str, ...] = ()
+    throttle: timedelta | None = None
+    """Matches within this long after an alert are sent as one digest at the window's end."""
+    template: str | None = None
+    """The message template name for this rule's alerts; wins over the channel's."""
     query_actors: tuple[Actor, ...] = ()
     """Actors the query names with ``@id``."""
     file: str = ""

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.durations import PositiveDuration
 from monitor.matching.query import MAX_QUERY_LENGTH, MAX_SLOP
 from monitor.models import Severity
 
@@ -92,6 +93,12 @@ class RuleModel(_Model):
     """Channel ids to alert (default: the config's ``notify``)."""
     tags: tuple[str, ...] = ()
     """Free text for people and routing."""
+    throttle: PositiveDuration | None = None
+    """After an alert, further matches within this window (30m, 2h) are gathered and sent as
+    one digest at its end, instead of one alert each."""
+    template: Id | None = None
+    """Write this rule's alerts with the templates NAME.alert.<format>.j2 (and
+    NAME.digest.<format>.j2) of the config's templates folder, instead of the channel's."""
 
 
 class RuleFileModel(_Model):

@@ -44,7 +44,7 @@ from monitor.notify import (
     console,  # noqa: F401 (importing it registers console://)
 )
 from monitor.notify.pacing import Rate
-from monitor.notify.render import Format, Message, render, render_digest
+from monitor.notify.render import Format, Message, TemplateChoice, render, render_digest
 
 __all__ = ["SLACK_RATE", "TELEGRAM_CHAT_RATE", "TELEGRAM_GROUP_RATE", "Channel", "ChannelErrors"]
 __all__ += ["build_channels", "default_asset", "service_rates"]
@@ -102,10 +102,21 @@ class Channel:
     """One configured target: an id and an Apprise URL.
 
     ``masked_url`` is Apprise's privacy URL (secrets masked), safe for logs and the API.
-    ``format`` is the markup the service takes; alerts are rendered in it.
+    ``format`` is the markup the service takes; alerts are rendered in it. ``templates`` picks the
+    templates they are rendered with (None: the shipped defaults); the app sets it once the
+    rules, which may name templates of their own, are loaded.
     """
 
-    __slots__ = ("_flavour", "_service", "_title_in_body", "format", "id", "masked_url", "rates")
+    __slots__ = (
+        "_flavour",
+        "_service",
+        "_title_in_body",
+        "format",
+        "id",
+        "masked_url",
+        "rates",
+        "templates",
+    )
 
     def __init__(
         self,
@@ -126,6 +137,7 @@ class Channel:
         self._service = service
         self._flavour = markdown_flavour
         self._title_in_body = title_in_body
+        self.templates: TemplateChoice | None = None
 
     def __repr__(self) -> str:
         return f"Channel(id={self.id!r}, masked_url={self.masked_url!r}, format={self.format!s})"
@@ -181,6 +193,7 @@ class Channel:
             self.format,
             markdown_flavour=self._flavour,
             title_in_body=self._title_in_body,
+            templates=self.templates,
         )
         await self._deliver(message, alert.severity, f"match {alert.match_id}")
 
@@ -191,6 +204,7 @@ class Channel:
             self.format,
             markdown_flavour=self._flavour,
             title_in_body=self._title_in_body,
+            templates=self.templates,
         )
         severity = max((alert.severity for alert in digest.alerts), key=lambda s: s.rank)
         await self._deliver(message, severity, f"digest of {len(digest.alerts)} alerts")

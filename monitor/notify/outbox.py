@@ -396,7 +396,9 @@ class Outbox:
         attempts = delivery.attempts + 1
         if failure is None:
             return store.Outcome(SENT, attempts, None, sent_at=now)
-        if failure.permanent or now - delivery.created_at >= self.retry_for:
+        # A row retried by hand (`monitor deliveries retry`) gets a fresh retry_for from then.
+        since = delivery.retry_since or delivery.created_at
+        if failure.permanent or now - since >= self.retry_for:
             return store.Outcome(DEAD, attempts, failure.reason, uncertain=failure.uncertain)
         delay = backoff(attempts, first=self.retry_first, maximum=self.retry_max)
         if failure.retry_after is not None:

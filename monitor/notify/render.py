@@ -33,31 +33,62 @@ The title (:attr:`Message.title`) is plain text in every format: Apprise escapes
 service needs it (Slack) or uses it as plain text (an e-mail subject). Services that have no title
 field fold it into the body; for those, call :func:`render` with ``title_in_body=True`` and the
 title line is written into the body in the body's format instead.
+
+Templates. The body is written by a Jinja2 template (``monitor/notify/templates/``), one per kind
+(``alert``, ``digest``) and format, which an operator may override from the config's templates
+folder (see docs/templates.md and :class:`TemplateSet`). Escaping is not the template author's
+job: templates run in a sandbox with ``StrictUndefined``; HTML templates autoescape, and in the
+other formats every ``{{ value }}`` passes through the format's escaping above (Jinja's
+``finalize``), so a custom template cannot print article text unescaped by forgetting a filter.
+Only values that are already markup in the format get through as they are: the excerpt rendered
+by the ``highlight`` filter, ``br``, and ``alert.link`` in Markdown and text (a vetted http(s) URL,
+percent-encoded so that it cannot end an autolink or a link destination). A custom template that
+fails for one alert is logged at WARNING and the alert is rendered with the default instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
+import logging
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from monitor.models import Alert, Digest, Hit
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from monitor.errors import ConfigError, Problem
+from monitor.models import Alert, Digest, Hit, Outlet, Severity
 
 __all__ = [
+    "KINDS",
     "MARKDOWN_FLAVOURS",
+    "AlertView",
+    "DigestView",
     "Format",
     "Message",
+    "OutletView",
+    "Segment",
+    "TemplateChoice",
+    "TemplateSet",
+    "default_templates",
     "digest_title",
+    "override_names",
     "render",
     "render_digest",
     "snippet",
     "title_line",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class Format(StrEnum):
@@ -252,8 +283,9 @@ def _merge(segments: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can start
 # or end markup inline (emphasis, code, links, autolinks and raw HTML, entities, strikethrough).
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&~!|])")
-# At the start of a line these make headings, quotes and list items.
-_MD_LINE_START = re.compile(r"^([#>+-]|\d+[.)])")
+# At the start of a line these make headings, quotes, list items and (after a line of text)
+# setext headings; ">" is escaped anywhere already.
+_MD_LINE_START = re.compile(r"^(?:([#+=-])|(\d+)([.)]))")
 
 _SLACK_ESCAPED = re.compile(r"([<>\[\]])")
 _SLACK_LOOKALIKES = str.maketrans(
@@ -271,6 +303,14 @@ _WORD_JOINER = "\u2060"
 
 def _md_standard(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _md_line_start(text: str) -> str:
+    """``text`` with what would make a heading or list item at the start of a line escaped
+    (a backslash before punctuation is invisible in CommonMark, so this is safe anywhere)."""
+    return _MD_LINE_START.sub(
+        lambda found: "\\" + found[1] if found[1] else found[2] + "\\" + found[3], text, count=1
+    )
 
 
 def _md_slack(text: str) -> str:
@@ -298,6 +338,17 @@ def _safe_link(link: str | None) -> str | None:
     return quote(link, safe="/:?#[]@!$&'()*+,;=%-._~")
 
 
+_MD_URL = str.maketrans({"(": "%28", ")": "%29", "[": "%5B", "]": "%5D", "*": "%2A"})
+
+
+def _md_url(url: str) -> str:
+    """A :func:`_safe_link` URL that also cannot end a Markdown link destination, open a link or
+    start emphasis: brackets, parentheses and asterisks after the host percent-encoded."""
+    parts = urlsplit(url)
+    cut = len(parts.scheme) + 3 + len(parts.netloc)
+    return url[:cut] + url[cut:].translate(_MD_URL)
+
+
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return "unknown"
@@ -310,76 +361,91 @@ def _when(moment: datetime | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Rendering
+# What templates see
+
+KINDS: tuple[str, ...] = ("alert", "digest")
+"""A template renders one alert or a digest of several."""
+
+Kind = Literal["alert", "digest"]
 
 
 @dataclass(frozen=True, slots=True)
-class _Style:
-    """How one format writes the pieces of an alert."""
+class Segment:
+    """A piece of an excerpt: its ``text`` (one line, not yet escaped) and whether it is a hit."""
 
-    escape: Callable[[str], str]
-    hit: Callable[[str], str]
-    label: Callable[[str], str]
-    link: Callable[[str], str]
-    line_end: str
-    fields: Callable[[str], str]
-    paragraph: str
-    excerpt: Callable[[str], str]
-    title: Callable[[str], str]
+    text: str
+    hit: bool
 
 
-def _style(fmt: Format, flavour: str) -> _Style:
-    if fmt is Format.HTML:
-        return _Style(
-            escape=_html,
-            hit=lambda s: f"<b>{_html(s)}</b>",
-            label=lambda s: f"<b>{s}</b>",
-            link=lambda url: f'<a href="{_html(url)}">{_html(url)}</a>',
-            # No newlines in the HTML source: HTML-to-text converters (Apprise's, for the
-            # text/plain part of an e-mail) would turn them into stray spaces.
-            line_end="<br>",
-            fields=lambda s: f"<p>{s}</p>",
-            paragraph="",
-            excerpt=lambda s: f"<blockquote>{s}</blockquote>",
-            title=lambda s: f"<b>{_html(s)}</b>",
-        )
-    if fmt is Format.MARKDOWN:
-        escape = _md_slack if flavour == "slack" else _md_standard
-        return _Style(
-            escape=escape,
-            hit=lambda s: f"**{escape(s)}**",
-            label=lambda s: f"**{s}**",
-            link=lambda url: f"<{url}>",
-            # Two trailing spaces: a CommonMark hard line break; Slack ignores them.
-            line_end="  \n",
-            fields=lambda s: s,
-            paragraph="\n\n",
-            excerpt=lambda s: "> " + s,
-            title=lambda s: f"**{escape(s)}**",
-        )
-    return _Style(
-        escape=lambda s: s,
-        hit=lambda s: f"*{s}*",
-        label=lambda s: s,
-        link=lambda url: url,
-        line_end="\n",
-        fields=lambda s: s,
-        paragraph="\n\n",
-        excerpt=lambda s: s,
-        title=lambda s: s,
-    )
+@dataclass(frozen=True, slots=True)
+class OutletView:
+    """Another outlet that reported an alert's story, as templates see it."""
+
+    source: str
+    title: str
+    link: str | None
+    published: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """An alert as templates see it: every text cleaned (one line, no control characters) and
+    escaped when printed; see docs/templates.md for each attribute."""
+
+    match_id: int
+    severity: str
+    rule_id: str
+    rule_name: str
+    rule: str
+    title: str
+    heading: str
+    source: str
+    link: str | None
+    location: str | None
+    published: str
+    matched: str
+    terms: tuple[str, ...]
+    excerpt: tuple[Segment, ...]
+    outlets: tuple[OutletView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestView:
+    """A digest as templates see it."""
+
+    channel: str
+    reason: str
+    severity: str
+    count: int
+    since: str | None
+    until: str | None
+    alerts: tuple[AlertView, ...]
 
 
 def _excerpt_field(alert: Alert) -> str | None:
     """The field to quote: the first keyword hit outside the title (the title is shown anyway),
     else the first keyword hit's, else the first hit's."""
     keyword_fields = [hit.field for hit in alert.hits if hit.kind == "keyword"]
-    for field in keyword_fields:
-        if field != "title":
-            return field
+    for name in keyword_fields:
+        if name != "title":
+            return name
     if keyword_fields:
         return keyword_fields[0]
     return alert.hits[0].field if alert.hits else None
+
+
+def _excerpt(alert: Alert, width: int) -> tuple[Segment, ...]:
+    name = _excerpt_field(alert)
+    if name is None:
+        return ()
+    text = alert.fields.get(name)
+    if text is None and name == "title":
+        text = alert.title
+    if not text:
+        return ()
+    in_field = [hit for hit in alert.hits if hit.field == name]
+    focus = next((hit for hit in in_field if hit.kind == "keyword"), None)
+    return tuple(Segment(part, is_hit) for part, is_hit in snippet(text, in_field, width, focus))
 
 
 def _terms(hits: Sequence[Hit]) -> list[str]:
@@ -398,61 +464,6 @@ def title_line(alert: Alert) -> str:
     return f"[{alert.severity.value.upper()}] {rule}: {article}"
 
 
-def render(
-    alert: Alert,
-    fmt: Format,
-    *,
-    markdown_flavour: str = "standard",
-    title_in_body: bool = False,
-    width: int = 240,
-) -> Message:
-    """The message for ``alert`` in ``fmt`` (see the module docstring for each format's rules).
-
-    ``markdown_flavour`` matters for Markdown only: ``"standard"`` or ``"slack"``.
-    ``title_in_body`` writes the title line at the top of the body (in the body's format) and
-    leaves :attr:`Message.title` empty, for services without a title field.
-    Raises ValueError for an unknown flavour.
-    """
-    if markdown_flavour not in MARKDOWN_FLAVOURS:
-        raise ValueError(f"unknown markdown flavour {markdown_flavour!r}")
-    fmt = Format(fmt)
-    style = _style(fmt, markdown_flavour)
-    esc = style.escape
-
-    def line(label: str, value: str) -> str:
-        return f"{style.label(label + ':')} {value}"
-
-    lines: list[str] = []
-    title = title_line(alert)
-    if title_in_body:
-        lines.append(style.title(title))
-    lines.append(line("Severity", alert.severity.value.upper()))
-    rule_name = _clean(alert.rule_name).strip()
-    rule_id = _clean(alert.rule_id).strip()
-    rule = esc(rule_id)
-    if rule_name and rule_name != rule_id:
-        rule = f"{esc(rule_name)} ({rule})"
-    lines.append(line("Rule", rule))
-    lines.append(line("Article", esc(_clean(alert.title).strip() or "(untitled)")))
-    link = _safe_link(alert.link)
-    location = _clean(alert.location or "").strip()
-    if link is not None:
-        lines.append(line("Link", style.link(link)))
-    elif location:
-        lines.append(line("Location", esc(location)))
-    lines.append(line("Source", esc(_clean(alert.source_id).strip() or "unknown")))
-    lines.append(line("Published", _when(alert.published)))
-    terms = _terms(alert.hits)
-    if terms:
-        lines.append(line("Matched", ", ".join(esc(term) for term in terms)))
-
-    body = style.fields(style.line_end.join(lines))
-    excerpt = _render_excerpt(alert, style, fmt, markdown_flavour, width)
-    if excerpt:
-        body += style.paragraph + style.excerpt(excerpt)
-    return Message(title="" if title_in_body else title, body=body, format=fmt)
-
-
 def digest_title(digest: Digest) -> str:
     """``[HIGH] 12 alerts: Rule A, Rule B``: the highest severity, the count and the rules."""
     alerts = digest.alerts
@@ -463,6 +474,477 @@ def digest_title(digest: Digest) -> str:
     return _cut(f"[{top.value.upper()}] {count}: {named}", TITLE_WIDTH)
 
 
+def _one_line(text: str | None, default: str = "") -> str:
+    return _clean(text or "").strip() or default
+
+
+def _alert_view(alert: Alert, dialect: _Dialect, width: int) -> AlertView:
+    rule_id = _one_line(alert.rule_id)
+    rule_name = _one_line(alert.rule_name, rule_id)
+    return AlertView(
+        match_id=alert.match_id,
+        severity=alert.severity.value,
+        rule_id=rule_id,
+        rule_name=rule_name,
+        rule=f"{rule_name} ({rule_id})" if rule_name != rule_id else rule_id,
+        title=_one_line(alert.title, "(untitled)"),
+        heading=title_line(alert),
+        source=_one_line(alert.source_id, "unknown"),
+        link=dialect.link(alert.link),
+        location=_one_line(alert.location) or None,
+        published=_when(alert.published),
+        matched=_when(alert.matched_at),
+        terms=tuple(_terms(alert.hits)),
+        excerpt=_excerpt(alert, width),
+        outlets=tuple(_outlet_view(outlet, dialect) for outlet in alert.outlets),
+    )
+
+
+def _outlet_view(outlet: Outlet, dialect: _Dialect) -> OutletView:
+    return OutletView(
+        source=_one_line(outlet.source_id, "unknown"),
+        title=_one_line(outlet.title, "(untitled)"),
+        link=dialect.link(outlet.link),
+        published=_when(outlet.published),
+    )
+
+
+def _digest_view(digest: Digest, dialect: _Dialect, width: int) -> DigestView:
+    top = max((alert.severity for alert in digest.alerts), key=lambda severity: severity.rank)
+    return DigestView(
+        channel=_one_line(digest.channel),
+        reason=_one_line(digest.reason),
+        severity=top.value,
+        count=len(digest.alerts),
+        since=_when(digest.since) if digest.since is not None else None,
+        until=_when(digest.until) if digest.until is not None else None,
+        alerts=tuple(_alert_view(alert, dialect, width) for alert in digest.alerts),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Dialects: a format (and Markdown flavour) with its escaping
+
+
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    """How one format (and flavour) writes untrusted text, hits and links."""
+
+    key: str
+    format: Format
+    escape: Callable[[str], str]
+    """Untrusted text -> the format's markup."""
+    emphasis: tuple[str, str]
+    """What ``highlight`` puts around a hit."""
+    br: str
+    """A hard line break, for the end of a line (Markdown needs two spaces there)."""
+    url: Callable[[str], str]
+    """A :func:`_safe_link` URL -> what templates get as a link."""
+
+    def link(self, link: str | None) -> str | None:
+        safe = _safe_link(link)
+        return None if safe is None else self.url(safe)
+
+
+def _markup(text: str) -> str:
+    # Markup marks a value that is already in the format's markup, so finalize lets it through.
+    return Markup(text)  # noqa: S704 (only for values escaped or vetted for their format)
+
+
+_DIALECTS: dict[str, _Dialect] = {
+    "text": _Dialect("text", Format.TEXT, _clean, ("*", "*"), "", _markup),
+    "markdown": _Dialect(
+        "markdown",
+        Format.MARKDOWN,
+        lambda text: _md_line_start(_md_standard(_clean(text))),
+        ("**", "**"),
+        "  ",
+        lambda url: _markup(_md_url(url)),
+    ),
+    "slack": _Dialect(
+        "slack",
+        Format.MARKDOWN,
+        lambda text: _md_slack(_clean(text)),
+        ("**", "**"),
+        "  ",
+        lambda url: _markup(_md_url(url)),
+    ),
+    # Autoescaped: a link is plain text to the template, escaped inside its attribute.
+    "html": _Dialect("html", Format.HTML, _html, ("<b>", "</b>"), "<br>", str),
+}
+
+
+def _dialect(fmt: Format, flavour: str) -> _Dialect:
+    if flavour not in MARKDOWN_FLAVOURS:
+        raise ValueError(f"unknown markdown flavour {flavour!r}")
+    if fmt is Format.MARKDOWN:
+        return _DIALECTS["slack" if flavour == "slack" else "markdown"]
+    return _DIALECTS[fmt.value]
+
+
+_LINE_BREAKS = re.compile(r"[\r\n]+[ \t]*")
+
+
+def _environment(dialect: _Dialect, folder: Path | None) -> SandboxedEnvironment:
+    """The sandbox that compiles and renders one dialect's templates: the defaults under
+    ``default/`` and the files of ``folder`` by their own names."""
+    loaders: list[jinja2.BaseLoader] = [
+        jinja2.PrefixLoader({"default": jinja2.PackageLoader("monitor.notify", "templates")})
+    ]
+    if folder is not None:
+        loaders.append(jinja2.FileSystemLoader(folder))
+    html_format = dialect.format is Format.HTML
+
+    def finalize(value: object) -> object:
+        """Every ``{{ value }}`` on its way out: escaped unless it is markup already."""
+        if value is None:
+            return ""
+        if html_format or isinstance(value, Markup):
+            return value  # HTML autoescapes after this
+        return dialect.escape(str(value))
+
+    def highlight(segments: Sequence[Segment]) -> Markup:
+        """An excerpt's segments in the format, each hit emphasised."""
+        before, after = dialect.emphasis
+        return Markup(  # noqa: S704 (every piece of article text is escaped here)
+            "".join(
+                f"{before}{dialect.escape(part.text)}{after}"
+                if part.hit
+                else dialect.escape(part.text)
+                for part in segments
+            )
+        )
+
+    def oneline(value: str) -> str:
+        """``value`` without its line breaks and the indentation after them."""
+        joined = _LINE_BREAKS.sub("", str(value))
+        return Markup(joined) if isinstance(value, Markup) else joined  # noqa: S704
+
+    env = SandboxedEnvironment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=html_format,
+        finalize=finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters["highlight"] = highlight
+    env.filters["oneline"] = oneline
+    if not html_format:
+        # Jinja's own escape filters write HTML entities, which Markdown and text would show as
+        # they are (and let "*" through): use the format's escaping instead.
+        def escape(value: object) -> Markup:
+            return value if isinstance(value, Markup) else _markup_of(dialect.escape(str(value)))
+
+        env.filters["e"] = env.filters["escape"] = escape
+        env.filters["forceescape"] = lambda value: _markup_of(dialect.escape(str(value)))
+    env.globals["br"] = _markup_of(dialect.br)
+    env.globals["format"] = dialect.format.value
+    return env
+
+
+def _markup_of(text: str) -> Markup:
+    return Markup(text)  # noqa: S704 (callers pass text escaped for its format)
+
+
+# --------------------------------------------------------------------------------------------
+# Template sets
+
+_OVERRIDE = re.compile(
+    r"(?:(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)\.)?(?P<kind>alert|digest)\.(?P<format>text|markdown|html)\.j2"
+)
+"""``[NAME.]alert|digest.<format>.j2``: the file names an override folder's top level holds."""
+
+
+def override_names(folder: Path) -> frozenset[str]:
+    """The template names (``NAME`` of ``NAME.alert.html.j2``, ...) that ``folder`` provides;
+    empty when the folder does not exist. Lists files only, compiles nothing."""
+    if not folder.is_dir():
+        return frozenset()
+    names = set()
+    for path in folder.iterdir():
+        found = _OVERRIDE.fullmatch(path.name)
+        if found is not None and found["name"] and path.is_file():
+            names.add(found["name"])
+    return frozenset(names)
+
+
+def _override_files(
+    folder: Path, problems: list[Problem]
+) -> dict[tuple[str, str, str | None], Path]:
+    """``(kind, format, name or None) -> file`` for the overrides in ``folder``. A top-level
+    ``.j2`` file with another name is a problem: most likely a typo that would be ignored."""
+    if not folder.exists():
+        return {}
+    if not folder.is_dir():
+        problems.append(Problem(_display(folder), 0, "the templates path is not a folder"))
+        return {}
+    files: dict[tuple[str, str, str | None], Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix != ".j2" or not path.is_file():
+            continue
+        found = _OVERRIDE.fullmatch(path.name)
+        if found is None:
+            problems.append(
+                Problem(
+                    _display(path),
+                    0,
+                    "not a template name: expected alert.<format>.j2, digest.<format>.j2 or "
+                    "NAME.alert.<format>.j2 / NAME.digest.<format>.j2 with format text, markdown "
+                    "or html (put included templates in a subfolder)",
+                )
+            )
+            continue
+        files[(found["kind"], found["format"], found["name"])] = path
+    return files
+
+
+def _display(path: Path | str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _where(exc: BaseException, template: jinja2.Template) -> tuple[str, int]:
+    """The template file and line an error was raised at (Jinja puts template frames in the
+    traceback); the template's own file and line 0 when there is none."""
+    place = (template.filename or template.name or "?", 0)
+    trace = exc.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            place = (filename, trace.tb_lineno)
+        trace = trace.tb_next
+    return _display(place[0]), place[1]
+
+
+def _sample_alert() -> Alert:
+    """A made-up alert with every field set (a link, hits, other outlets), for trial renders."""
+    body = "Officials said troops were ordered to shoot without warning, according to reports."
+    start = body.index("shoot")
+    return Alert(
+        match_id=0,
+        rule_id="sample-rule",
+        rule_name="Sample rule",
+        severity=Severity.HIGH,
+        title="Sample article: troops ordered to shoot",
+        source_id="sample-source",
+        link="https://example.org/news/sample",
+        location="sample/article.txt",
+        published=datetime(2024, 1, 1, 12, 0, tzinfo=UTC),
+        matched_at=datetime(2024, 1, 1, 12, 5, tzinfo=UTC),
+        hits=(Hit(term="shoot", field="body", start=start, end=start + 5, text="shoot"),),
+        fields={"body": body},
+        outlets=(
+            Outlet(
+                source_id="other-source",
+                title="Troops told to shoot",
+                link="https://example.com/story",
+                published=datetime(2024, 1, 1, 12, 3, tzinfo=UTC),
+            ),
+        ),
+    )
+
+
+def _bare_alert() -> Alert:
+    """An alert with every optional field empty, so a trial render also takes the other branch
+    of each ``{% if %}``."""
+    return Alert(
+        match_id=0,
+        rule_id="sample-rule",
+        rule_name="",
+        severity=Severity.INFO,
+        title="",
+        source_id="",
+        link=None,
+        location=None,
+        published=None,
+        matched_at=datetime(2024, 1, 1, 12, 5, tzinfo=UTC),
+        hits=(),
+    )
+
+
+def _trial_contexts(kind: str, dialect: _Dialect) -> list[dict[str, Any]]:
+    alerts = (_sample_alert(), _bare_alert())
+    if kind == "alert":
+        return [
+            {
+                "alert": _alert_view(alert, dialect, 240),
+                "title": title_line(alert),
+                "title_in_body": in_body,
+            }
+            for alert, in_body in zip(alerts, (True, False), strict=True)
+        ]
+    digest = Digest("sample-channel", "burst", alerts)
+    return [
+        {"digest": _digest_view(digest, dialect, 160), "title": digest_title(digest), **extra}
+        for extra in ({"title_in_body": True}, {"title_in_body": False})
+    ]
+
+
+class TemplateSet:
+    """The templates messages are written with: the defaults shipped in
+    ``monitor/notify/templates/`` and the overrides of one folder, each compiled once per dialect
+    (text, Markdown, Slack Markdown, HTML) when the set is built.
+
+    An override is a top-level file of ``folder`` named ``alert.<format>.j2`` or
+    ``digest.<format>.j2`` (used instead of the default for every channel), or
+    ``NAME.alert.<format>.j2`` / ``NAME.digest.<format>.j2`` (used where a channel or a rule sets
+    ``template: NAME``). Templates may ``{% include %}`` or ``{% extends %}`` other files of the
+    folder, and the defaults as ``default/alert.html.j2`` and so on.
+
+    Building raises ConfigError listing, with file and line, every override that does not compile
+    or fails on a sample alert (an undefined variable, say): so ``monitor check`` reports it, not
+    the first alert. A missing folder (or None) means no overrides.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        problems: list[Problem] = []
+        files = _override_files(folder, problems) if folder is not None else {}
+        self.names = frozenset(name for _kind, _fmt, name in files if name is not None)
+        """The names channels and rules may give as ``template:``."""
+        self._defaults: dict[tuple[str, str], jinja2.Template] = {}
+        self._overrides: dict[tuple[str, str, str | None], jinja2.Template] = {}
+        for dialect in _DIALECTS.values():
+            env = _environment(dialect, folder)
+            for kind in KINDS:
+                self._defaults[(dialect.key, kind)] = env.get_template(
+                    f"default/{kind}.{dialect.format.value}.j2"
+                )
+            for (kind, fmt, name), path in files.items():
+                if fmt != dialect.format.value:
+                    continue
+                template = _compile(env, path, kind, dialect, problems)
+                if template is not None:
+                    self._overrides[(dialect.key, kind, name)] = template
+        if problems:
+            # Markdown templates are compiled for both flavours: report each problem once.
+            raise ConfigError(sorted(set(problems)))
+
+    def __repr__(self) -> str:
+        return f"TemplateSet(folder={self.folder!s}, names={sorted(self.names)})"
+
+    def render(
+        self,
+        kind: Kind,
+        dialect: _Dialect,
+        names: Sequence[str | None],
+        context: Mapping[str, Any],
+        extra: Mapping[str, Any],
+    ) -> str:
+        """The body from the first of ``names`` with a template for ``kind`` and the dialect's
+        format, else the folder's ``<kind>.<format>.j2``, else the default. When an override
+        raises, a WARNING names it and the default writes the body instead."""
+        default = self._defaults[(dialect.key, kind)]
+        chosen = default
+        for name in (*(name for name in names if name), None):
+            found = self._overrides.get((dialect.key, kind, name))
+            if found is not None:
+                chosen = found
+                break
+        if chosen is not default:
+            try:
+                return chosen.render(context).strip()
+            except Exception as exc:  # noqa: BLE001 (any error in a custom template falls back)
+                file, line = _where(exc, chosen)
+                log.warning(
+                    "template %s:%d failed (%s: %s); the %s went out with the default template",
+                    file,
+                    line,
+                    type(exc).__name__,
+                    exc,
+                    kind,
+                    extra={"stage": "render", **extra},
+                )
+        return default.render(context).strip()
+
+
+def _compile(
+    env: SandboxedEnvironment, path: Path, kind: str, dialect: _Dialect, problems: list[Problem]
+) -> jinja2.Template | None:
+    """``path`` compiled and tried on sample alerts; None (and a problem) when it fails."""
+    try:
+        template = env.get_template(path.name)
+    except jinja2.TemplateSyntaxError as exc:
+        where = _display(exc.filename or path)
+        problems.append(Problem(where, exc.lineno, f"template syntax error: {exc.message}"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(_display(path), 0, f"cannot read template: {exc}"))
+        return None
+    for context in _trial_contexts(kind, dialect):
+        try:
+            template.render(context)
+        except Exception as exc:  # noqa: BLE001 (whatever a template raises is its problem)
+            file, line = _where(exc, template)
+            problems.append(Problem(file, line, f"template error: {type(exc).__name__}: {exc}"))
+            return None
+    return template
+
+
+@functools.cache
+def default_templates() -> TemplateSet:
+    """The shipped templates alone, compiled once."""
+    return TemplateSet(None)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateChoice:
+    """Which templates one channel writes with: ``templates``, the channel's own ``template:``
+    name (``channel``) and each rule's (``rules``: rule id -> name), the rule's first."""
+
+    templates: TemplateSet
+    channel: str | None = None
+    rules: Mapping[str, str] = field(default_factory=dict)
+
+    def for_alert(self, alert: Alert) -> tuple[str | None, ...]:
+        return (self.rules.get(alert.rule_id), self.channel)
+
+    def for_digest(self, digest: Digest) -> tuple[str | None, ...]:
+        """A rule's template is used for a digest when every alert in it names that template."""
+        named = {self.rules.get(alert.rule_id) for alert in digest.alerts}
+        return (named.pop() if len(named) == 1 else None, self.channel)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render(
+    alert: Alert,
+    fmt: Format,
+    *,
+    markdown_flavour: str = "standard",
+    title_in_body: bool = False,
+    width: int = 240,
+    templates: TemplateChoice | None = None,
+) -> Message:
+    """The message for ``alert`` in ``fmt`` (see the module docstring for each format's rules).
+
+    ``markdown_flavour`` matters for Markdown only: ``"standard"`` or ``"slack"``.
+    ``title_in_body`` writes the title line at the top of the body (in the body's format) and
+    leaves :attr:`Message.title` empty, for services without a title field. ``templates`` picks
+    the body's template (default: the shipped one); one that fails falls back to the default,
+    with a WARNING. Raises ValueError for an unknown flavour.
+    """
+    fmt = Format(fmt)
+    dialect = _dialect(fmt, markdown_flavour)
+    choice = templates if templates is not None else TemplateChoice(default_templates())
+    title = title_line(alert)
+    context = {
+        "alert": _alert_view(alert, dialect, width),
+        "title": title,
+        "title_in_body": title_in_body,
+    }
+    body = choice.templates.render(
+        "alert", dialect, choice.for_alert(alert), context, {"rule_id": alert.rule_id}
+    )
+    return Message(title="" if title_in_body else title, body=body, format=fmt)
+
+
 def render_digest(
     digest: Digest,
     fmt: Format,
@@ -470,46 +952,20 @@ def render_digest(
     markdown_flavour: str = "standard",
     title_in_body: bool = False,
     width: int = 160,
+    templates: TemplateChoice | None = None,
 ) -> Message:
     """One message listing every alert of ``digest``: for each, its title line, link, source
     and a short excerpt, escaped as :func:`render` escapes a single alert."""
-    if markdown_flavour not in MARKDOWN_FLAVOURS:
-        raise ValueError(f"unknown markdown flavour {markdown_flavour!r}")
     fmt = Format(fmt)
-    style = _style(fmt, markdown_flavour)
-    esc = style.escape
+    dialect = _dialect(fmt, markdown_flavour)
+    choice = templates if templates is not None else TemplateChoice(default_templates())
     title = digest_title(digest)
-    parts: list[str] = [style.title(title)] if title_in_body else []
-    for alert in digest.alerts:
-        lines = [style.label(esc(title_line(alert)))]
-        link = _safe_link(alert.link)
-        where = style.link(link) if link is not None else esc(_clean(alert.location or ""))
-        source = esc(_clean(alert.source_id).strip() or "unknown")
-        lines.append(f"{source}, {_when(alert.published)}" + (f": {where}" if where else ""))
-        part = style.fields(style.line_end.join(lines))
-        excerpt = _render_excerpt(alert, style, fmt, markdown_flavour, width)
-        if excerpt:
-            part += style.paragraph + style.excerpt(excerpt)
-        parts.append(part)
-    return Message(
-        title="" if title_in_body else title, body=style.paragraph.join(parts), format=fmt
+    context = {
+        "digest": _digest_view(digest, dialect, width),
+        "title": title,
+        "title_in_body": title_in_body,
+    }
+    body = choice.templates.render(
+        "digest", dialect, choice.for_digest(digest), context, {"channel": digest.channel}
     )
-
-
-def _render_excerpt(alert: Alert, style: _Style, fmt: Format, flavour: str, width: int) -> str:
-    field = _excerpt_field(alert)
-    if field is None:
-        return ""
-    text = alert.fields.get(field)
-    if text is None and field == "title":
-        text = alert.title
-    if not text:
-        return ""
-    in_field = [hit for hit in alert.hits if hit.field == field]
-    focus = next((hit for hit in in_field if hit.kind == "keyword"), None)
-    segments = snippet(text, in_field, width, focus)
-    out = [style.hit(part) if is_hit else style.escape(part) for part, is_hit in segments]
-    if fmt is Format.MARKDOWN and flavour == "standard" and out and not segments[0][1]:
-        # The excerpt starts a line: "1." or "#" there would make a list or a heading.
-        out[0] = _MD_LINE_START.sub(r"\\\1", out[0])
-    return "".join(out)
+    return Message(title="" if title_in_body else title, body=body, format=fmt)

@@ -38,8 +38,10 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
+        self._reader = self.engine
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+            self._reader = self.engine.execution_options(**{_READ_ONLY: True})
 
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.engine)
@@ -48,6 +50,14 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits when the block ends, or rolls back on error."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only, rolled back when the block ends. On SQLite its transaction
+        is a deferred one: a snapshot that takes no write lock, so it neither waits for the
+        writer nor holds it up."""
+        with Session(self._reader, expire_on_commit=False) as session:
             yield session
 
     def dispose(self) -> None:
@@ -72,4 +82,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(_READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "monitor_read_only"
+"""The execution option of :meth:`Database.reading`'s connections."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.sql.expression import GenerativeSelect
 from sqlmodel import Session, col, select
 
@@ -240,3 +240,100 @@ def _update_leased(
         .execution_options(synchronize_session=False)
     )
     return session.exec(statement).rowcount == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Operator queries (`monitor deliveries`): listing and retrying by hand
+
+
+def list_deliveries(
+    session: Session,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    rule_id: str | None = None,
+    limit: int = 50,
+) -> list[Claimed]:
+    """Up to ``limit`` deliveries with their match and article, newest first (by creation, then
+    id); only those with ``status``, of ``channel`` and of ``rule_id`` when given. Empty: none."""
+    statement = (
+        select(DeliveryRow, MatchRow, ArticleRow)
+        .join(MatchRow, col(DeliveryRow.match_id) == col(MatchRow.id))
+        .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
+    )
+    if status is not None:
+        statement = statement.where(DeliveryRow.status == status)
+    if channel is not None:
+        statement = statement.where(DeliveryRow.channel == channel)
+    if rule_id is not None:
+        statement = statement.where(MatchRow.rule_id == rule_id)
+    statement = statement.order_by(
+        col(DeliveryRow.created_at).desc(), col(DeliveryRow.id).desc()
+    ).limit(limit)
+    return [tuple(row) for row in session.exec(statement).all()]  # type: ignore[misc]
+
+
+def deliveries_by_id(session: Session, delivery_ids: Collection[int]) -> dict[int, DeliveryRow]:
+    """The deliveries among ``delivery_ids`` that exist, by id; ids not in it are unknown.
+
+    On PostgreSQL the rows stay locked until the transaction ends (waiting for a worker's claim
+    in progress, which is short), so a decision taken on them holds when it is written.
+    """
+    if not delivery_ids:
+        return {}
+    statement = select(DeliveryRow).where(col(DeliveryRow.id).in_(list(delivery_ids)))
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    return {row.id: row for row in session.exec(statement).all() if row.id is not None}
+
+
+def retry_rows(
+    session: Session, delivery_ids: Collection[int], *, now: datetime, waiting_after: datetime
+) -> int:
+    """Make the listed rows that are dead, or pending and not due before ``waiting_after``, due
+    at ``now`` again, with ``retry_since = now`` (their ``retry_for`` starts afresh). Attempts and
+    the last error are kept. Returns how many rows changed.
+
+    ``waiting_after`` must be later than any lease a worker may hold now: a pending row due
+    sooner is due already, or leased and being sent, and moving it would break that lease.
+    """
+    if not delivery_ids:
+        return 0
+    statement = (
+        update(DeliveryRow)
+        .where(
+            col(DeliveryRow.id).in_(list(delivery_ids)),
+            or_(
+                col(DeliveryRow.status) == DEAD,
+                and_(
+                    col(DeliveryRow.status) == PENDING,
+                    col(DeliveryRow.next_attempt_at) > waiting_after,
+                ),
+            ),
+        )
+        .values(status=PENDING, next_attempt_at=now, retry_since=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.exec(statement).rowcount
+
+
+def retry_dead(session: Session, channels: Collection[str], *, now: datetime) -> int:
+    """Make every dead row of ``channels`` due at ``now`` again, as :func:`retry_rows` does;
+    return how many."""
+    statement = (
+        update(DeliveryRow)
+        .where(col(DeliveryRow.status) == DEAD, col(DeliveryRow.channel).in_(list(channels)))
+        .values(status=PENDING, next_attempt_at=now, retry_since=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.exec(statement).rowcount
+
+
+def dead_counts(session: Session) -> Counter[str]:
+    """How many dead rows each channel has (channels without any are absent)."""
+    statement = (
+        select(DeliveryRow.channel, func.count())
+        .where(DeliveryRow.status == DEAD)
+        .group_by(DeliveryRow.channel)
+    )
+    return Counter(dict(session.exec(statement).all()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
@@ -13,13 +13,14 @@ from sqlmodel import Session, SQLModel, col, select
 
 from monitor.identity import canonical_url
 from monitor.matching.rules import Rule
-from monitor.models import Article, RuleMatch
+from monitor.models import Article, Outlet, RuleMatch
 from monitor.store.tables import (
     ArticleRow,
     DeliveryRow,
     FeedRow,
     FileRow,
     MatchRow,
+    OutletRow,
     SourceRow,
     SubscriptionRow,
 )
@@ -71,12 +72,12 @@ def find_articles(session: Session, source_id: str, keys: Sequence[str]) -> dict
     return found
 
 
-def find_same_content(session: Session, items: Sequence[Incoming]) -> set[int]:
-    """Indexes of ``items`` that are another stored article under another key: the same text,
-    the same canonical URL, or (within one source) the same GUID. A few batched queries, not one
-    per article."""
+def find_same_content(session: Session, items: Sequence[Incoming]) -> dict[int, tuple[str, str]]:
+    """The items that are another stored article under another key (the same text, the same
+    canonical URL, or within one source the same GUID): index -> that article's (source id,
+    key), the oldest-keyed first. A few batched queries, not one per article."""
     if not items:
-        return set()
+        return {}
     guids: dict[str, list[str]] = {}
     for article, _hash, _url in items:
         if article.guid:
@@ -109,7 +110,7 @@ def find_same_content(session: Session, items: Sequence[Incoming]) -> set[int]:
             by_url.setdefault(url, set()).add((source_id, key))
         if guid:
             by_guid.setdefault((source_id, guid), set()).add((source_id, key))
-    duplicates = set()
+    duplicates = {}
     for index, (article, content_hash, url) in enumerate(items):
         own = {(article.source_id, article.key)}
         holders = by_hash.get(content_hash, set())
@@ -117,9 +118,37 @@ def find_same_content(session: Session, items: Sequence[Incoming]) -> set[int]:
             holders = holders | by_url.get(url, set())
         if article.guid:
             holders = holders | by_guid.get((article.source_id, article.guid[:1024]), set())
-        if holders - own:
-            duplicates.add(index)
+        if others := holders - own:
+            duplicates[index] = min(others)
     return duplicates
+
+
+def story_matches(
+    session: Session, articles: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], list[int]]:
+    """The matches that stand for a story (not folded into another) of the current version of
+    each (source id, key) of ``articles``."""
+    found: dict[tuple[str, str], list[int]] = {}
+    by_source: dict[str, list[str]] = {}
+    for source_id, key in articles:
+        by_source.setdefault(source_id, []).append(key)
+    for source_id, keys in by_source.items():
+        for chunk in _chunks(sorted(set(keys))):
+            statement = (
+                core_select(col(ArticleRow.key), col(MatchRow.id))
+                .join(MatchRow, col(MatchRow.article_id) == col(ArticleRow.id))
+                .where(
+                    col(ArticleRow.source_id) == source_id,
+                    col(ArticleRow.key).in_(chunk),
+                    col(ArticleRow.current),
+                    col(MatchRow.story_of).is_(None),
+                )
+                .order_by(col(MatchRow.id))
+            )
+            for key, match_id in session.connection().execute(statement):
+                if match_id is not None:
+                    found.setdefault((source_id, key), []).append(match_id)
+    return found
 
 
 def current_versions(
@@ -195,37 +224,154 @@ def matched_rule_ids(session: Session, source_id: str, keys: Sequence[str]) -> d
     return found
 
 
-def insert_matches(
-    session: Session,
-    matches: Sequence[tuple[int, Rule, RuleMatch, Sequence[str]]],
-    now: datetime,
-) -> list[int]:
-    """Store (article id, rule, match, channels) matches and one outbox row per channel of
-    each, in two statements of the caller's transaction. The matches' ids, in order."""
+Planned = tuple[str, datetime, str | None]
+"""One delivery of a match: (channel, due at, batch or None)."""
+
+
+class NewMatch(NamedTuple):
+    """A match to store: its article, rule and hits, its planned deliveries, the fingerprint of
+    the article's text, and the match it is folded into (then it has no deliveries)."""
+
+    article_id: int
+    rule: Rule
+    match: RuleMatch
+    deliveries: Sequence[Planned] = ()
+    fingerprint: int | None = None
+    story_of: int | None = None
+
+
+def insert_matches(session: Session, matches: Sequence[NewMatch], now: datetime) -> list[int]:
+    """Store ``matches`` and one outbox row per planned delivery of each, in two statements of
+    the caller's transaction. The matches' ids, in order."""
     if not matches:
         return []
     table = _table(MatchRow)
     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     values = [
         {
-            "article_id": article_id,
-            "rule_id": rule.id,
-            "rule_name": rule.name,
-            "severity": str(match.severity),
-            "hits": [hit.as_dict() for hit in match.hits],
+            "article_id": new.article_id,
+            "rule_id": new.rule.id,
+            "rule_name": new.rule.name,
+            "severity": str(new.match.severity),
+            "hits": [hit.as_dict() for hit in new.match.hits],
             "created_at": now,
+            "fingerprint": new.fingerprint,
+            "story_of": new.story_of,
         }
-        for article_id, rule, match, _channels in matches
+        for new in matches
     ]
     ids = [row[0] for row in session.connection().execute(statement, values)]
     deliveries = [
-        {"match_id": match_id, "channel": channel, "next_attempt_at": now, "created_at": now}
-        for match_id, (_a, _r, _m, channels) in zip(ids, matches, strict=True)
-        for channel in dict.fromkeys(channels)
+        {
+            "match_id": match_id,
+            "channel": channel,
+            "next_attempt_at": due,
+            "batch": batch,
+            "created_at": now,
+        }
+        for match_id, new in zip(ids, matches, strict=True)
+        for channel, due, batch in {p[0]: p for p in new.deliveries}.values()
     ]
     if deliveries:
         session.connection().execute(insert(_table(DeliveryRow)), deliveries)
     return ids
+
+
+def story_candidates(
+    session: Session, rule_ids: Collection[str], since: datetime
+) -> dict[str, list[tuple[int, int]]]:
+    """For each of ``rule_ids``, its matches since ``since`` that stand for a story (not folded
+    into another) and have a fingerprint: (match id, fingerprint), oldest first."""
+    if not rule_ids:
+        return {}
+    statement = (
+        core_select(col(MatchRow.rule_id), col(MatchRow.id), col(MatchRow.fingerprint))
+        .where(
+            col(MatchRow.rule_id).in_(sorted(rule_ids)),
+            col(MatchRow.created_at) >= since,
+            col(MatchRow.story_of).is_(None),
+            col(MatchRow.fingerprint).is_not(None),
+        )
+        .order_by(col(MatchRow.id))
+    )
+    found: dict[str, list[tuple[int, int]]] = {}
+    for rule_id, match_id, fingerprint in session.connection().execute(statement):
+        if match_id is not None and fingerprint is not None:
+            found.setdefault(rule_id, []).append((match_id, fingerprint))
+    return found
+
+
+def insert_outlets(session: Session, outlets: Sequence[tuple[int, Article]], now: datetime) -> None:
+    """Record each (match id, article) as another outlet of the match's story; an outlet
+    already recorded for a match is left as it is."""
+    table = _table(OutletRow)
+    known = set()
+    if outlets:
+        statement = core_select(table.c.match_id, table.c.source_id, table.c.key).where(
+            table.c.match_id.in_(sorted({match_id for match_id, _a in outlets}))
+        )
+        known = {tuple(row) for row in session.connection().execute(statement)}
+    rows = []
+    for match_id, article in outlets:
+        mark = (match_id, article.source_id, article.key[:1024])
+        if mark in known:
+            continue
+        known.add(mark)
+        rows.append(
+            {
+                "match_id": match_id,
+                "source_id": article.source_id,
+                "key": article.key[:1024],
+                "title": article.title,
+                "url": article.url,
+                "published": article.published,
+                "created_at": now,
+            }
+        )
+    if rows:
+        session.connection().execute(insert(table), rows)
+
+
+def outlets_for(session: Session, match_ids: Collection[int]) -> dict[int, tuple[Outlet, ...]]:
+    """The other outlets recorded for each of ``match_ids`` (none listed: none), oldest first."""
+    found: dict[int, list[Outlet]] = {}
+    ids = sorted(set(match_ids))
+    for chunk in _chunks(ids):
+        statement = (
+            select(OutletRow).where(col(OutletRow.match_id).in_(chunk)).order_by(col(OutletRow.id))
+        )
+        for row in session.exec(statement).all():
+            found.setdefault(row.match_id, []).append(
+                Outlet(row.source_id, row.title, row.url, row.published)
+            )
+    return {match_id: tuple(outlets) for match_id, outlets in found.items()}
+
+
+def throttle_windows(
+    session: Session, pairs: Collection[tuple[str, str]], since: datetime
+) -> dict[tuple[str, str], datetime]:
+    """For each (rule id, channel) of ``pairs``, when its last delivery sent on its own (not
+    in a batch) was created, if that was at ``since`` or later: a throttle window opens then."""
+    if not pairs:
+        return {}
+    rules = sorted({rule_id for rule_id, _channel in pairs})
+    statement = (
+        core_select(
+            col(MatchRow.rule_id), col(DeliveryRow.channel), func.max(DeliveryRow.created_at)
+        )
+        .join(MatchRow, col(MatchRow.id) == col(DeliveryRow.match_id))
+        .where(
+            col(MatchRow.rule_id).in_(rules),
+            col(DeliveryRow.batch).is_(None),
+            col(DeliveryRow.created_at) >= since,
+        )
+        .group_by(col(MatchRow.rule_id), col(DeliveryRow.channel))
+    )
+    found: dict[tuple[str, str], datetime] = {}
+    for rule_id, channel, opened in session.connection().execute(statement):
+        if (rule_id, channel) in pairs and opened is not None:
+            found[rule_id, channel] = opened
+    return found
 
 
 def file_state(session: Session, source_id: str, path: str) -> FileRow | None:

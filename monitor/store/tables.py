@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -181,6 +182,28 @@ class MatchRow(SQLModel, table=True):
     severity: str = Field(max_length=16)
     hits: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime | None = _when(nullable=False, index=True)
+    fingerprint: int | None = Field(default=None, sa_column=Column(BigInteger))
+    """SimHash of the article's text (see monitor.identity.fingerprint), to fold rewrites."""
+    story_of: int | None = Field(default=None, foreign_key="matches.id", index=True)
+    """The match whose alert this one was folded into (the same story, reported again by another
+    outlet): it has no deliveries of its own."""
+
+
+class OutletRow(SQLModel, table=True):
+    """Another outlet that reported the story of a match ("also reported by" in its alert)."""
+
+    __tablename__ = "outlets"
+    __table_args__ = (UniqueConstraint("match_id", "source_id", "key", name="uq_outlets"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    match_id: int = Field(foreign_key="matches.id", index=True)
+    source_id: str = Field(max_length=64)
+    key: str = Field(max_length=1024)
+    """The reporting article's key in its source."""
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    url: str | None = Field(default=None, sa_column=Column(Text))
+    published: datetime | None = _when()
+    created_at: datetime | None = _when(nullable=False)
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -200,6 +223,12 @@ class DeliveryRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     sent_at: datetime | None = _when()
     created_at: datetime | None = _when(nullable=False)
+    batch: str | None = Field(default=None, max_length=200)
+    """Rows of one channel with the same batch are sent together, as one digest (a rule's
+    throttle window, a digest-only channel's slot); None: sent on its own."""
+    retry_since: datetime | None = _when()
+    """When an operator last retried the row by hand; the row is given up on ``retry_for`` after
+    this instead of after ``created_at``. None: never retried."""
     claims: int = 0
     """How many times a worker claimed the row to send it."""
     in_flight: bool = False

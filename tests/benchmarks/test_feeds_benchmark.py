@@ -29,7 +29,8 @@ def test_quick_run_answers_every_feed(tmp_path: Path) -> None:
     output = done.stdout
     assert done.returncode == 0, output + done.stderr
     assert "server: a process of its own on 127.0.0.1; self-check ok" in output
-    assert re.search(r"^engine +round +feeds +wall s +round s +feeds/s", output, re.MULTILINE), output
+    header = r"^engine +round +feeds +wall s +round s +feeds/s"
+    assert re.search(header, output, re.MULTILINE), output
     assert "\ntargets (monitor):\n" in output
     rows = {
         found["round"]: found

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Actor, Rule
 from monitor.models import Article, Severity
+from monitor.notify.policy import ChannelPolicy, DigestSchedule, Policy, Route
 from monitor.pipeline import CompiledRules, Pipeline
+from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
 
@@ -148,3 +151,197 @@ def test_nothing_is_committed_when_the_unit_fails(db: Database) -> None:
     assert count(db, ArticleRow) == 0
     assert count(db, MatchRow) == 0
     assert count(db, DeliveryRow) == 0
+
+
+def test_prepared_matches_are_stored_as_they_are(db: Database) -> None:
+    """Matches computed by prepare() are the ones stored: store() does not match again."""
+    flow = pipeline(db, LETHAL)
+    prepared = flow.prepare("seeds", [ARTICLE])
+    assert [m.rule_id for m in prepared.matches[ARTICLE.key]] == ["lethal"]
+    prepared.matches[ARTICLE.key] = []  # as if nothing had matched: store must believe it
+    assert flow.store(prepared).match_ids == []
+    assert count(db, MatchRow) == 0
+
+
+def test_prepare_skips_matching_what_is_stored_unchanged(db: Database) -> None:
+    """An article already stored with the same text is not matched ahead again."""
+    flow = pipeline(db, LETHAL)
+    flow.ingest("seeds", [ARTICLE])
+    assert flow.prepare("seeds", [ARTICLE]).matches == {}
+
+
+def test_matches_prepared_with_a_replaced_rule_set_are_recomputed(db: Database) -> None:
+    """A reload between prepare() and store() makes store() match with the new rules."""
+    flow = pipeline(db, LETHAL)
+    prepared = flow.prepare("seeds", [ARTICLE])
+    flow.rules = CompiledRules.build(RuleSet(rules=(EMERGENCY, SILENT)))
+    assert flow.store(prepared).match_ids == []
+    assert count(db, MatchRow) == 0
+
+
+def test_articles_not_matched_ahead_are_matched_when_stored(db: Database) -> None:
+    """An article prepare() did not match (found unchanged then, or not asked to) is matched by
+    store()."""
+    flow = pipeline(db, LETHAL)
+    prepared = flow.prepare("seeds", [ARTICLE], match=False)
+    assert prepared.matches == {}
+    assert len(flow.store(prepared).match_ids) == 1
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def deliveries(db: Database) -> list[tuple[str, datetime | None, str | None]]:
+    with db.session() as session:
+        rows = session.exec(select(DeliveryRow).order_by(col(DeliveryRow.id))).all()
+        return [(row.channel, row.next_attempt_at, row.batch) for row in rows]
+
+
+def story(number: int) -> Article:
+    return replace(ARTICLE, key=f"{number}.txt", body=f"Report number {number}.", url=None)
+
+
+def test_routes_send_a_match_where_its_severity_and_tags_say(db: Database) -> None:
+    """The first route that holds decides the channels; unrouted matches take the default."""
+    routed = Policy(
+        default=("console",),
+        routes=(Route(notify=("telegram", "mail"), severities=frozenset({Severity.CRITICAL})),),
+    )
+    flow = Pipeline(db, CompiledRules.build(RuleSet(rules=(LETHAL, SILENT))), policy=routed)
+    flow.ingest("seeds", [ARTICLE])
+    assert sorted(channel for channel, _due, _batch in deliveries(db)) == ["mail", "telegram"]
+
+
+def test_a_throttled_rule_alerts_once_then_batches_its_window(db: Database) -> None:
+    """The first match alerts at once; the next ones, within the throttle window, are batched
+    to its end, in this unit and in later ones; after the window, one alerts at once again."""
+    start = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    clock = Clock(start)
+    throttled = replace(LETHAL, throttle=timedelta(minutes=10))
+    separate = Policy(default=("mail",), story_window=None)  # each story its own, here
+    flow = Pipeline(
+        db, CompiledRules.build(RuleSet(rules=(throttled,))), clock=clock, policy=separate
+    )
+    flow.ingest("seeds", [story(1), story(2)])
+    clock.now = start + timedelta(minutes=3)
+    flow.ingest("seeds", [story(3)])
+    clock.now = start + timedelta(minutes=11)
+    flow.ingest("seeds", [story(4)])
+    end, batch = start + timedelta(minutes=10), f"throttle:lethal:{start.isoformat()}"
+    assert deliveries(db) == [
+        ("mail", start, None),
+        ("mail", end, batch),
+        ("mail", end, batch),
+        ("mail", clock.now, None),
+    ]
+
+
+def test_a_digest_channel_batches_every_alert_by_slot(db: Database) -> None:
+    """A channel with digest: 1h gets each delivery due at the next hour, in that hour's batch."""
+    now = datetime(2026, 3, 10, 12, 20, tzinfo=UTC)
+    policy = Policy(
+        default=("digest", "mail"),
+        channels={"digest": ChannelPolicy(DigestSchedule.parse("1h"))},
+        story_window=None,
+    )
+    flow = Pipeline(
+        db, CompiledRules.build(RuleSet(rules=(LETHAL,))), clock=Clock(now), policy=policy
+    )
+    flow.ingest("seeds", [story(1), story(2)])
+    slot = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+    assert sorted(deliveries(db), key=lambda d: d[0]) == [
+        ("digest", slot, f"digest:{slot.isoformat()}"),
+        ("digest", slot, f"digest:{slot.isoformat()}"),
+        ("mail", now, None),
+        ("mail", now, None),
+    ]
+
+
+WIRE = (
+    "Kazakhstan's president Tokayev said on Friday he had ordered troops to shoot without "
+    "warning at what he called bandits and terrorists, after days of unrest that began with "
+    "protests over fuel prices in the west of the country and spread to Almaty, where "
+    "government buildings were stormed and set on fire. Russian-led troops arrived to help."
+)
+
+
+def rewrite(number: int) -> Article:
+    """The wire story as outlet ``number`` ran it: its own headline, a sentence of its own."""
+    return replace(
+        ARTICLE,
+        source_id=f"outlet{number}",
+        key=f"story-{number}",
+        title=f"Tokayev orders troops to shoot without warning (outlet {number})",
+        body=f"{WIRE} Reporting by desk {number}.",
+        url=f"https://outlet{number}.example/tokayev",
+    )
+
+
+def test_rewrites_of_one_story_alert_once_listing_the_other_outlets(db: Database) -> None:
+    """Ten outlets' rewrites of one wire story make one alert; the nine others are its
+    outlets, and their matches are stored, folded into it, without deliveries."""
+    flow = pipeline(db, LETHAL)
+    flow.ingest("outlet0", [rewrite(0), rewrite(1)])
+    for number in range(2, 10):
+        flow.ingest(f"outlet{number}", [rewrite(number)])
+    with db.session() as session:
+        matches = session.exec(select(MatchRow).order_by(col(MatchRow.id))).all()
+        story = matches[0]
+        assert [m.story_of for m in matches[1:]] == [story.id] * 9
+        assert {d.match_id for d in session.exec(select(DeliveryRow)).all()} == {story.id}
+        outlets = repo.outlets_for(session, [story.id])[story.id]  # type: ignore[index]
+    assert [o.source_id for o in outlets] == [f"outlet{n}" for n in range(1, 10)]
+    assert outlets[0].link == "https://outlet1.example/tokayev"
+
+
+def test_another_story_on_the_same_subject_alerts_on_its_own(db: Database) -> None:
+    """A different report matching the same rule is not folded into the first one."""
+    flow = pipeline(db, LETHAL)
+    flow.ingest("outlet0", [rewrite(0)])
+    other = replace(
+        ARTICLE,
+        source_id="other",
+        key="other",
+        title="Tokayev: troops will shoot without warning, parliament told",
+        body="Lawmakers in Astana heard the interior minister describe the night's operations "
+        "district by district, with figures for arrests and for the wounded in each.",
+    )
+    flow.ingest("other", [other])
+    with db.session() as session:
+        assert [m.story_of for m in session.exec(select(MatchRow)).all()] == [None, None]
+    assert count(db, DeliveryRow) == 4
+
+
+def test_a_rewrite_older_than_the_story_window_alerts_again(db: Database) -> None:
+    """Past story_window, the same story is news again: it alerts on its own."""
+    clock = Clock(datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
+    policy = Policy(default=("mail",), story_window=timedelta(hours=48))
+    flow = Pipeline(db, CompiledRules.build(RuleSet(rules=(LETHAL,))), clock=clock, policy=policy)
+    flow.ingest("outlet0", [rewrite(0)])
+    clock.now += timedelta(hours=49)
+    flow.ingest("outlet1", [rewrite(1)])
+    assert count(db, DeliveryRow) == 2
+
+
+def test_an_exact_copy_from_another_outlet_is_listed_in_the_original_alert(db: Database) -> None:
+    """The same text under another source is not stored again; it becomes an outlet of the
+    original's match, once however often it is seen."""
+    flow = pipeline(db, LETHAL)
+    flow.ingest("outlet0", [rewrite(0)])
+    copy = replace(rewrite(0), source_id="aggregator", key="agg-1", url="https://agg.example/1")
+    for _ in range(2):
+        assert flow.ingest("aggregator", [copy]).duplicates == 1
+    with db.session() as session:
+        story = session.exec(select(MatchRow)).one()
+        outlets = repo.outlets_for(session, [story.id])  # type: ignore[list-item]
+    assert [(o.source_id, o.link) for o in outlets[story.id]] == [  # type: ignore[index]
+        ("aggregator", "https://agg.example/1")
+    ]
+    assert count(db, ArticleRow) == 1
