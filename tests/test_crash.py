@@ -106,6 +106,15 @@ def write_project(tmp_path: Path, port: int) -> Path:
     return config
 
 
+def story(marker: str) -> str:
+    """Forty words of its own for each document: distinct stories, never folded into one alert
+    as rewrites of the same story."""
+    rng = random.Random(marker)
+    syllables = ["ka", "lo", "mi", "ter", "van", "sol", "dur", "pe", "rix", "nam", "bo", "zel"]
+    words = ["".join(rng.choices(syllables, k=3)) for _ in range(40)]
+    return " ".join(words)
+
+
 def add_documents(inbox: Path, run: int) -> list[str]:
     """Two new documents, each matching the rule once; their markers."""
     markers = [f"crash-{run:03d}-{part}" for part in "ab"]
@@ -113,7 +122,7 @@ def add_documents(inbox: Path, run: int) -> list[str]:
         staged = inbox.parent / f"{marker}.txt"
         staged.write_text(
             f"World\nReactor breach reported at plant {marker}\n"
-            f"Engineers confirmed a reactor breach at plant {marker} on Monday.\n",
+            f"Engineers confirmed a reactor breach: {story(marker)}.\n",
             encoding="utf-8",
         )
         staged.rename(inbox / staged.name)  # whole files only: the daemon may be watching
@@ -155,6 +164,19 @@ def _tail(log: Path) -> str:
     lines = log.read_text(errors="replace").splitlines()
     problems = [line for line in lines if " ERROR " in line or "Traceback" in line]
     return "\n".join(problems[-10:] + lines[-30:])
+
+
+def state(db: Database) -> str:
+    """The matches and deliveries stored, for a failure's report."""
+    with db.session() as session:
+        matches = session.exec(select(func.count()).select_from(MatchRow)).one()
+        rows = session.exec(select(DeliveryRow)).all()
+    pending = [
+        (row.id, row.attempts, row.claims, row.next_attempt_at, row.last_error)
+        for row in rows
+        if row.status != "sent"
+    ]
+    return f"{matches} matches, {len(rows)} deliveries; not sent: {pending}"
 
 
 def delivered(db: Database, expected: int) -> bool:
@@ -200,6 +222,9 @@ async def test_kill_9_at_random_moments_loses_nothing_and_counts_every_duplicate
     final = await start(config, log)
     try:
         await wait_until(lambda: delivered(db, len(markers)), timeout=60, interval=0.2)
+    except BaseException:
+        print(state(db), _tail(log))  # shown by pytest when the test fails
+        raise
     finally:
         final.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(final.wait(), 30) == 0
