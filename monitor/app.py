@@ -117,6 +117,7 @@ class Daemon:
             retry_max=settings.retry_max,
             lease=settings.delivery_lease,
             rates=channel_rates(settings, app.channels),
+            bursts={channel.id: channel.burst for channel in settings.channels},
         )
         self.sources: list[FolderSource] = [
             SOURCE_TYPES[source.type](source, self.pipeline)

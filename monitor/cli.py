@@ -25,6 +25,7 @@ from monitor.matching.schema import json_schema
 from monitor.models import Article, RuleMatch
 from monitor.notify import operations
 from monitor.notify.channels import Channel
+from monitor.notify.render import TemplateChoice, TemplateSet
 from monitor.sources.health import source_health
 from monitor.store import repo
 from monitor.store.db import Database
@@ -497,8 +498,14 @@ def _notify_test(args: argparse.Namespace) -> int:
         return EXIT_CONFIG  # pragma: no cover (usage_error exits)
     try:
         channel = Channel.from_url(spec.id, spec.url)
+        # The channel's own templates, so the test shows what its alerts will look like.
+        channel.templates = TemplateChoice(TemplateSet(config.templates), spec.template)
     except ValueError as exc:  # the message names the channel, never the URL
         print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
         return EXIT_CONFIG
     print(f"sending a test alert to {channel.id!r} ({channel.masked_url})")
     failure = asyncio.run(operations.send_test(channel, utcnow()))

@@ -214,6 +214,57 @@ class Pipeline:
                 session.merge(state(result) if callable(state) else state)
         return result
 
+    def _corroborate(
+        self,
+        session: Session,
+        found: list[tuple[int, Article, RuleMatch, Rule]],
+        now: datetime,
+        outlets: list[tuple[int, Article]],
+    ) -> list[int]:
+        """Store matches of rules with ``min_sources``, one at a time, in order: a match waits
+        (no deliveries) until its rule's matches within the window come from that many distinct
+        sources; the one that completes them alerts, listing the waiting ones as its outlets
+        (added to ``outlets``), and the matches after it in the window are folded into it."""
+        ids: list[int] = []
+        states: dict[str, repo.Corroboration] = {}
+        for article_id, article, match, rule in found:
+            assert rule.min_sources is not None
+            state = states.get(rule.id)
+            if state is None:
+                state = states[rule.id] = repo.corroboration(session, rule.id, now - rule.window)
+            if state.alert is not None:
+                new = repo.NewMatch(article_id, rule, match, story_of=state.alert)
+                ids += repo.insert_matches(session, [new], now)
+                outlets.append((state.alert, article))
+                continue
+            sources = {source for _m, _a, source in state.waiting} | {article.source_id}
+            if len(sources) < rule.min_sources:
+                new = repo.NewMatch(article_id, rule, match, waiting=True)
+                [waiting] = repo.insert_matches(session, [new], now)
+                state.waiting.append((waiting, article_id, article.source_id))
+                ids.append(waiting)
+                continue
+            channels = self.policy.channels_for(rule, article.source_id)
+            planned = []
+            for channel in channels:
+                plan = self.policy.plan(rule, channel, now, None)
+                planned.append((channel, plan.due, plan.batch))
+            [story] = repo.insert_matches(
+                session, [repo.NewMatch(article_id, rule, match, planned)], now
+            )
+            earlier = repo.join_story(session, [m for m, _a, _s in state.waiting], story)
+            outlets += [(story, other) for other in earlier]
+            log.info(
+                "corroborated: %s matched in %d sources within %s",
+                rule.id,
+                len(sources),
+                rule.window,
+                extra={"rule_id": rule.id, "source_id": article.source_id},
+            )
+            state.alert, state.waiting = story, []
+            ids.append(story)
+        return ids
+
     def _store_matches(
         self,
         session: Session,
@@ -242,8 +293,12 @@ class Pipeline:
         leading: list[tuple[int, Article, RuleMatch, Rule, int | None]] = []
         folded: list[tuple[int | None, int, int, Article, RuleMatch, Rule, int | None]] = []
         unit_stories: dict[str, list[tuple[int, int]]] = {}
+        corroborated: list[tuple[int, Article, RuleMatch, Rule]] = []
         for article_id, article, match in found:
             rule = rules.by_id[match.rule_id]
+            if rule.min_sources is not None:
+                corroborated.append((article_id, article, match, rule))
+                continue
             mark = fingerprint_of(article)
             into = policy.same_story(mark, stories.get(rule.id, ()))
             place = policy.same_story(mark, unit_stories.get(rule.id, ()))
@@ -277,6 +332,7 @@ class Pipeline:
             outlets.append((story, article))
             copies.append(repo.NewMatch(article_id, rule, match, (), mark, story))
         ids += repo.insert_matches(session, copies, now)
+        ids += self._corroborate(session, corroborated, now, outlets)
         repo.insert_outlets(session, outlets, now)
         for article_id, article, match in found:
             log.info(

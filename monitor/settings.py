@@ -194,6 +194,16 @@ class ChannelSettings(_Model):
         )
 
 
+class StorySettings(_Model):
+    """Folding rewrites of one story into one alert (see monitor.notify.policy)."""
+
+    window: PositiveDuration = timedelta(hours=48)
+    """How long after a story alerted a rewrite of it is folded into it, not alerted."""
+    distance: int = Field(default=10, ge=0, le=32)
+    """The most fingerprint bits (of 64) in which a rewrite may differ: 0 folds identical texts
+    only; above 16 unrelated stories start to fold together."""
+
+
 class RouteSettings(_Model):
     """Where matches go that meet every condition given; the first route that holds wins, and
     the routes after it are looked at too only when it says ``continue: true``."""
@@ -266,6 +276,9 @@ class Settings(_Model):
     """Channels for a rule that names none and that no route takes."""
     routes: tuple[RouteSettings, ...] = ()
     """Channels by severity, source tag and rule tag (a rule's own ``notify`` overrides them)."""
+    stories: StorySettings | None = StorySettings()
+    """Rewrites of a story that alerted are listed in its alert, not alerted again; null: every
+    match alerts on its own."""
     templates: Path = Path("templates")
     """A folder of message templates overriding the defaults (see docs/templates.md); it need not
     exist."""
@@ -314,6 +327,8 @@ class Settings(_Model):
             routes=tuple(route.route() for route in self.routes),
             channels={channel.id: channel.policy() for channel in self.channels},
             source_tags={source.id: source.tags for source in self.sources},
+            story_window=self.stories.window if self.stories is not None else None,
+            story_distance=self.stories.distance if self.stories is not None else 0,
         )
 
 

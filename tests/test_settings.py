@@ -289,3 +289,13 @@ def test_alert_policy_settings_build_the_policy(tmp_path: Path) -> None:
     assert str(policy.channels["slack"].digest) == "daily 08:00"
     assert policy.channels["tg"].burst == 5
     assert policy.channels["tg"].quiet_hours is not None
+
+
+def test_story_folding_is_configurable_and_can_be_turned_off(tmp_path: Path) -> None:
+    """stories: sets the window and distance; stories: null turns folding off."""
+    tuned = write(tmp_path, "stories: {window: 12h, distance: 4}\n")
+    policy = settings.load(tuned, {}).policy()
+    assert (policy.story_window, policy.story_distance) == (timedelta(hours=12), 4)
+    off = write(tmp_path, "stories: null\n")
+    assert settings.load(off, {}).policy().story_window is None
+    assert settings.load(write(tmp_path, "{}\n"), {}).policy().story_window == timedelta(hours=48)

@@ -247,6 +247,8 @@ def _collect_rules(
                     language=spec.language,
                     tags=spec.tags,
                     throttle=spec.throttle,
+                    min_sources=spec.min_sources,
+                    window=spec.window,
                     template=spec.template,
                     query_actors=tuple(actors[a] for a in found.query_actors if a in actors),
                     file=doc.file,

@@ -75,6 +75,9 @@ class Rule:
     stem: bool = False
     language: str = "english"
     tags: tuple[str, ...] = ()
+    min_sources: int | None = None
+    """Alert once matches from this many distinct sources arrived within ``window``."""
+    window: timedelta = timedelta(hours=6)
     throttle: timedelta | None = None
     """Matches within this long after an alert are sent as one digest at the window's end."""
     template: str | None = None

@@ -7,6 +7,7 @@ These models are also the source of the JSON Schema shipped for editors (``monit
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -93,6 +94,12 @@ class RuleModel(_Model):
     """Channel ids to alert (default: the config's ``notify``)."""
     tags: tuple[str, ...] = ()
     """Free text for people and routing."""
+    min_sources: Annotated[int, Field(ge=2, le=100)] | None = None
+    """Alert only once matching articles from this many distinct sources arrived within
+    ``window``: a rumour from one outlet waits, an event reported by several alerts (listing
+    them)."""
+    window: PositiveDuration = timedelta(hours=6)
+    """The window of ``min_sources``."""
     throttle: PositiveDuration | None = None
     """After an alert, further matches within this window (30m, 2h) are gathered and sent as
     one digest at its end, instead of one alert each."""

@@ -50,9 +50,11 @@ from sqlmodel import Session
 
 from monitor.errors import DeliveryError
 from monitor.logs import redact
-from monitor.models import Alert, Digest, Hit, Severity
+from monitor.models import Alert, Digest, Hit, Outlet, Severity
 from monitor.notify.pacing import Pacer, Rate
+from monitor.notify.policy import DEFAULT_BURST
 from monitor.store import outbox as store
+from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.repo import DEAD, PENDING, SENT
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
@@ -131,7 +133,8 @@ def backoff(
     return base * factor
 
 
-def build_alert(match: MatchRow, article: ArticleRow) -> Alert:
+def build_alert(match: MatchRow, article: ArticleRow, outlets: Sequence[Outlet] = ()) -> Alert:
+    """The alert of a stored match, with the other outlets that reported its story."""
     assert match.id is not None
     assert match.created_at is not None
     hits = tuple(Hit(**hit) for hit in match.hits)
@@ -149,7 +152,16 @@ def build_alert(match: MatchRow, article: ArticleRow) -> Alert:
         matched_at=match.created_at,
         hits=hits,
         fields=fields,
+        outlets=tuple(outlets),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """Rows claimed to go out as one message, with the other outlets of their matches."""
+
+    group: store.Group
+    outlets: Mapping[int, Sequence[Outlet]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +198,11 @@ class Outbox:
         lease: timedelta = LEASE,
         rates: Mapping[str, Sequence[Rate]] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        bursts: Mapping[str, int] | None = None,
     ) -> None:
         """``rates`` maps a channel id to the rates it is paced to (none: not paced);
-        ``monotonic`` is the pacers' clock."""
+        ``monotonic`` is the pacers' clock; ``bursts`` maps a channel id to how many alerts
+        due at once it takes one by one (more go out as one digest; default DEFAULT_BURST)."""
         self.db = db
         self.channels = channels
         self.retry_for = retry_for
@@ -198,6 +212,7 @@ class Outbox:
         self.lease = lease
         self.send_timeout = min(SEND_TIMEOUT, lease.total_seconds() / 2)
         self.monotonic = monotonic
+        self.bursts = dict(bursts or {})
         start = monotonic()
         self._pacers = {
             channel_id: Pacer(channel_rates, start)
@@ -335,7 +350,8 @@ class Outbox:
         due_by: datetime,
         stop: asyncio.Event | None,
     ) -> DeliveryReport:
-        """Send ``channel``'s rows due by ``due_by``, one claim at a time, in order."""
+        """Send ``channel``'s rows due by ``due_by``, one claim at a time, in order: a claim is
+        one row, or the rows of a digest (a batch, or a burst), sent as one message."""
         report = DeliveryReport()
         pacer = self._pacers.get(channel_id)
         while stop is None or not stop.is_set():
@@ -348,38 +364,65 @@ class Outbox:
                 break
             if pacer is not None:
                 pacer.take(self.monotonic())
-            delivery = claimed[0]
             failure = await self._send(channel_id, channel, claimed, lease_until)
-            outcome = self._judge(delivery, failure)
-            await self._record(
-                channel_id, delivery, lease_until, outcome, failure=failure, stop=stop
-            )
-            if outcome.status == SENT:
-                report.sent += 1
-            elif outcome.status == DEAD:
-                report.dead += 1
-            else:
-                report.failed += 1
+            retry_at: datetime | None = None
+            rows = claimed.group.rows
+            for number, (delivery, _match, _article) in enumerate(rows):
+                outcome = self._judge(delivery, failure, retry_at)
+                await self._record(
+                    channel_id,
+                    delivery,
+                    lease_until,
+                    outcome,
+                    failure=failure,
+                    stop=stop,
+                    # A digest's outcome is logged once, by its first row, with their number.
+                    logged=None if number else len(rows),
+                )
+                if outcome.status == SENT:
+                    report.sent += 1
+                elif outcome.status == DEAD:
+                    report.dead += 1
+                else:
+                    report.failed += 1
+                    retry_at = outcome.next_attempt_at
+            if retry_at is not None:
                 # A target that just failed will most likely fail again: the rest of this pass
                 # waits for the same retry instead of hammering it (and costing a timeout each).
                 assert failure is not None
-                assert outcome.next_attempt_at is not None
                 report.deferred += await asyncio.to_thread(
-                    self._defer, channel_id, due_by, outcome.next_attempt_at, failure.reason
+                    self._defer, channel_id, due_by, retry_at, failure.reason
                 )
                 break
         return report
 
     async def _send(
-        self, channel_id: str, channel: AlertChannel, claimed: store.Claimed, lease: datetime
+        self, channel_id: str, channel: AlertChannel, claimed: _Claimed, lease: datetime
     ) -> _Failure | None:
-        """Build and send one alert; None when sent, else why not. Never raises but
-        CancelledError, after releasing the row."""
-        delivery, match, article = claimed
+        """Build and send one message (an alert, or a digest of the group's alerts); None when
+        sent, else why not. Never raises but CancelledError, after releasing the rows."""
+        group = claimed.group
+        alerts = [
+            build_alert(match, article, claimed.outlets.get(match.id or 0, ()))
+            for _delivery, match, article in group.rows
+        ]
+        if group.reason is None:
+            sending = channel.send(alerts[0])
+        else:
+            created = [d.created_at for d, _m, _a in group.rows if d.created_at is not None]
+            digest = Digest(
+                channel_id,
+                group.reason,
+                tuple(alerts),
+                since=min(created, default=None),
+                until=self.clock(),
+            )
+            sending = channel.send_digest(digest)
         try:
-            await asyncio.wait_for(channel.send(build_alert(match, article)), self.send_timeout)
+            await asyncio.wait_for(sending, self.send_timeout)
         except asyncio.CancelledError:
-            await self._release(channel_id, delivery, lease)
+            for delivery, _match, _article in group.rows:
+                await self._release(channel_id, delivery, lease)
             raise
         except DeliveryError as exc:
             return _Failure(
@@ -396,8 +439,14 @@ class Outbox:
             return _Failure(f"channel {channel_id!r}: unexpected error: {redact(repr(exc))}", exc)
         return None
 
-    def _judge(self, delivery: DeliveryRow, failure: _Failure | None) -> store.Outcome:
-        """The row's new state after one attempt ended in ``failure`` (None: sent)."""
+    def _judge(
+        self,
+        delivery: DeliveryRow,
+        failure: _Failure | None,
+        retry_at: datetime | None = None,
+    ) -> store.Outcome:
+        """The row's new state after one attempt ended in ``failure`` (None: sent); a row to
+        retry is due at ``retry_at`` when given (the rows of one digest stay together)."""
         assert delivery.created_at is not None
         now = self.clock()
         attempts = delivery.attempts + 1
@@ -415,7 +464,7 @@ class Outbox:
             PENDING,
             attempts,
             failure.reason,
-            next_attempt_at=now + delay,
+            next_attempt_at=retry_at or now + delay,
             uncertain=failure.uncertain,
         )
 
@@ -428,9 +477,12 @@ class Outbox:
         *,
         failure: _Failure | None,
         stop: asyncio.Event | None,
+        logged: int | None = 1,
     ) -> None:
-        """Write ``outcome``, retrying database errors while the lease lasts; then log it."""
+        """Write ``outcome``, retrying database errors while the lease lasts; then log it on
+        behalf of ``logged`` deliveries sent together (None: not at all)."""
         assert delivery.id is not None
+        together = f" (with {logged - 1} more of its digest)" if logged and logged > 1 else ""
         extra = {"channel": channel_id, "stage": "deliver"}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lease.total_seconds()
@@ -459,11 +511,14 @@ class Outbox:
                 outcome.status,
                 extra=extra,
             )
+        elif logged is None:
+            return
         elif outcome.status == PENDING:
             assert outcome.next_attempt_at is not None
             log.warning(
-                "delivery %s failed (attempt %d), retry at %s: %s",
+                "delivery %s%s failed (attempt %d), retry at %s: %s",
                 delivery.id,
+                together,
                 outcome.attempts,
                 outcome.next_attempt_at.isoformat(timespec="seconds"),
                 outcome.last_error,
@@ -472,8 +527,9 @@ class Outbox:
             )
         elif outcome.status == DEAD:
             log.error(
-                "delivery %s dead after %d attempts%s: %s",
+                "delivery %s%s dead after %d attempts%s: %s",
                 delivery.id,
+                together,
                 outcome.attempts,
                 " (permanent failure)" if failure is not None and failure.permanent else "",
                 outcome.last_error,
@@ -513,10 +569,16 @@ class Outbox:
     # ----------------------------------------------------------------------------------------
     # Transactions (blocking; run in threads)
 
-    def _claim(self, channel_id: str, due_by: datetime, lease: datetime) -> store.Claimed | None:
+    def _claim(self, channel_id: str, due_by: datetime, lease: datetime) -> _Claimed | None:
+        burst = self.bursts.get(channel_id, DEFAULT_BURST)
         with self.db.session() as session:
-            rows = store.claim(session, channel_id, due_by=due_by, lease_until=lease)
-            taken_over = store.open_claims(session, [delivery for delivery, _m, _a in rows])
+            group = store.claim_group(
+                session, channel_id, due_by=due_by, lease_until=lease, burst=burst
+            )
+            if group is None:
+                return None
+            taken_over = store.open_claims(session, [delivery for delivery, _m, _a in group.rows])
+            outlets = repo.outlets_for(session, [m.id for _d, m, _a in group.rows if m.id])
         for delivery_id in taken_over:
             log.warning(
                 "delivery %s: its previous claim ended without an outcome (worker killed or send "
@@ -524,7 +586,7 @@ class Outbox:
                 delivery_id,
                 extra={"channel": channel_id, "stage": "deliver"},
             )
-        return rows[0] if rows else None
+        return _Claimed(group, outlets)
 
     def _write(self, delivery_id: int, lease: datetime, outcome: store.Outcome) -> bool:
         with self.db.session() as session:

@@ -40,9 +40,11 @@ from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
 
 __all__ = [
     "Claimed",
+    "Group",
     "Outcome",
     "bury_unconfigured",
     "claim",
+    "claim_group",
     "defer_due",
     "next_due_at",
     "next_unconfigured_due_at",
@@ -100,6 +102,70 @@ def claim(
         delivery.next_attempt_at = lease_until
         session.add(delivery)
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Rows claimed to be sent as one message: a single alert (``reason`` None), or a digest
+    gathered by a batch (``throttle``, ``schedule``) or by a ``burst``."""
+
+    rows: list[Claimed]
+    reason: str | None = None
+
+
+_BATCH_REASONS = {"throttle": "throttle", "digest": "schedule"}
+"""A batch key's prefix (see monitor.notify.policy) -> the digest's reason."""
+
+
+def claim_group(
+    session: Session,
+    channel: str,
+    *,
+    due_by: datetime,
+    lease_until: datetime,
+    burst: int,
+    most: int = 500,
+) -> Group | None:
+    """Lease what ``channel`` sends next, as :func:`claim` does for one row: the oldest due row;
+    with it, every due row of its batch when it has one; and when more than ``burst`` rows
+    without a batch are due, up to ``most`` of them at once. None when nothing is due."""
+    due = (
+        DeliveryRow.channel == channel,
+        DeliveryRow.status == PENDING,
+        col(DeliveryRow.next_attempt_at) <= due_by,
+    )
+    first = session.exec(
+        _locked(session, select(DeliveryRow).where(*due).order_by(*_OLDEST_DUE).limit(1))
+    ).first()
+    if first is None:
+        return None
+    if first.batch is not None:
+        condition = col(DeliveryRow.batch) == first.batch
+        reason: str | None = _BATCH_REASONS.get(first.batch.partition(":")[0], "throttle")
+        limit = most
+    else:
+        waiting = session.exec(
+            select(func.count()).where(*due, col(DeliveryRow.batch).is_(None))
+        ).one()
+        reason = "burst" if waiting > burst else None
+        condition = col(DeliveryRow.batch).is_(None)
+        limit = most if reason else 1
+    statement = (
+        select(DeliveryRow, MatchRow, ArticleRow)
+        .join(MatchRow, col(DeliveryRow.match_id) == col(MatchRow.id))
+        .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
+        .where(*due, condition)
+        .order_by(*_OLDEST_DUE)
+        .limit(limit)
+    )
+    rows: list[Claimed] = [tuple(row) for row in session.exec(_locked(session, statement)).all()]  # type: ignore[misc]
+    for delivery, _match, _article in rows:
+        delivery.next_attempt_at = lease_until
+        session.add(delivery)
+    return Group(rows, reason) if rows else None
+
+
+_OLDEST_DUE = (col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
 
 
 def open_claims(session: Session, deliveries: Collection[DeliveryRow]) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
@@ -238,6 +239,7 @@ class NewMatch(NamedTuple):
     deliveries: Sequence[Planned] = ()
     fingerprint: int | None = None
     story_of: int | None = None
+    waiting: bool = False
 
 
 def insert_matches(session: Session, matches: Sequence[NewMatch], now: datetime) -> list[int]:
@@ -257,6 +259,7 @@ def insert_matches(session: Session, matches: Sequence[NewMatch], now: datetime)
             "created_at": now,
             "fingerprint": new.fingerprint,
             "story_of": new.story_of,
+            "waiting": new.waiting,
         }
         for new in matches
     ]
@@ -299,6 +302,62 @@ def story_candidates(
         if match_id is not None and fingerprint is not None:
             found.setdefault(rule_id, []).append((match_id, fingerprint))
     return found
+
+
+@dataclass
+class Corroboration:
+    """A rule's matches inside its ``min_sources`` window: the match that alerted for them, if
+    one did, and the matches still waiting for more sources (match id, article id, source id)."""
+
+    alert: int | None = None
+    waiting: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+def corroboration(session: Session, rule_id: str, since: datetime) -> Corroboration:
+    """Where ``rule_id``'s corroboration stands for matches made at ``since`` or later."""
+    statement = (
+        core_select(
+            col(MatchRow.id),
+            col(MatchRow.article_id),
+            col(ArticleRow.source_id),
+            col(MatchRow.waiting),
+        )
+        .join(ArticleRow, col(ArticleRow.id) == col(MatchRow.article_id))
+        .where(
+            col(MatchRow.rule_id) == rule_id,
+            col(MatchRow.created_at) >= since,
+            col(MatchRow.story_of).is_(None),
+        )
+        .order_by(col(MatchRow.id))
+    )
+    found = Corroboration()
+    for match_id, article_id, source_id, waiting in session.connection().execute(statement):
+        if match_id is None:
+            continue
+        if waiting:
+            found.waiting.append((match_id, article_id, source_id))
+        else:
+            found.alert = match_id
+    return found
+
+
+def join_story(session: Session, match_ids: Sequence[int], story: int) -> list[Article]:
+    """Fold the waiting ``match_ids`` into the match ``story`` (which alerts for them); return
+    their articles, oldest first."""
+    if not match_ids:
+        return []
+    session.connection().execute(
+        update(_table(MatchRow))
+        .where(_table(MatchRow).c.id.in_(list(match_ids)))
+        .values(waiting=False, story_of=story)
+    )
+    statement = (
+        select(ArticleRow)
+        .join(MatchRow, col(MatchRow.article_id) == col(ArticleRow.id))
+        .where(col(MatchRow.id).in_(list(match_ids)))
+        .order_by(col(MatchRow.id))
+    )
+    return [article_from_row(row) for row in session.exec(statement).all()]
 
 
 def insert_outlets(session: Session, outlets: Sequence[tuple[int, Article]], now: datetime) -> None:

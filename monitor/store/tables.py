@@ -187,6 +187,9 @@ class MatchRow(SQLModel, table=True):
     story_of: int | None = Field(default=None, foreign_key="matches.id", index=True)
     """The match whose alert this one was folded into (the same story, reported again by another
     outlet): it has no deliveries of its own."""
+    waiting: bool = False
+    """Held, without deliveries, until matches of its rule from ``min_sources`` distinct
+    sources arrive within the rule's window (then the match that completes them alerts)."""
 
 
 class OutletRow(SQLModel, table=True):

@@ -281,10 +281,14 @@ async def test_two_workers_never_send_a_row_twice(db: Database, other_db: Databa
     first.block()
     # Real clocks: the second pass starts after the first has claimed its row, so the row the
     # first worker holds would look due to the second if the claim were not a lease.
-    early = asyncio.create_task(Outbox(db, {"desk": first}).deliver_due())
+    # One by one (a burst of 30 would go out as one digest).
+    one_by_one = {"desk": 100}
+    early = asyncio.create_task(Outbox(db, {"desk": first}, bursts=one_by_one).deliver_due())
     try:
         await asyncio.wait_for(first.entered.wait(), timeout=5)
-        late = await asyncio.wait_for(Outbox(other_db, {"desk": second}).deliver_due(), 10)
+        late = await asyncio.wait_for(
+            Outbox(other_db, {"desk": second}, bursts=one_by_one).deliver_due(), 10
+        )
     finally:
         first.release()
     assert (await early, late) == (DeliveryReport(sent=1), DeliveryReport(sent=29))
