@@ -581,8 +581,9 @@ class Outbox:
             outlets = repo.outlets_for(session, [m.id for _d, m, _a in group.rows if m.id])
         for delivery_id in taken_over:
             log.warning(
-                "delivery %s: its previous claim ended without an outcome (worker killed or send "
-                "cancelled), so this send may repeat it; counted as a possible duplicate",
+                "delivery %s: its previous claim ended without a known outcome (worker killed, "
+                "send cancelled or timed out), so this send may repeat it; counted as a possible "
+                "duplicate",
                 delivery_id,
                 extra={"channel": channel_id, "stage": "deliver"},
             )
