@@ -69,6 +69,8 @@ class DeliveryError(MonitorError):
     ``permanent``: the service refused the message in a way no retry can fix (a bad token, an
     unknown chat, a refused recipient); the outbox dead-letters it at once. ``retry_after``: the
     service asked for at least this many seconds before the next attempt (a 429 or 503).
+    ``uncertain``: the send failed without an answer after the service may have received the
+    alert (a timeout); a retry may deliver it twice, and the outbox counts it as such.
     """
 
     def __init__(
@@ -77,7 +79,9 @@ class DeliveryError(MonitorError):
         *,
         retry_after: float | None = None,
         permanent: bool = False,
+        uncertain: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+        self.uncertain = uncertain

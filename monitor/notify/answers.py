@@ -42,6 +42,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -74,6 +75,9 @@ class HttpAnswer:
     """The start of the body (:data:`BODY_START` characters)."""
     error: str | None = None
     """The exception's class name when no response came (a timeout, a refused connection)."""
+    maybe_sent: bool = False
+    """No response came, but the request may have reached the service (it was not refused
+    while connecting): the send failed, yet the service may have the message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +132,7 @@ def _wrap_send(send: Callable[..., requests.Response]) -> Callable[..., requests
         try:
             response = send(self, request, **kwargs)
         except requests.RequestException as exc:
-            answers.append(HttpAnswer(None, error=type(exc).__name__))
+            answers.append(HttpAnswer(None, error=type(exc).__name__, maybe_sent=_maybe_sent(exc)))
             raise
         # A streamed body is the caller's to read; a plain one is already in memory.
         body = (
@@ -160,6 +164,19 @@ def _wrap_sendmail(sendmail: Callable[..., Any]) -> Callable[..., Any]:
     return sendmail_and_note
 
 
+def _maybe_sent(exc: requests.RequestException) -> bool:
+    """False when ``exc`` happened while connecting (nothing was sent); True otherwise (a read
+    timeout, a connection dropped before the answer)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        # requests wraps urllib3's MaxRetryError; its reason says at which step it failed.
+        # (NewConnectionError, a refused or unresolvable connection, is a ConnectTimeoutError.)
+        reason = getattr(exc.args[0], "reason", exc.args[0]) if exc.args else None
+        return not isinstance(reason, ConnectTimeoutError)
+    return True
+
+
 def _refusals(recipients: Mapping[str, tuple[int, bytes | str]]) -> list[Answer]:
     return [
         SmtpAnswer(code, f"{_text(reply)} ({address})")
@@ -182,6 +199,8 @@ class Verdict:
     reason: str
     permanent: bool = False
     retry_after: float | None = None
+    uncertain: bool = False
+    """A request got no answer after it may have reached the service."""
 
 
 def classify(answers: Sequence[Answer], fallback: str, now: datetime | None = None) -> Verdict:
@@ -200,7 +219,12 @@ def classify(answers: Sequence[Answer], fallback: str, now: datetime | None = No
     chosen = next((v for v in verdicts if v.permanent == permanent), verdicts[0])
     # The service's words first (they say what to fix), then Apprise's (they name the service).
     reason = f"{chosen.reason}; {fallback}" if fallback else chosen.reason
-    return Verdict(reason, permanent=permanent, retry_after=max(waits) if waits else None)
+    return Verdict(
+        reason,
+        permanent=permanent,
+        retry_after=max(waits) if waits else None,
+        uncertain=any(v.uncertain for v in verdicts),
+    )
 
 
 def _judge(answer: Answer, now: datetime | None) -> Verdict | None:
@@ -209,7 +233,9 @@ def _judge(answer: Answer, now: datetime | None) -> Verdict | None:
             return None
         return Verdict(f"SMTP {answer.code} {answer.message}".strip(), permanent=answer.code >= 500)
     if answer.status is None:
-        return Verdict(f"no answer ({answer.error or 'request failed'})")
+        return Verdict(
+            f"no answer ({answer.error or 'request failed'})", uncertain=answer.maybe_sent
+        )
     status = answer.status
     if status < 400:
         return None

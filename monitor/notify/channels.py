@@ -231,6 +231,8 @@ class Channel:
             f"channel {self.id!r}: {redact(verdict.reason)}",
             retry_after=verdict.retry_after,
             permanent=verdict.permanent,
+            # Apprise gave up waiting, but the service may still have taken the message.
+            uncertain=verdict.uncertain or result.status == apprise.AppriseResultStatus.TIMEOUT,
         )
 
 

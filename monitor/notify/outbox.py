@@ -30,7 +30,8 @@ What can go wrong, and what it costs:
   lease ends and is sent again: at least once, never lost. A send cancelled at shutdown releases
   its lease at once instead. Either way the next claim counts a possible duplicate on the row
   (``redeliveries``, see :mod:`monitor.store.outbox`) and logs it at WARNING; so does the next
-  claim after a send cut off by the timeout, which may have reached the service all the same.
+  claim after a send cut off by a timeout (ours, or a DeliveryError marked ``uncertain``), which
+  may have reached the service all the same.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ class _Failure:
     permanent: bool = False
     """No retry can succeed: dead-letter now."""
     uncertain: bool = False
-    """Cut off by our timeout: the service may have the alert all the same."""
+    """Cut off by a timeout (ours or the channel's): the service may have the alert all the
+    same."""
 
 
 class Outbox:
@@ -423,7 +425,12 @@ class Outbox:
                 await self._release(channel_id, delivery, lease)
             raise
         except DeliveryError as exc:
-            return _Failure(str(exc), retry_after=exc.retry_after, permanent=exc.permanent)
+            return _Failure(
+                str(exc),
+                retry_after=exc.retry_after,
+                permanent=exc.permanent,
+                uncertain=exc.uncertain,
+            )
         except TimeoutError:
             return _Failure(
                 f"channel {channel_id!r}: no answer within {self.send_timeout:g}s", uncertain=True
@@ -574,8 +581,9 @@ class Outbox:
             outlets = repo.outlets_for(session, [m.id for _d, m, _a in group.rows if m.id])
         for delivery_id in taken_over:
             log.warning(
-                "delivery %s: its previous claim ended without an outcome (worker killed or send "
-                "cancelled), so this send may repeat it; counted as a possible duplicate",
+                "delivery %s: its previous claim ended without a known outcome (worker killed, "
+                "send cancelled or timed out), so this send may repeat it; counted as a possible "
+                "duplicate",
                 delivery_id,
                 extra={"channel": channel_id, "stage": "deliver"},
             )

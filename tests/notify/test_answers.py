@@ -128,3 +128,13 @@ def test_telegram_retry_after_in_the_body_is_clamped() -> None:
     """Telegram's ``parameters.retry_after`` is used when the header is missing, at most 24 h."""
     verdict = classify([telegram(429, "Too Many Requests", retry_after=10**9)], APPRISE, NOW)
     assert verdict.retry_after == MAX_RETRY_AFTER
+
+
+def test_no_answer_after_sending_is_uncertain() -> None:
+    """A request that got no answer after it may have reached the service (a read timeout)
+    makes the failure uncertain; one refused while connecting does not."""
+    read_timeout = HttpAnswer(None, error="ReadTimeout", maybe_sent=True)
+    refused = HttpAnswer(None, error="ConnectionError")
+    assert classify([read_timeout], APPRISE, NOW).uncertain
+    assert not classify([refused], APPRISE, NOW).uncertain
+    assert classify([refused, read_timeout], APPRISE, NOW).uncertain

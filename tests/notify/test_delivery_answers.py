@@ -24,7 +24,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from sqlmodel import select
 
+from monitor.errors import DeliveryError
 from monitor.logs import configure_logging
+from monitor.models import Alert
 from monitor.notify.channels import TELEGRAM_CHAT_RATE, TELEGRAM_GROUP_RATE, Channel
 from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
@@ -263,11 +265,37 @@ async def test_smtp_recipient_refused_is_permanent_and_4xx_transient(
 
     every = rows(db)
     assert every[dead].status == "dead"
-    assert every[dead].last_error is not None
-    assert "SMTP 550 5.1.1 <desk@example.org>: no such user" in every[dead].last_error
+    assert "SMTP 550 5.1.1 <desk@example.org>: no such user" in str(every[dead].last_error)
     assert every[later].status == "pending"
-    assert every[later].last_error is not None
-    assert "SMTP 451" in every[later].last_error
+    assert "SMTP 451" in str(every[later].last_error)
+
+
+# --------------------------------------------------------------------------------------------
+# Sends that may or may not have arrived
+
+
+async def test_read_timeout_is_uncertain_and_a_refused_connection_is_not(
+    webhook_server: tuple[StandIn, str], make_alert: Callable[..., Alert]
+) -> None:
+    """A webhook that takes the request and never answers may have the alert: the failure is
+    uncertain (its retry is counted as a possible duplicate); a refused connection is not."""
+    stand_in, url = webhook_server
+    stand_in.hang = True
+    hanging = Channel.from_url("hook", f"{url}?rto=0.5")
+    with pytest.raises(DeliveryError) as caught:
+        await hanging.send(make_alert())
+    assert caught.value.uncertain
+    assert not caught.value.permanent
+    assert "ReadTimeout" in str(caught.value)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    refused = Channel.from_url("hook", f"json://127.0.0.1:{closed}/hook")
+    with pytest.raises(DeliveryError) as caught:
+        await refused.send(make_alert())
+    assert not caught.value.uncertain
+    assert not caught.value.permanent
 
 
 # --------------------------------------------------------------------------------------------

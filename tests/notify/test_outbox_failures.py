@@ -239,3 +239,25 @@ async def test_lease_is_configurable_and_bounds_the_send(db: Database) -> None:
         DeliveryReport(sent=1)
     )
     assert rows(db)[row_id].redeliveries == 1
+
+
+async def test_uncertain_failure_counts_its_retry_as_a_possible_duplicate(db: Database) -> None:
+    """A send the channel reports as uncertain (it timed out after sending) is retried, and that
+    retry is counted as a possible duplicate; a plain failure's retry is not."""
+    [uncertain] = insert(db, "a")
+    [plain] = insert(db, "b")
+    a, b = FakeChannel("a"), FakeChannel("b")
+    clock = Clock()
+    outbox = Outbox(db, {"a": a, "b": b}, clock=clock)
+    a.fail(DeliveryError("channel 'a': no answer (ReadTimeout)", uncertain=True), times=1)
+    b.fail(DeliveryError("channel 'b': no answer (ConnectionError)"), times=1)
+
+    assert await outbox.deliver_due() == DeliveryReport(failed=2)
+    assert rows(db)[uncertain].in_flight
+    assert not rows(db)[plain].in_flight
+    clock.now = T0 + timedelta(minutes=5)
+    assert await outbox.deliver_due() == DeliveryReport(sent=2)
+
+    every = rows(db)
+    assert (every[uncertain].attempts, every[uncertain].redeliveries) == (2, 1)
+    assert (every[plain].attempts, every[plain].redeliveries) == (2, 0)
