@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,8 +22,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from apprise.plugins.slack import NotifySlack
 from apprise.plugins.telegram import NotifyTelegram
+from sqlmodel import select
 
 from monitor.models import Alert, Hit, Severity
+from monitor.store.db import Database
+from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
 
 BODY = (
     "ALMATY, Jan 7 (Reuters) - President Kassym-Jomart Tokayev said on Friday he had authorised "
@@ -250,3 +254,71 @@ async def telegram_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stan
     finally:
         stand_in.released.set()
         await runner.cleanup()
+
+
+# --------------------------------------------------------------------------------------------
+# Outbox rows
+
+OUTBOX_T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+HIT = {"term": "shoot", "field": "title", "start": 8, "end": 13, "text": "shoot", "kind": "keyword"}
+
+
+@dataclass
+class Clock:
+    """A clock that stands still until told to move."""
+
+    now: datetime = OUTBOX_T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+def insert_deliveries(
+    db: Database, channel: str, count: int = 1, at: datetime | None = None
+) -> list[int]:
+    """One new article with ``count`` matches, each with a delivery to ``channel`` due at ``at``
+    (now when None); the delivery ids in order."""
+    at = at if at is not None else utcnow()
+    number = uuid.uuid4().hex
+    ids: list[int] = []
+    with db.session() as session:
+        article = ArticleRow(
+            source_id="seeds",
+            key=f"{number}.txt",
+            content_hash=number * 2,
+            title="Troops shoot protesters",
+            created_at=at,
+            updated_at=at,
+        )
+        session.add(article)
+        session.flush()
+        assert article.id is not None
+        for rule in range(count):
+            match = MatchRow(
+                article_id=article.id,
+                rule_id=f"rule-{rule}",
+                rule_name=f"Rule {rule}",
+                severity="high",
+                hits=[HIT],
+                created_at=at,
+            )
+            session.add(match)
+            session.flush()
+            assert match.id is not None
+            delivery = DeliveryRow(
+                match_id=match.id, channel=channel, next_attempt_at=at, created_at=at
+            )
+            session.add(delivery)
+            session.flush()
+            assert delivery.id is not None
+            ids.append(delivery.id)
+    return ids
+
+
+def delivery_rows(db: Database) -> dict[int, DeliveryRow]:
+    """Every delivery row, by id."""
+    with db.session() as session:
+        return {row.id: row for row in session.exec(select(DeliveryRow)).all() if row.id}

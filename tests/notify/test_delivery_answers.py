@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from sqlmodel import select
 
 from monitor.errors import DeliveryError
 from monitor.logs import configure_logging
@@ -31,7 +30,8 @@ from monitor.notify.channels import TELEGRAM_CHAT_RATE, TELEGRAM_GROUP_RATE, Cha
 from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
 from monitor.store.db import Database
-from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
+from monitor.store.tables import utcnow
+from tests.notify.conftest import delivery_rows, insert_deliveries
 
 WaitUntil = Callable[..., Awaitable[None]]
 SLACK_TOKENS = ("T1234ABCD", "B5678EFGH", "abcdefghijklmnopqrstuvwx")
@@ -43,7 +43,10 @@ WEBHOOK_PASSWORD = "hooksecret0815"
 SECRETS = (*SLACK_TOKENS, TELEGRAM_TOKEN, SMTP_PASSWORD, WEBHOOK_PASSWORD)
 QUICK = timedelta(milliseconds=50)
 """retry_first in these tests: short, so any longer wait is the service's Retry-After."""
-HIT = {"term": "shoot", "field": "title", "start": 8, "end": 13, "text": "shoot", "kind": "keyword"}
+
+
+insert = insert_deliveries
+rows = delivery_rows
 
 
 @pytest.fixture(autouse=True)
@@ -65,54 +68,6 @@ def no_secret_logged() -> Iterator[io.StringIO]:
     logged = stream.getvalue()
     assert logged  # the capture works: a test that logs nothing proves nothing
     assert not [secret for secret in SECRETS if secret in logged]
-
-
-_articles = 0
-
-
-def insert(db: Database, channel: str, count: int = 1) -> list[int]:
-    """``count`` matches of one new article, each with a delivery to ``channel`` due now."""
-    global _articles  # noqa: PLW0603 (a unique article key per call, across tests)
-    _articles += 1
-    now = utcnow()
-    ids: list[int] = []
-    with db.session() as session:
-        article = ArticleRow(
-            source_id="seeds",
-            key=f"answers-{_articles}.txt",
-            content_hash=f"a{_articles:063x}",
-            title="Troops shoot protesters",
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(article)
-        session.flush()
-        assert article.id is not None
-        for number in range(count):
-            match = MatchRow(
-                article_id=article.id,
-                rule_id=f"rule-{number}",
-                rule_name=f"Rule {number}",
-                severity="high",
-                hits=[HIT],
-                created_at=now,
-            )
-            session.add(match)
-            session.flush()
-            assert match.id is not None
-            delivery = DeliveryRow(
-                match_id=match.id, channel=channel, next_attempt_at=now, created_at=now
-            )
-            session.add(delivery)
-            session.flush()
-            assert delivery.id is not None
-            ids.append(delivery.id)
-    return ids
-
-
-def rows(db: Database) -> dict[int, DeliveryRow]:
-    with db.session() as session:
-        return {row.id: row for row in session.exec(select(DeliveryRow)).all() if row.id}
 
 
 def outbox_for(db: Database, *channels: Channel, **rates: list[Rate]) -> Outbox:

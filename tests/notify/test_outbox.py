@@ -10,35 +10,27 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from sqlmodel import select
 
 from monitor.errors import DeliveryError
 from monitor.notify.outbox import LEASE, DeliveryReport, Outbox
 from monitor.notify.testing import FakeChannel
 from monitor.store import outbox as store
 from monitor.store.db import Database
-from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
+from monitor.store.tables import utcnow
+from tests.notify.conftest import OUTBOX_T0 as T0
+from tests.notify.conftest import Clock, delivery_rows, insert_deliveries
 
 WaitUntil = Callable[..., Awaitable[None]]
-T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-HIT = {"term": "shoot", "field": "title", "start": 8, "end": 13, "text": "shoot", "kind": "keyword"}
 
 
-@dataclass
-class Clock:
-    """A clock that stands still until told to move."""
+def insert(db: Database, channel: str, count: int = 1, at: datetime = T0) -> list[int]:
+    return insert_deliveries(db, channel, count, at)
 
-    now: datetime = T0
 
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
+rows = delivery_rows
 
 
 @pytest.fixture
@@ -47,54 +39,6 @@ def other_db(db_url: str, db: Database) -> Iterator[Database]:
     database = Database(db_url)
     yield database
     database.dispose()
-
-
-_articles = 0
-
-
-def insert(db: Database, channel: str, count: int = 1, at: datetime = T0) -> list[int]:
-    """Store one article with ``count`` matches, each with a delivery to ``channel`` due at ``at``;
-    return the delivery ids in order."""
-    global _articles  # noqa: PLW0603 (a unique article key per call, across tests)
-    _articles += 1
-    ids: list[int] = []
-    with db.session() as session:
-        article = ArticleRow(
-            source_id="seeds",
-            key=f"a{_articles}.txt",
-            content_hash=f"{_articles:064x}",
-            title="Troops shoot protesters",
-            created_at=at,
-            updated_at=at,
-        )
-        session.add(article)
-        session.flush()
-        assert article.id is not None
-        for number in range(count):
-            match = MatchRow(
-                article_id=article.id,
-                rule_id=f"rule-{number}",
-                rule_name=f"Rule {number}",
-                severity="high",
-                hits=[HIT],
-                created_at=at,
-            )
-            session.add(match)
-            session.flush()
-            assert match.id is not None
-            delivery = DeliveryRow(
-                match_id=match.id, channel=channel, next_attempt_at=at, created_at=at
-            )
-            session.add(delivery)
-            session.flush()
-            assert delivery.id is not None
-            ids.append(delivery.id)
-    return ids
-
-
-def rows(db: Database) -> dict[int, DeliveryRow]:
-    with db.session() as session:
-        return {row.id: row for row in session.exec(select(DeliveryRow)).all() if row.id}
 
 
 def match_ids(db: Database, delivery_ids: list[int]) -> list[int]:
