@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,8 +18,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from apprise.plugins.slack import NotifySlack
 from sqlmodel import select
 
@@ -30,6 +27,7 @@ from monitor.notify.outbox import Outbox
 from monitor.notify.testing import FakeChannel
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
+from tests.notify.conftest import SmtpServer, free_port, smtp_serving
 
 SMTP_USER = "desk"
 SMTP_PASSWORD = "s3cretSmtpPassw0rd"
@@ -517,47 +515,12 @@ async def test_notify_test_slack_reports_sent_then_the_services_refusal(
 # notify-test by email
 
 
-@dataclass
-class SmtpServer:
-    port: int
-    messages: list[bytes] = field(default_factory=list)
-    accept_login: bool = True
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope.original_content or envelope.content)
-        return "250 Message accepted for delivery"
-
-    def authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-    ) -> AuthResult:
-        ok = (
-            self.accept_login
-            and isinstance(auth_data, LoginPassword)
-            and auth_data.login == SMTP_USER.encode()
-            and auth_data.password == SMTP_PASSWORD.encode()
-        )
-        return AuthResult(success=ok, handled=False)
-
-
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     """A real aiosmtpd server on 127.0.0.1 accepting SMTP_USER/SMTP_PASSWORD without TLS."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = SmtpServer(port)
-    controller = Controller(
-        server,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=server.authenticate,
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
+    server = SmtpServer(free_port(), user=SMTP_USER, password=SMTP_PASSWORD)
+    with smtp_serving(server, server.port):
         yield server
-    finally:
-        controller.stop()
 
 
 def test_notify_test_email_is_delivered_then_a_refused_login_is_reported(

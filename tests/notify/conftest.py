@@ -12,6 +12,7 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,9 +89,14 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @dataclass
 class SmtpServer:
+    """An aiosmtpd handler recording every message; logins of ``user`` / ``password`` succeed
+    while ``accept_login``."""
+
     port: int
     messages: list[bytes] = field(default_factory=list)
     accept_login: bool = True
+    user: str = SMTP_USER
+    password: str = SMTP_PASSWORD
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope.original_content or envelope.content)
@@ -102,36 +108,45 @@ class SmtpServer:
         ok = (
             self.accept_login
             and isinstance(auth_data, LoginPassword)
-            and auth_data.login == SMTP_USER.encode()
-            and auth_data.password == SMTP_PASSWORD.encode()
+            and auth_data.login == self.user.encode()
+            and auth_data.password == self.password.encode()
         )
         return AuthResult(success=ok, handled=False)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1 that accepts SMTP_USER/SMTP_PASSWORD over plain SMTP."""
-    server = SmtpServer(port=_free_port())
+@contextmanager
+def smtp_serving(handler: Any, port: int) -> Iterator[None]:
+    """A real aiosmtpd server for ``handler`` on 127.0.0.1:``port`` during the block: plain SMTP,
+    login without STARTTLS (Apprise's "insecure" mode) by the handler's ``authenticate``, or
+    any login when it has none."""
     controller = Controller(
-        server,
+        handler,
         hostname="127.0.0.1",
-        port=server.port,
-        authenticator=server.authenticate,
-        # Apprise's "insecure" mode logs in without STARTTLS; allow that on loopback.
+        port=port,
+        authenticator=getattr(handler, "authenticate", lambda *_: AuthResult(success=True)),
         auth_require_tls=False,
     )
     controller.start()
     try:
-        yield server
+        yield
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that accepts SMTP_USER/SMTP_PASSWORD over plain SMTP."""
+    server = SmtpServer(port=free_port())
+    with smtp_serving(server, server.port):
+        yield server
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,8 +20,6 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 
 from monitor.errors import DeliveryError
 from monitor.logs import configure_logging
@@ -31,7 +29,7 @@ from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
-from tests.notify.conftest import delivery_rows, insert_deliveries
+from tests.notify.conftest import delivery_rows, free_port, insert_deliveries, smtp_serving
 
 WaitUntil = Callable[..., Awaitable[None]]
 SLACK_TOKENS = ("T1234ABCD", "B5678EFGH", "abcdefghijklmnopqrstuvwx")
@@ -327,19 +325,6 @@ class SmtpRefusing:
 @pytest.fixture
 def smtp_refusing() -> Iterator[SmtpRefusing]:
     """A real SMTP server on 127.0.0.1 whose answer to RCPT TO the test sets."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    handler = SmtpRefusing(port)
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=lambda *_: AuthResult(success=True),
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
+    handler = SmtpRefusing(free_port())
+    with smtp_serving(handler, handler.port):
         yield handler
-    finally:
-        controller.stop()

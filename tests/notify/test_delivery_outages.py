@@ -4,13 +4,11 @@ hangs. The real pipeline stores the matches; the real outbox sends them through 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Rule
@@ -20,7 +18,13 @@ from monitor.notify.outbox import Outbox
 from monitor.notify.policy import Policy
 from monitor.pipeline import CompiledRules, Pipeline
 from monitor.store.db import Database
-from tests.notify.conftest import SMTP_PASSWORD, SMTP_USER, SmtpServer
+from tests.notify.conftest import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    SmtpServer,
+    free_port,
+    smtp_serving,
+)
 
 RULE = Rule(id="curfew", name="Curfew", severity=Severity.HIGH, keywords=("curfew",))
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -39,13 +43,6 @@ def mail_url(port: int) -> str:
         f"mailto://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{port}"
         "?from=monitor@example.org&to=desk@example.org&mode=insecure"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def stories(count: int) -> list[Article]:
@@ -82,23 +79,13 @@ async def test_smtp_down_for_ten_minutes_then_everything_is_delivered_once(
     assert any("127.0.0.1" in r.getMessage() for r in caplog.records if "failed" in r.getMessage())
 
     server = SmtpServer(port=port)
-    controller = Controller(
-        server,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=server.authenticate,
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
+    with smtp_serving(server, port):
         clock.now += timedelta(hours=1)  # past any backoff so far (at most 1 h)
         report = await outbox.deliver_due()
         assert (report.sent, report.failed, report.dead) == (3, 0, 0)
         clock.now += timedelta(days=1)
         assert (await outbox.deliver_due()).attempted == 0
         subjects = sorted(_subject(message) for message in server.messages)
-    finally:
-        controller.stop()
     assert subjects == [f"[HIGH] Curfew: Curfew in city {n}" for n in range(3)]
     assert SMTP_PASSWORD not in caplog.text
 
