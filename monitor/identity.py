@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import Counter
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from monitor.matching.text import norms
@@ -84,24 +83,22 @@ def fingerprint(text: str) -> int | None:
     if len(words) < _SHINGLE:
         return None
     runs = set(map(" ".join, zip(words, words[1:], words[2:], strict=False)))
-    # Each feature is 64 bits: a CRC-32 of the run, and a CRC-32 seeded with the first. For
-    # each bit, how many features have it set: the features' bytes at each of the 8 byte
-    # positions are counted (in C), and a byte's count adds to its bits' 16-bit lanes.
+    # Each feature is 64 bits: a CRC-32 of the run, and a CRC-32 seeded with the first. Bit b
+    # of the sketch is set when most features have it: the features' bytes at each of the 8
+    # byte positions are cut out, and for each of a byte's 8 bits, translating every byte to
+    # that bit (0 or 1) and counting the ones does the counting in C.
     data = list(map(str.encode, runs))
     low = list(map(zlib.crc32, data))
     high = list(map(zlib.crc32, data, low))
-    packed = [struct.pack(f"<{len(low)}I", *low), struct.pack(f"<{len(high)}I", *high)]
-    counts = [
-        sum(number * _LANES[byte] for byte, number in Counter(half[position::4]).items())
-        for half in packed
-        for position in range(4)
-    ]
     most = len(runs) // 2
     value = 0
-    for chunk, lanes in enumerate(counts):
-        for bit in range(8):
-            if (lanes >> (16 * bit)) & 0xFFFF > most:
-                value |= 1 << (8 * chunk + bit)
+    for half, words32 in enumerate((low, high)):
+        packed = struct.pack(f"<{len(words32)}I", *words32)
+        for position in range(4):
+            column = packed[position::4]
+            for bit, table in enumerate(_BIT_OF):
+                if column.translate(table).count(1) > most:
+                    value |= 1 << (32 * half + 8 * position + bit)
     return value - (1 << FINGERPRINT_BITS) if value >> (FINGERPRINT_BITS - 1) else value
 
 
@@ -110,5 +107,5 @@ def distance(a: int, b: int) -> int:
     return ((a ^ b) & ((1 << FINGERPRINT_BITS) - 1)).bit_count()
 
 
-_LANES = [sum(1 << (16 * bit) for bit in range(8) if byte >> bit & 1) for byte in range(256)]
-"""A byte's bits spread into 16-bit lanes (bit i at 16 * i): counts up to 65,535 features."""
+_BIT_OF = [bytes(byte >> bit & 1 for byte in range(256)) for bit in range(8)]
+"""For each bit of a byte, a translation table from a byte to that bit's value."""
