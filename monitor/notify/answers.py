@@ -4,8 +4,8 @@ Apprise reports a failed send as True/False plus a log line; it ignores Slack's 
 429 Retry-After and does not tell a bad token from a service that is briefly down. Its plugins
 for HTTP services (``slack://``, ``tgram://``, ``json://``, ``form://`` ...) call the module-level
 ``requests.get/post/request``, each of which opens a ``requests.Session`` and goes through
-``Session.send``; its e-mail plugin goes through ``smtplib.SMTP.sendmail``. Those two methods are
-the one place we hook: :func:`install` wraps them (once, idempotently) so that, while a
+``Session.send``; its e-mail plugin goes through ``smtplib.SMTP.login`` and ``sendmail``. Those
+methods are the one place we hook: :func:`install` wraps them (once, idempotently) so that, while a
 :func:`capture` is open in the calling context, each response or refusal is appended to that
 capture's list. Outside a capture the wrappers only read one context variable.
 
@@ -20,9 +20,9 @@ What is reliable and what is not:
 - HTTP status, ``Retry-After`` and the body are what the service sent; the classification follows
   HTTP semantics (429/503 and 5xx transient, other 4xx permanent), which Slack's and Telegram's
   documented APIs and generic webhooks follow.
-- SMTP: a 5xx reply to MAIL FROM, RCPT TO or DATA is permanent, 4xx transient. A failure before
-  that (connection refused, TLS, login) is not captured and stays transient with Apprise's reason;
-  a rejected login (535) is therefore retried until ``retry_for`` ends.
+- SMTP: a 5xx reply to the login (535: wrong credentials), MAIL FROM, RCPT TO or DATA is
+  permanent, 4xx transient. A failure before that (connection refused, TLS) is not captured and
+  stays transient with Apprise's reason.
 - A send to several targets in one URL (several Telegram chats) is permanent only when every
   failed answer is; a retry may then repeat the message to the targets that accepted it.
 """
@@ -108,7 +108,8 @@ def capture() -> Iterator[list[Answer]]:
 
 
 def install() -> None:
-    """Wrap ``requests.Session.send`` and ``smtplib.SMTP.sendmail`` to feed :func:`capture`.
+    """Wrap ``requests.Session.send``, ``smtplib.SMTP.login`` and ``smtplib.SMTP.sendmail`` to
+    feed :func:`capture`.
 
     Idempotent. The wrappers change nothing about the call: same arguments, same result, same
     exception.
@@ -119,6 +120,7 @@ def install() -> None:
             return
         requests.Session.send = _wrap_send(requests.Session.send)  # type: ignore[method-assign]
         smtplib.SMTP.sendmail = _wrap_sendmail(smtplib.SMTP.sendmail)  # type: ignore[method-assign]
+        smtplib.SMTP.login = _wrap_login(smtplib.SMTP.login)  # type: ignore[method-assign]
         _installed = True
 
 
@@ -162,6 +164,19 @@ def _wrap_sendmail(sendmail: Callable[..., Any]) -> Callable[..., Any]:
         return refused
 
     return sendmail_and_note
+
+
+def _wrap_login(login: Callable[..., Any]) -> Callable[..., Any]:
+    def login_and_note(self: smtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
+        answers = _answers.get()
+        try:
+            return login(self, *args, **kwargs)
+        except smtplib.SMTPResponseException as exc:  # 535: the credentials are wrong
+            if answers is not None:
+                answers.append(SmtpAnswer(exc.smtp_code, f"login refused: {_text(exc.smtp_error)}"))
+            raise
+
+    return login_and_note
 
 
 def _maybe_sent(exc: requests.RequestException) -> bool:

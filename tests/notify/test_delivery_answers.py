@@ -29,7 +29,14 @@ from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
-from tests.notify.conftest import delivery_rows, free_port, insert_deliveries, smtp_serving
+from tests.notify.conftest import (
+    SMTP_USER,
+    SmtpServer,
+    delivery_rows,
+    free_port,
+    insert_deliveries,
+    smtp_serving,
+)
 
 WaitUntil = Callable[..., Awaitable[None]]
 SLACK_TOKENS = ("T1234ABCD", "B5678EFGH", "abcdefghijklmnopqrstuvwx")
@@ -221,6 +228,24 @@ async def test_smtp_recipient_refused_is_permanent_and_4xx_transient(
     assert "SMTP 550 5.1.1 <desk@example.org>: no such user" in str(every[dead].last_error)
     assert every[later].status == "pending"
     assert "SMTP 451" in str(every[later].last_error)
+
+
+async def test_smtp_login_refused_is_permanent(db: Database, smtp_server: SmtpServer) -> None:
+    """Wrong SMTP credentials (535) dead-letter the delivery at once, saying so, no password."""
+    smtp_server.accept_login = False
+    mail = Channel.from_url(
+        "mail",
+        f"mailto://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{smtp_server.port}"
+        "?from=monitor@example.org&to=desk@example.org&mode=insecure",
+    )
+    [row_id] = insert(db, "mail")
+    await outbox_for(db, mail).deliver_due()
+    row = rows(db)[row_id]
+    assert (row.status, row.attempts) == ("dead", 1)
+    assert "SMTP 535" in str(row.last_error)
+    assert "login refused" in str(row.last_error)
+    assert SMTP_PASSWORD not in str(row.last_error)
+    assert smtp_server.messages == []
 
 
 # --------------------------------------------------------------------------------------------
