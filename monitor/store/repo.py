@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, inspect, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, insert, inspect, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
@@ -287,7 +287,20 @@ def story_candidates(
     into another) and have a fingerprint: (match id, fingerprint), oldest first."""
     if not rule_ids:
         return {}
-    statement = (
+    found: dict[str, list[tuple[int, int]]] = {}
+    for rule_id, match_id, fingerprint in session.connection().execute(
+        stories_statement(rule_ids, since)
+    ):
+        if match_id is not None and fingerprint is not None:
+            found.setdefault(rule_id, []).append((match_id, fingerprint))
+    return found
+
+
+def stories_statement(
+    rule_ids: Collection[str], since: datetime
+) -> Select[str, int | None, int | None]:
+    """The query of :func:`story_candidates` (a test checks the index SQLite uses for it)."""
+    return (
         core_select(col(MatchRow.rule_id), col(MatchRow.id), col(MatchRow.fingerprint))
         .where(
             col(MatchRow.rule_id).in_(sorted(rule_ids)),
@@ -297,11 +310,6 @@ def story_candidates(
         )
         .order_by(col(MatchRow.id))
     )
-    found: dict[str, list[tuple[int, int]]] = {}
-    for rule_id, match_id, fingerprint in session.connection().execute(statement):
-        if match_id is not None and fingerprint is not None:
-            found.setdefault(rule_id, []).append((match_id, fingerprint))
-    return found
 
 
 @dataclass

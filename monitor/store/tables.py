@@ -173,18 +173,25 @@ class ArticleRow(SQLModel, table=True):
 
 class MatchRow(SQLModel, table=True):
     __tablename__ = "matches"
-    __table_args__ = (UniqueConstraint("article_id", "rule_id", name="uq_matches_article_rule"),)
+    __table_args__ = (
+        UniqueConstraint("article_id", "rule_id", name="uq_matches_article_rule"),
+        # A rule's recent matches (story grouping, corroboration, throttle windows) by one
+        # index range, however many matches other rules have.
+        Index("ix_matches_rule_created", "rule_id", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     article_id: int = Field(foreign_key="articles.id", index=True)
-    rule_id: str = Field(max_length=128, index=True)
+    rule_id: str = Field(max_length=128)
     rule_name: str = Field(sa_column=Column(Text, nullable=False))
     severity: str = Field(max_length=16)
     hits: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime | None = _when(nullable=False, index=True)
     fingerprint: int | None = Field(default=None, sa_column=Column(BigInteger))
     """SimHash of the article's text (see monitor.identity.fingerprint), to fold rewrites."""
-    story_of: int | None = Field(default=None, foreign_key="matches.id", index=True)
+    # No index of its own: SQLite would pick it for "story_of IS NULL" (nearly every row) over
+    # the rule's index, and scan every story on each lookup.
+    story_of: int | None = Field(default=None, foreign_key="matches.id")
     """The match whose alert this one was folded into (the same story, reported again by another
     outlet): it has no deliveries of its own."""
     waiting: bool = False

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import select
 
+from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow
 
@@ -43,3 +45,18 @@ def test_a_read_session_neither_waits_for_nor_blocks_the_writer(tmp_path: Path) 
     with db.reading() as session:
         assert sorted(row.source_id for row in session.exec(select(FeedRow)).all()) == ["a", "b"]
     db.dispose()
+
+
+def test_a_rules_recent_stories_are_found_by_its_index(tmp_path: Path) -> None:
+    """SQLite looks up a rule's recent stories through the (rule, created) index, not by
+    scanning every story (every match whose story_of is NULL), which grew with the database."""
+    db = Database(f"sqlite:///{tmp_path / 'monitor.db'}")
+    db.create_schema()
+    statement = repo.stories_statement(["r1", "r2"], datetime(2026, 1, 1, tzinfo=UTC))
+    compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+    with db.engine.connect() as connection:
+        plan = " ".join(
+            str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+        )
+    db.dispose()
+    assert "USING INDEX ix_matches_rule_created" in plan, plan
