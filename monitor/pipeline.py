@@ -214,6 +214,24 @@ class Pipeline:
                 session.merge(state(result) if callable(state) else state)
         return result
 
+    def _planned(
+        self,
+        rule: Rule,
+        source_id: str,
+        now: datetime,
+        windows: dict[tuple[str, str], datetime],
+    ) -> list[repo.Planned]:
+        """The deliveries of a match of ``rule`` on an article of ``source_id``: its channels,
+        each with its due time and batch. ``windows`` holds when each (rule, channel) throttle
+        window opened; an alert sent on its own opens one (recorded there)."""
+        planned: list[repo.Planned] = []
+        for channel in self.policy.channels_for(rule, source_id):
+            plan = self.policy.plan(rule, channel, now, windows.get((rule.id, channel)))
+            if plan.batch is None and rule.throttle is not None:
+                windows[rule.id, channel] = now
+            planned.append((channel, plan.due, plan.batch))
+        return planned
+
     def _corroborate(
         self,
         session: Session,
@@ -244,11 +262,7 @@ class Pipeline:
                 state.waiting.append((waiting, article_id, article.source_id))
                 ids.append(waiting)
                 continue
-            channels = self.policy.channels_for(rule, article.source_id)
-            planned = []
-            for channel in channels:
-                plan = self.policy.plan(rule, channel, now, None)
-                planned.append((channel, plan.due, plan.batch))
+            planned = self._planned(rule, article.source_id, now, {})
             [story] = repo.insert_matches(
                 session, [repo.NewMatch(article_id, rule, match, planned)], now
             )
@@ -308,22 +322,23 @@ class Pipeline:
             if mark is not None:
                 unit_stories.setdefault(rule.id, []).append((len(leading), mark))
             leading.append((article_id, article, match, rule, mark))
-        # Throttle windows already open (one query), then those this unit opens itself.
-        routed = [(entry, policy.channels_for(entry[3], entry[1].source_id)) for entry in leading]
-        throttled = {(e[3].id, c) for e, cs in routed if e[3].throttle for c in cs}
-        longest = max((e[3].throttle for e, _c in routed if e[3].throttle), default=None)
+        # Throttle windows already open (one query); _planned adds those this unit opens.
+        throttled = {
+            (rule.id, channel)
+            for _a, article, _m, rule, _f in leading
+            if rule.throttle
+            for channel in policy.channels_for(rule, article.source_id)
+        }
+        longest = max((e[3].throttle for e in leading if e[3].throttle), default=None)
         windows = (
             repo.throttle_windows(session, throttled, now - longest) if longest is not None else {}
         )
-        rows = []
-        for (article_id, _article, match, rule, mark), channels in routed:
-            planned: list[repo.Planned] = []
-            for channel in channels:
-                plan = policy.plan(rule, channel, now, windows.get((rule.id, channel)))
-                if plan.batch is None and rule.throttle is not None:
-                    windows[rule.id, channel] = now
-                planned.append((channel, plan.due, plan.batch))
-            rows.append(repo.NewMatch(article_id, rule, match, planned, mark))
+        rows = [
+            repo.NewMatch(
+                article_id, rule, match, self._planned(rule, article.source_id, now, windows), mark
+            )
+            for article_id, article, match, rule, mark in leading
+        ]
         ids = repo.insert_matches(session, rows, now)
         outlets: list[tuple[int, Article]] = []
         copies = []
