@@ -2,10 +2,11 @@
 
 Each function takes an open Session; the caller owns the transaction (``Database.session()``).
 
-Claims are leases. :func:`claim` selects a channel's due rows and moves their ``next_attempt_at``
-to the lease's end in the same transaction, so no other worker sees them as due until the lease
-runs out. On PostgreSQL the select takes ``FOR UPDATE SKIP LOCKED`` on the delivery rows, so two
-replicas claiming at once each take different rows instead of queueing on each other; on SQLite
+Claims are leases. :func:`claim_group` selects a channel's due rows and moves their
+``next_attempt_at`` to the lease's end in the same transaction, so no other worker sees them as
+due until the lease runs out. On PostgreSQL the select takes ``FOR UPDATE SKIP LOCKED`` on the
+delivery rows, so two replicas claiming at once each take different rows instead of queueing on
+each other; on SQLite
 every transaction is ``BEGIN IMMEDIATE`` (see :mod:`monitor.store.db`), which already serialises
 claims. A worker that dies holding a lease leaves its rows due again when the lease ends: sent at
 least once, never lost.
@@ -43,7 +44,6 @@ __all__ = [
     "Group",
     "Outcome",
     "bury_unconfigured",
-    "claim",
     "claim_group",
     "defer_due",
     "next_due_at",
@@ -76,34 +76,6 @@ class Outcome:
     in flight, so its next claim counts a possible duplicate."""
 
 
-def claim(
-    session: Session, channel: str, *, due_by: datetime, lease_until: datetime, limit: int = 1
-) -> list[Claimed]:
-    """Lease up to ``limit`` of ``channel``'s rows due by ``due_by``, oldest due first.
-
-    The rows come back with ``next_attempt_at == lease_until``, the token :func:`record` and
-    :func:`release` need. An empty list means nothing of this channel is due (or every due row is
-    being claimed by another worker right now).
-    """
-    statement = (
-        select(DeliveryRow, MatchRow, ArticleRow)
-        .join(MatchRow, col(DeliveryRow.match_id) == col(MatchRow.id))
-        .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
-        .where(
-            DeliveryRow.channel == channel,
-            DeliveryRow.status == PENDING,
-            col(DeliveryRow.next_attempt_at) <= due_by,
-        )
-        .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
-        .limit(limit)
-    )
-    rows: list[Claimed] = [tuple(row) for row in session.exec(_locked(session, statement)).all()]  # type: ignore[misc]
-    for delivery, _match, _article in rows:
-        delivery.next_attempt_at = lease_until
-        session.add(delivery)
-    return rows
-
-
 @dataclass(frozen=True, slots=True)
 class Group:
     """Rows claimed to be sent as one message: a single alert (``reason`` None), or a digest
@@ -126,9 +98,11 @@ def claim_group(
     burst: int,
     most: int = 500,
 ) -> Group | None:
-    """Lease what ``channel`` sends next, as :func:`claim` does for one row: the oldest due row;
-    with it, every due row of its batch when it has one; and when more than ``burst`` rows
-    without a batch are due, up to ``most`` of them at once. None when nothing is due."""
+    """Lease what ``channel`` sends next, oldest due first: one row; or with it every due row of
+    its batch when it has one; or, when more than ``burst`` rows without a batch are due, up to
+    ``most`` of them at once. The rows come back with ``next_attempt_at == lease_until``, the
+    token :func:`record` and :func:`release` need. None when nothing of this channel is due (or
+    every due row is being claimed by another worker right now)."""
     due = (
         DeliveryRow.channel == channel,
         DeliveryRow.status == PENDING,
@@ -169,7 +143,7 @@ _OLDEST_DUE = (col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
 
 
 def open_claims(session: Session, deliveries: Collection[DeliveryRow]) -> list[int]:
-    """Count a claim on each of ``deliveries`` (rows just returned by :func:`claim`, in the same
+    """Count a claim on each of ``deliveries`` (rows just leased by :func:`claim_group`, in the same
     transaction) and mark it in flight; return the ids of those taken over from a claim that
     ended without an outcome (each counted in its ``redeliveries``)."""
     taken_over: list[int] = []

@@ -367,7 +367,7 @@ async def test_row_claimed_by_a_dead_worker_is_sent_after_the_lease(db: Database
     then is sent."""
     [row_id] = insert(db, "desk")
     with db.session() as session:
-        assert store.claim(session, "desk", due_by=T0, lease_until=T0 + LEASE)
+        assert store.claim_group(session, "desk", due_by=T0, lease_until=T0 + LEASE, burst=20)
     desk = FakeChannel("desk")
     clock = Clock(T0 + LEASE - timedelta(seconds=1))
     outbox = Outbox(db, {"desk": desk}, clock=clock)

@@ -120,8 +120,9 @@ async def test_taking_over_a_claim_without_outcome_counts_a_redelivery(
     lease = timedelta(seconds=10)
     with db.session() as session:
         # What a worker does before it sends; it then dies without recording an outcome.
-        claimed = store.claim(session, "desk", due_by=T0, lease_until=T0 + lease)
-        assert store.open_claims(session, [delivery for delivery, _m, _a in claimed]) == []
+        group = store.claim_group(session, "desk", due_by=T0, lease_until=T0 + lease, burst=20)
+        assert group is not None
+        assert store.open_claims(session, [delivery for delivery, _m, _a in group.rows]) == []
     desk = FakeChannel("desk")
     clock = Clock(T0 + lease)
     outbox = Outbox(db, {"desk": desk}, clock=clock, lease=lease)
