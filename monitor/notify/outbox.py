@@ -402,24 +402,29 @@ class Outbox:
         """Build and send one message (an alert, or a digest of the group's alerts); None when
         sent, else why not. Never raises but CancelledError, after releasing the rows."""
         group = claimed.group
-        alerts = [
-            build_alert(match, article, claimed.outlets.get(match.id or 0, ()))
-            for _delivery, match, article in group.rows
-        ]
-        if group.reason is None:
-            sending = channel.send(alerts[0])
-        else:
+
+        async def sending() -> None:
+            # Built here, inside the handling below: a bug in building costs these rows only.
+            alerts = [
+                build_alert(match, article, claimed.outlets.get(match.id or 0, ()))
+                for _delivery, match, article in group.rows
+            ]
+            if group.reason is None:
+                await channel.send(alerts[0])
+                return
             created = [d.created_at for d, _m, _a in group.rows if d.created_at is not None]
-            digest = Digest(
-                channel_id,
-                group.reason,
-                tuple(alerts),
-                since=min(created, default=None),
-                until=self.clock(),
+            await channel.send_digest(
+                Digest(
+                    channel_id,
+                    group.reason,
+                    tuple(alerts),
+                    since=min(created, default=None),
+                    until=self.clock(),
+                )
             )
-            sending = channel.send_digest(digest)
+
         try:
-            await asyncio.wait_for(sending, self.send_timeout)
+            await asyncio.wait_for(sending(), self.send_timeout)
         except asyncio.CancelledError:
             for delivery, _match, _article in group.rows:
                 await self._release(channel_id, delivery, lease)
