@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from monitor.errors import DeliveryError
+from monitor.notify import outbox as outbox_module
 from monitor.notify.outbox import LEASE, DeliveryReport, Outbox
 from monitor.notify.testing import FakeChannel
 from monitor.store import outbox as store
@@ -194,6 +195,26 @@ async def test_unexpected_exception_in_send_is_a_recorded_failure_and_the_loop_g
     assert record.levelno == logging.WARNING
     assert record.exc_info is not None
     assert record.channel == "desk"  # type: ignore[attr-defined]
+
+
+async def test_a_row_whose_alert_cannot_be_built_fails_alone(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug while building an alert from its stored match is that row's recorded failure; the
+    pass goes on with the channel's other rows at their next attempt."""
+    [row_id] = insert(db, "desk", at=T0)
+    desk = FakeChannel("desk")
+
+    def broken(*_args: object) -> None:
+        raise ValueError("stored hit from an older version")
+
+    monkeypatch.setattr(outbox_module, "build_alert", broken)
+    report = await Outbox(db, {"desk": desk}, clock=Clock()).deliver_due()
+    assert (report.failed, report.sent) == (1, 0)
+    row = rows(db)[row_id]
+    assert row.status == "pending"
+    assert "ValueError('stored hit from an older version')" in str(row.last_error)
+    assert desk.calls == []
 
 
 async def test_worker_survives_database_errors(
