@@ -14,6 +14,7 @@ of a file, the same story under a tracking URL) is a duplicate: neither stored n
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,6 +67,40 @@ class Prepared:
     """The text fingerprints of the articles that matched ahead, by key."""
 
 
+class _Stories:
+    """Each rule's recent stories (matches that stand for a story, with their fingerprints),
+    kept in memory and brought up to date from the database at each lookup by reading only the
+    stories stored since the last one: a busy rule has thousands of stories in a window, and
+    reading them all for each feed made storing slower the more was stored.
+
+    Only committed stories are read, so a transaction that rolls back leaves nothing behind.
+    Another process's story committed after a later one of its own (PostgreSQL sequences are not
+    commit-ordered) can be missed: its rewrites then alert once more, nothing is lost.
+    Blocking; called on the writer's thread only.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, list[tuple[int, int, datetime]]] = {}
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def recent(
+        self, session: Session, rule_ids: set[str], since: datetime
+    ) -> dict[str, list[tuple[int, int]]]:
+        """(match id, fingerprint) of each rule's stories made at ``since`` or later."""
+        with self._lock:
+            after = {rule_id: self._last.get(rule_id, 0) for rule_id in rule_ids}
+            for rule_id, rows in repo.story_candidates(session, after, since).items():
+                self._known.setdefault(rule_id, []).extend(rows)
+                self._last[rule_id] = rows[-1][0]
+            found = {}
+            for rule_id in rule_ids:
+                kept = [row for row in self._known.get(rule_id, ()) if row[2] >= since]
+                self._known[rule_id] = kept
+                found[rule_id] = [(match_id, mark) for match_id, mark, _at in kept]
+            return found
+
+
 @dataclass
 class IngestResult:
     new: int = 0
@@ -101,6 +136,7 @@ class Pipeline:
         self.rules = rules
         self.policy = policy if policy is not None else Policy(default=tuple(default_channels))
         self.clock = clock
+        self._stories = _Stories()
 
     def ingest(
         self,
@@ -293,7 +329,7 @@ class Pipeline:
         stories: dict[str, list[tuple[int, int]]] = {}
         if policy.story_window is not None and found:
             rule_ids = {match.rule_id for _a, _article, match in found}
-            stories = repo.story_candidates(session, rule_ids, now - policy.story_window)
+            stories = self._stories.recent(session, rule_ids, now - policy.story_window)
 
         def fingerprint_of(article: Article) -> int | None:
             if policy.story_window is None:

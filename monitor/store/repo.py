@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, insert, inspect, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    or_,
+    update,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
@@ -281,29 +292,40 @@ def insert_matches(session: Session, matches: Sequence[NewMatch], now: datetime)
 
 
 def story_candidates(
-    session: Session, rule_ids: Collection[str], since: datetime
-) -> dict[str, list[tuple[int, int]]]:
-    """For each of ``rule_ids``, its matches since ``since`` that stand for a story (not folded
-    into another) and have a fingerprint: (match id, fingerprint), oldest first."""
-    if not rule_ids:
+    session: Session, after: Mapping[str, int], since: datetime
+) -> dict[str, list[tuple[int, int, datetime]]]:
+    """For each rule id of ``after``, its matches made at ``since`` or later, with an id above
+    the one given for it, that stand for a story (not folded into another) and have a
+    fingerprint: (match id, fingerprint, created at), oldest first."""
+    if not after:
         return {}
-    found: dict[str, list[tuple[int, int]]] = {}
-    for rule_id, match_id, fingerprint in session.connection().execute(
-        stories_statement(rule_ids, since)
+    found: dict[str, list[tuple[int, int, datetime]]] = {}
+    for rule_id, match_id, fingerprint, created in session.connection().execute(
+        stories_statement(after, since)
     ):
-        if match_id is not None and fingerprint is not None:
-            found.setdefault(rule_id, []).append((match_id, fingerprint))
+        if match_id is not None and fingerprint is not None and created is not None:
+            found.setdefault(rule_id, []).append((match_id, fingerprint, created))
     return found
 
 
 def stories_statement(
-    rule_ids: Collection[str], since: datetime
-) -> Select[str, int | None, int | None]:
+    after: Mapping[str, int], since: datetime
+) -> Select[str, int | None, int | None, datetime | None]:
     """The query of :func:`story_candidates` (a test checks the index SQLite uses for it)."""
     return (
-        core_select(col(MatchRow.rule_id), col(MatchRow.id), col(MatchRow.fingerprint))
+        core_select(
+            col(MatchRow.rule_id),
+            col(MatchRow.id),
+            col(MatchRow.fingerprint),
+            col(MatchRow.created_at),
+        )
         .where(
-            col(MatchRow.rule_id).in_(sorted(rule_ids)),
+            or_(
+                *(
+                    and_(col(MatchRow.rule_id) == rule_id, col(MatchRow.id) > last)
+                    for rule_id, last in sorted(after.items())
+                )
+            ),
             col(MatchRow.created_at) >= since,
             col(MatchRow.story_of).is_(None),
             col(MatchRow.fingerprint).is_not(None),

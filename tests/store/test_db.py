@@ -52,7 +52,7 @@ def test_a_rules_recent_stories_are_found_by_its_index(tmp_path: Path) -> None:
     scanning every story (every match whose story_of is NULL), which grew with the database."""
     db = Database(f"sqlite:///{tmp_path / 'monitor.db'}")
     db.create_schema()
-    statement = repo.stories_statement(["r1", "r2"], datetime(2026, 1, 1, tzinfo=UTC))
+    statement = repo.stories_statement({"r1": 0, "r2": 7}, datetime(2026, 1, 1, tzinfo=UTC))
     compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
     with db.engine.connect() as connection:
         plan = " ".join(

@@ -345,3 +345,15 @@ def test_an_exact_copy_from_another_outlet_is_listed_in_the_original_alert(db: D
         ("aggregator", "https://agg.example/1")
     ]
     assert count(db, ArticleRow) == 1
+
+
+def test_stories_stored_by_another_process_are_seen(db: Database) -> None:
+    """Two pipelines on one database (two processes, or replicas) fold each other's rewrites:
+    each reads the stories stored since it last looked."""
+    first, second = pipeline(db, LETHAL), pipeline(db, LETHAL)
+    first.ingest("outlet0", [rewrite(0)])
+    second.ingest("outlet1", [rewrite(1)])
+    first.ingest("outlet2", [rewrite(2)])
+    with db.session() as session:
+        matches = session.exec(select(MatchRow).order_by(col(MatchRow.id))).all()
+        assert [m.story_of for m in matches] == [None, matches[0].id, matches[0].id]
