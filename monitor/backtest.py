@@ -209,13 +209,13 @@ def scan(
     """Count the articles first stored at or after ``since``, and check them lazily.
 
     Returns the count at once (for a progress bar) and an iterator that reads the articles newest
-    first in keyset pages of ``batch_size``, each in its own short read-only transaction, and
-    matches them outside it. Matching never holds a transaction open: on SQLite every transaction
-    takes the write lock (``BEGIN IMMEDIATE``), and the daemon must keep storing meanwhile.
+    first in keyset pages of ``batch_size``, each in its own short read-only transaction (on
+    SQLite a snapshot that takes no write lock, so the daemon keeps storing meanwhile), and
+    matches them outside it, so that no snapshot stays open for long.
     Articles stored after the count are not checked. A database the daemon never ran on has no
     tables; it counts as empty rather than being created, since a backtest writes nothing.
     """
-    with db.session() as session:
+    with db.reading() as session:
         if not repo.schema_exists(session):
             return 0, iter(())
         total, top = repo.count_articles_since(session, since)
@@ -228,7 +228,7 @@ def _checked(
     db: Database, matcher: Matcher, since: datetime, below: int, batch_size: int
 ) -> Iterator[Checked]:
     while True:
-        with db.session() as session:
+        with db.reading() as session:
             rows = repo.articles_since(session, since, below=below, limit=batch_size)
             stored = repo.stored_rule_ids(session, [row.id for row in rows if row.id is not None])
         for row in rows:

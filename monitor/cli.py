@@ -258,7 +258,7 @@ def _matches(args: argparse.Namespace) -> int:
     config = settings.load(_config(args))
     db = Database(config.database)
     try:
-        with db.session() as session:
+        with db.reading() as session:
             # A database the daemon never ran on has no tables yet: nothing matched.
             exists = repo.schema_exists(session)
             rows = repo.recent_matches(session, args.limit, args.rule) if exists else []
@@ -299,7 +299,7 @@ def _sources(args: argparse.Namespace) -> int:
     config = settings.load(_config(args))
     db = Database(config.database)
     try:
-        with db.session() as session:
+        with db.reading() as session:
             exists = repo.schema_exists(session)
             feeds = repo.feed_states(session) if exists else {}
             folders = repo.source_states(session) if exists else {}

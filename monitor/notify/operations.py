@@ -94,7 +94,7 @@ def list_deliveries(
 ) -> list[DeliveryView]:
     """Up to ``limit`` deliveries, newest first, filtered as :func:`store.list_deliveries`.
     Empty on a database the daemon never ran on."""
-    with db.session() as session:
+    with db.reading() as session:
         if not repo.schema_exists(session):
             return []
         rows = store.list_deliveries(
