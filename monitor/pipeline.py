@@ -8,7 +8,12 @@ Identity: an article is known by (source, key). Seen again with the same text, i
 changed text, a new version is stored and matched, but a rule that matched any earlier version
 does not match again (earlier versions stay, with their matches: the evidence of what was
 alerted). An article whose text, canonical URL or GUID is already stored under another key (a copy
-of a file, the same story under a tracking URL) is a duplicate: neither stored nor alerted.
+of a file, the same story under a tracking URL) is a duplicate: neither stored nor alerted; a copy
+from another source is listed in the original's alerts as another outlet.
+
+Where and when each match alerts (routes, throttle windows, digests, quiet hours; a rewrite of a
+recent story folded into it; corroboration by several sources) is decided here too, as its outbox
+rows are written, by the policy of :mod:`monitor.notify.policy`.
 """
 
 from __future__ import annotations
@@ -50,21 +55,6 @@ class CompiledRules:
     @classmethod
     def build(cls, ruleset: RuleSet) -> CompiledRules:
         return cls(ruleset, Matcher(ruleset.rules), ruleset.by_id())
-
-
-@dataclass
-class Prepared:
-    """One unit's articles on their way in (see :meth:`Pipeline.prepare`)."""
-
-    source_id: str
-    items: list[repo.Incoming]
-    """Each article once, with its identity."""
-    rules: CompiledRules
-    """The rule set ``matches`` come from."""
-    matches: dict[str, list[RuleMatch]] = field(default_factory=dict)
-    """The matches of the articles matched ahead, by key (none listed: not matched yet)."""
-    fingerprints: dict[str, int | None] = field(default_factory=dict)
-    """The text fingerprints of the articles that matched ahead, by key."""
 
 
 class _Stories:
@@ -151,50 +141,16 @@ class Pipeline:
         ETag) is recorded exactly when its articles are committed. Lookups are batched: a few
         queries per call, not a few per article.
         """
-        return self.store(self.prepare(source_id, articles, match=False), state)
-
-    def prepare(
-        self, source_id: str, articles: Sequence[Article], *, match: bool = True
-    ) -> Prepared:
-        """The articles made ready for :meth:`store`, outside its transaction: each identified
-        (key, content hash, canonical URL) once, and, with ``match``, matched if a read-only
-        lookup finds them new or changed. Matching is most of the work of storing a feed: done
-        here, in another thread than the writer's, it overlaps with the writer's commits
-        instead of holding the database's write lock."""
+        result = IngestResult()
+        rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
+        now = self.clock()
         # An article listed twice in one unit (a feed repeating a GUID) is taken once: the first.
         unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
-        prepared = Prepared(source_id, list(map(repo.Incoming.of, unique)), self.rules)
-        if match and prepared.items:
-            with self.db.reading() as session:
-                known = repo.current_versions(session, source_id, [a.key for a in unique])
-            for item in prepared.items:
-                stored = known.get(item.article.key)
-                if stored is None or stored[1] != item.content_hash:
-                    found = prepared.matches[item.article.key] = prepared.rules.matcher.match(
-                        item.article
-                    )
-                    if found and self.policy.story_window is not None:
-                        prepared.fingerprints[item.article.key] = article_fingerprint(item.article)
-        return prepared
-
-    def store(
-        self,
-        prepared: Prepared,
-        state: SQLModel | Callable[[IngestResult], SQLModel] | None = None,
-    ) -> IngestResult:
-        """Store ``prepared`` as :meth:`ingest` describes; matches computed by :meth:`prepare`
-        with the rule set still in use are taken as they are, the others computed here."""
-        result = IngestResult()
-        source_id = prepared.source_id
-        rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
-        matched = prepared.matches if prepared.rules is rules else {}
-        now = self.clock()
+        items = list(map(repo.Incoming.of, unique))
         with self.db.session() as session:
-            existing = repo.current_versions(
-                session, source_id, [item.article.key for item in prepared.items]
-            )
+            existing = repo.current_versions(session, source_id, [a.key for a in unique])
             changed = []
-            for item in prepared.items:
+            for item in items:
                 known = existing.get(item.article.key)
                 if known is not None and known[1] == item.content_hash:
                     result.unchanged += 1
@@ -237,15 +193,11 @@ class Pipeline:
             found = [
                 (article_id, article, match)
                 for article_id, (article, _hash, _url) in zip(ids, fresh, strict=True)
-                for match in (
-                    matched[article.key] if article.key in matched else rules.matcher.match(article)
-                )
+                for match in rules.matcher.match(article)
                 # A rule that alerted for an earlier version of the article does not again.
                 if match.rule_id not in already.get(article.key, ())
             ]
-            result.match_ids = self._store_matches(
-                session, rules, found, now, dict(prepared.fingerprints)
-            )
+            result.match_ids = self._store_matches(session, rules, found, now)
             if state is not None:
                 session.merge(state(result) if callable(state) else state)
         return result
@@ -321,7 +273,6 @@ class Pipeline:
         rules: CompiledRules,
         found: list[tuple[int, Article, RuleMatch]],
         now: datetime,
-        fingerprints: dict[str, int | None],
     ) -> list[int]:
         """Store the matches with their outbox rows, routed and timed by the policy, rewrites
         of a recent story folded into its alert; return their ids."""
@@ -331,10 +282,12 @@ class Pipeline:
             rule_ids = {match.rule_id for _a, _article, match in found}
             stories = self._stories.recent(session, rule_ids, now - policy.story_window)
 
+        fingerprints: dict[str, int | None] = {}
+
         def fingerprint_of(article: Article) -> int | None:
             if policy.story_window is None:
                 return None
-            if article.key not in fingerprints:
+            if article.key not in fingerprints:  # an article matching several rules: once
                 fingerprints[article.key] = article_fingerprint(article)
             return fingerprints[article.key]
 

@@ -153,41 +153,6 @@ def test_nothing_is_committed_when_the_unit_fails(db: Database) -> None:
     assert count(db, DeliveryRow) == 0
 
 
-def test_prepared_matches_are_stored_as_they_are(db: Database) -> None:
-    """Matches computed by prepare() are the ones stored: store() does not match again."""
-    flow = pipeline(db, LETHAL)
-    prepared = flow.prepare("seeds", [ARTICLE])
-    assert [m.rule_id for m in prepared.matches[ARTICLE.key]] == ["lethal"]
-    prepared.matches[ARTICLE.key] = []  # as if nothing had matched: store must believe it
-    assert flow.store(prepared).match_ids == []
-    assert count(db, MatchRow) == 0
-
-
-def test_prepare_skips_matching_what_is_stored_unchanged(db: Database) -> None:
-    """An article already stored with the same text is not matched ahead again."""
-    flow = pipeline(db, LETHAL)
-    flow.ingest("seeds", [ARTICLE])
-    assert flow.prepare("seeds", [ARTICLE]).matches == {}
-
-
-def test_matches_prepared_with_a_replaced_rule_set_are_recomputed(db: Database) -> None:
-    """A reload between prepare() and store() makes store() match with the new rules."""
-    flow = pipeline(db, LETHAL)
-    prepared = flow.prepare("seeds", [ARTICLE])
-    flow.rules = CompiledRules.build(RuleSet(rules=(EMERGENCY, SILENT)))
-    assert flow.store(prepared).match_ids == []
-    assert count(db, MatchRow) == 0
-
-
-def test_articles_not_matched_ahead_are_matched_when_stored(db: Database) -> None:
-    """An article prepare() did not match (found unchanged then, or not asked to) is matched by
-    store()."""
-    flow = pipeline(db, LETHAL)
-    prepared = flow.prepare("seeds", [ARTICLE], match=False)
-    assert prepared.matches == {}
-    assert len(flow.store(prepared).match_ids) == 1
-
-
 class Clock:
     """A clock the test moves."""
 
