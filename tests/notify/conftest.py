@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,6 +27,7 @@ from apprise.plugins.slack import NotifySlack
 from apprise.plugins.telegram import NotifyTelegram
 from sqlmodel import select
 
+from monitor.logs import configure_logging
 from monitor.models import Alert, Hit, Severity
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
@@ -337,3 +340,36 @@ def delivery_rows(db: Database) -> dict[int, DeliveryRow]:
     """Every delivery row, by id."""
     with db.session() as session:
         return {row.id: row for row in session.exec(select(DeliveryRow)).all() if row.id}
+
+
+# --------------------------------------------------------------------------------------------
+# Logs
+
+
+@contextmanager
+def logging_restored() -> Iterator[None]:
+    """The root and apprise loggers' levels and the root's handlers as they were, afterwards."""
+    root = logging.getLogger()
+    library = logging.getLogger("apprise")
+    saved = (root.level, list(root.handlers), library.level)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in saved[1]]:
+            root.removeHandler(handler)
+        root.setLevel(saved[0])
+        library.setLevel(saved[2])
+
+
+@pytest.fixture
+def monitor_log() -> Iterator[io.StringIO]:
+    """Everything our own log handler writes at DEBUG (Apprise at DEBUG too), as the daemon would.
+
+    This is the path that must never show a secret: pytest's caplog handler has no redacting
+    filter, so records of other libraries (urllib3 logs each request path at DEBUG, which for
+    Slack holds the webhook tokens) are only redacted by ours.
+    """
+    stream = io.StringIO()
+    with logging_restored():
+        configure_logging("DEBUG", "text", apprise_level="DEBUG", stream=stream)
+        yield stream

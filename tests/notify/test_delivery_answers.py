@@ -11,7 +11,6 @@ import asyncio
 import io
 import itertools
 import json
-import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -22,7 +21,6 @@ from typing import Any
 import pytest
 
 from monitor.errors import DeliveryError
-from monitor.logs import configure_logging
 from monitor.models import Alert
 from monitor.notify.channels import TELEGRAM_CHAT_RATE, TELEGRAM_GROUP_RATE, Channel
 from monitor.notify.outbox import Outbox
@@ -55,22 +53,11 @@ rows = delivery_rows
 
 
 @pytest.fixture(autouse=True)
-def no_secret_logged() -> Iterator[io.StringIO]:
+def no_secret_logged(monitor_log: io.StringIO) -> Iterator[io.StringIO]:
     """Everything logged during the test, at DEBUG and Apprise's DEBUG too, through our handler;
     afterwards no secret may appear in it."""
-    root = logging.getLogger()
-    library = logging.getLogger("apprise")
-    saved = (root.level, list(root.handlers), library.level)
-    stream = io.StringIO()
-    configure_logging("DEBUG", "text", apprise_level="DEBUG", stream=stream)
-    try:
-        yield stream
-    finally:
-        for handler in [h for h in root.handlers if h not in saved[1]]:
-            root.removeHandler(handler)
-        root.setLevel(saved[0])
-        library.setLevel(saved[2])
-    logged = stream.getvalue()
+    yield monitor_log
+    logged = monitor_log.getvalue()
     assert logged  # the capture works: a test that logs nothing proves nothing
     assert not [secret for secret in SECRETS if secret in logged]
 

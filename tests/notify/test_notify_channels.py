@@ -8,7 +8,7 @@ import email.policy
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -16,7 +16,6 @@ import apprise
 import pytest
 
 from monitor.errors import DeliveryError
-from monitor.logs import configure_logging
 from monitor.models import Alert
 from monitor.notify.channels import Channel, ChannelErrors, build_channels, default_asset
 from monitor.notify.render import Format
@@ -45,28 +44,6 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="apprise")
     return caplog
-
-
-@pytest.fixture
-def monitor_log() -> Iterator[io.StringIO]:
-    """Everything our own log handler writes at DEBUG (Apprise at DEBUG too), as the daemon would.
-
-    This is the path that must never show a secret: pytest's caplog handler has no redacting
-    filter, so records of other libraries (urllib3 logs each request path at DEBUG, which for
-    Slack holds the webhook tokens) are only redacted by ours.
-    """
-    root = logging.getLogger()
-    library = logging.getLogger("apprise")
-    saved = (root.level, list(root.handlers), library.level)
-    stream = io.StringIO()
-    configure_logging("DEBUG", "text", apprise_level="DEBUG", stream=stream)
-    try:
-        yield stream
-    finally:
-        for handler in [h for h in root.handlers if h not in saved[1]]:
-            root.removeHandler(handler)
-        root.setLevel(saved[0])
-        library.setLevel(saved[2])
 
 
 def _apprise_text(caplog: pytest.LogCaptureFixture) -> str:

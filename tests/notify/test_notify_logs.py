@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from monitor.logs import configure_logging, redact, register_secrets
+from tests.notify.conftest import logging_restored
 
 SLACK_URL = "slack://T0LOGS0AA/B0LOGS0BB/logtokenabcdefghijklmnop/#desk"
 SLACK_SECRETS = ("T0LOGS0AA", "B0LOGS0BB", "logtokenabcdefghijklmnop")
@@ -18,17 +19,8 @@ SLACK_SECRETS = ("T0LOGS0AA", "B0LOGS0BB", "logtokenabcdefghijklmnop")
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """configure_logging writing to a buffer; the root and apprise loggers are restored after."""
-    root = logging.getLogger()
-    library = logging.getLogger("apprise")
-    saved = (root.level, list(root.handlers), library.level)
-    stream = io.StringIO()
-    try:
-        yield stream
-    finally:
-        for handler in [h for h in root.handlers if h not in saved[1]]:
-            root.removeHandler(handler)
-        root.setLevel(saved[0])
-        library.setLevel(saved[2])
+    with logging_restored():
+        yield io.StringIO()
 
 
 def test_registered_apprise_tokens_are_redacted() -> None:
