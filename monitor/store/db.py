@@ -116,6 +116,15 @@ class Database:
     def masked_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
 
+    def explain(self, error: BaseException) -> str:
+        """``error`` (a driver's, say) as one line naming the database by its masked URL, with
+        the password masked wherever the driver may have quoted it."""
+        reason = " ".join(str(getattr(error, "orig", None) or error).split())
+        password = make_url(self.url).password
+        if password:
+            reason = reason.replace(str(password), "***")
+        return f"database {self.masked_url}: {reason}"
+
 
 def _pragmas(connection: Connection, **values: object) -> None:
     """Set SQLite pragmas on the driver's connection, bypassing the engine's "begin" hook."""

@@ -1,11 +1,13 @@
-"""The schema under Alembic, on a real SQLite file and on the real PostgreSQL: upgrades and the
-adoption of databases made before migrations."""
+"""The schema under Alembic, on a real SQLite file and on the real PostgreSQL: upgrades, the
+adoption of databases made before migrations, concurrent upgrades, and `monitor db`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 
+from monitor.cli import main
 from monitor.errors import SchemaError
 from monitor.store import migrate
 from monitor.store.db import Database
@@ -73,6 +76,13 @@ def table_names(url: str) -> set[str]:
             return set(inspect(connection).get_table_names())
     finally:
         engine.dispose()
+
+
+def write_config(folder: Path, url: str) -> str:
+    (folder / "rules").mkdir(exist_ok=True)
+    path = folder / "monitor.yaml"
+    path.write_text(f"database: {json.dumps(url)}\nrules: rules\n", encoding="utf-8")
+    return str(path)
 
 
 def add_source(db: Database, source_id: str) -> None:
@@ -202,7 +212,135 @@ def test_tables_that_differ_from_head_stop_the_upgrade_saying_what_differs(
 
 
 # --------------------------------------------------------------------------------------------
-# Packaging and the developers' command line
+# Several processes at once
+
+BARRIER = """
+import sys, time
+from pathlib import Path
+from monitor.cli import main
+
+ready, go, config = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+ready.touch()
+deadline = time.monotonic() + 60
+while not go.exists():
+    if time.monotonic() > deadline:
+        sys.exit("no start signal within 60 s")
+    time.sleep(0.002)
+sys.exit(main(["db", "upgrade", "--config", config]))
+"""
+
+
+def test_three_processes_upgrading_at_once_all_succeed(tmp_path: Path, url: str) -> None:
+    """Three `monitor db upgrade` processes released at the same moment on one database all
+    exit 0; exactly one of them found it empty, and it ends at head."""
+    config = write_config(tmp_path, url)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    go = tmp_path / "go"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", BARRIER, str(tmp_path / f"ready{i}"), str(go), config],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"ready{i}").exists() for i in range(3)):
+            assert time.monotonic() < deadline, "the processes did not start within 60 s"
+            assert all(p.poll() is None for p in processes), "a process ended before the start"
+            time.sleep(0.01)
+        go.touch()
+        results = [p.communicate(timeout=120) for p in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    codes = [p.returncode for p in processes]
+    assert codes == [0, 0, 0], results
+    outputs = [out for out, _err in results]
+    assert sum("before: none (empty database)" in out for out in outputs) == 1, outputs
+    assert all(f"after:  {HEAD} (head)" in out for out in outputs), outputs
+    db = Database(url)
+    try:
+        assert migrate.status(db).state == "head"
+    finally:
+        db.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# The command line
+
+
+def test_db_upgrade_and_current_print_the_revisions(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`monitor db current` says a new database is empty, `monitor db upgrade` prints the
+    revision before and after, and `db current` then shows head; no password anywhere."""
+    config = write_config(tmp_path, url)
+    masked = make_url(url).render_as_string(hide_password=True)
+    assert main(["db", "current", "--config", config]) == 0
+    assert main(["db", "upgrade", "--config", config]) == 0
+    assert main(["db", "current", "--config", config]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        f"database {masked}",
+        "revision: none (empty database: `monitor db upgrade` creates the schema)",
+        f"database {masked}",
+        "before: none (empty database)",
+        f"after:  {HEAD} (head)",
+        f"database {masked}",
+        f"revision: {HEAD} (head)",
+    ]
+    assert PASSWORD not in out + err
+
+
+def test_db_upgrade_of_differing_tables_exits_3_with_the_differences(
+    tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`monitor db upgrade` on tables older than head prints what differs and exits 3."""
+    create_as_before_migrations(url)
+    execute(url, "DROP INDEX ix_matches_rule_created")
+    assert main(["db", "upgrade", "--config", write_config(tmp_path, url)]) == 3
+    out, err = capsys.readouterr()
+    assert "index ix_matches_rule_created on matches (rule_id, created_at): missing" in err
+    assert PASSWORD not in out + err
+
+
+def test_the_daemon_does_not_start_on_differing_tables(
+    project: Path, url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`monitor run --once` upgrades first, so on tables it cannot adopt it stops, exit 3,
+    before reading any source."""
+    create_as_before_migrations(url)
+    execute(url, "DROP INDEX ix_matches_rule_created")
+    monkeypatch.setenv("MONITOR_DATABASE", url)
+    assert main(["--config", str(project / "config" / "monitor.yaml"), "run", "--once"]) == 3
+    out, err = capsys.readouterr()
+    assert "ix_matches_rule_created" in err
+    assert PASSWORD not in out + err
+    db = Database(url)
+    try:
+        assert source_ids(db) == []
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", ["upgrade", "current"])
+def test_an_unreachable_database_exits_3_without_the_password(
+    tmp_path: Path, postgres_url: str, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When the server does not answer, `monitor db` says so, names the database by its masked
+    URL and exits 3."""
+    closed = make_url(postgres_url).set(password=PASSWORD, port=1)
+    config = write_config(tmp_path, closed.render_as_string(hide_password=False))
+    assert main(["db", command, "--config", config]) == 3
+    out, err = capsys.readouterr()
+    assert f"database {closed.render_as_string(hide_password=True)}: " in err
+    assert "port 1 failed" in err
+    assert PASSWORD not in out + err
 
 
 def test_developers_alembic_command_finds_the_migrations(database: Database) -> None:
