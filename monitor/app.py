@@ -154,9 +154,9 @@ class Daemon:
             len(self.app.channels),
             self.db.masked_url,
         )
-        await asyncio.to_thread(self.db.create_schema)
-        loaded = await asyncio.to_thread(self.feeds.sync) if self.feeds is not None else []
         try:
+            await asyncio.to_thread(self.db.upgrade)
+            loaded = await asyncio.to_thread(self.feeds.sync) if self.feeds is not None else []
             if once:
                 for source in self.sources:
                     await self._scan(source)

@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from monitor import __version__, backtest, settings
 from monitor.app import App, Daemon
 from monitor.documents import SUPPORTED_SUFFIXES, parse_document
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError, DocumentError
+from monitor.errors import ConfigError, DocumentError, SchemaError
 from monitor.logs import configure_logging, register_secrets
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet, load_rules
@@ -27,11 +29,11 @@ from monitor.notify import operations
 from monitor.notify.channels import Channel
 from monitor.notify.render import TemplateChoice, TemplateSet
 from monitor.sources.health import source_health
-from monitor.store import repo
+from monitor.store import migrate, repo
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
 
-EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_INPUT, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 MAX_LIMIT = 1000
 """The most rows `monitor deliveries` lists at once."""
 
@@ -46,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
+    except SchemaError as exc:  # `run` and `db upgrade`: the message names the database, masked
+        print(exc, file=sys.stderr)
+        return EXIT_DATABASE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -109,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     back.set_defaults(handler=_backtest)
     _operator_commands(command)
+    _database_commands(command)
     return parser
 
 
@@ -142,6 +148,20 @@ def _operator_commands(command: Callable[[str, str], argparse.ArgumentParser]) -
     notify_test = command("notify-test", "send a sample alert through a channel; say what happened")
     notify_test.add_argument("channel", metavar="CHANNEL", help="a configured channel id")
     notify_test.set_defaults(handler=_notify_test, usage_error=notify_test.error)
+
+
+def _database_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`db upgrade` and `db current`."""
+    db = command("db", "the database's schema: upgrade it, show its revision")
+    actions = db.add_subparsers(dest="action", metavar="ACTION", required=True)
+    upgrade = actions.add_parser(
+        "upgrade", help="bring the schema to this version's (the daemon does it when it starts)"
+    )
+    _global_options(upgrade, defaults=False)
+    upgrade.set_defaults(handler=_db_upgrade)
+    current = actions.add_parser("current", help="show the schema's revision; change nothing")
+    _global_options(current, defaults=False)
+    current.set_defaults(handler=_db_current)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -385,6 +405,53 @@ def _backtest(args: argparse.Namespace) -> int:
         print(json.dumps(backtest.as_json(result, since), ensure_ascii=False, indent=2))
     else:
         print(backtest.as_text(result, time.monotonic() - started))
+    return EXIT_OK
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    db = Database(settings.load(_config(args)).database)
+    print(f"database {db.masked_url}")
+    try:
+        done = db.upgrade()
+    except SQLAlchemyError as exc:  # unreachable, refused login, ...: SchemaError goes to main
+        print(db.explain(exc), file=sys.stderr)
+        return EXIT_DATABASE
+    finally:
+        db.dispose()
+    head = migrate.head()
+    if done.adopted:
+        before = f"none (tables made before migrations, the same as {head}'s: stamped)"
+    else:
+        before = done.before or "none (empty database)"
+    print(f"before: {before}")
+    print(f"after:  {done.after}{' (head)' if done.after == head else ''}")
+    return EXIT_OK
+
+
+_STATES = {
+    "head": "{current} (head)",
+    "behind": "{current} (head is {head}: `monitor db upgrade` brings it there)",
+    "empty": "none (empty database: `monitor db upgrade` creates the schema)",
+    "unversioned": (
+        "none (tables made before migrations: `monitor db upgrade` adopts them if they match "
+        "this version's schema)"
+    ),
+    "unknown": "{current} (not a revision of this version, whose head is {head}: a newer "
+    "version upgraded it)",
+}
+
+
+def _db_current(args: argparse.Namespace) -> int:
+    db = Database(settings.load(_config(args)).database)
+    print(f"database {db.masked_url}")
+    try:
+        found = migrate.status(db)
+    except SQLAlchemyError as exc:
+        print(db.explain(exc), file=sys.stderr)
+        return EXIT_DATABASE
+    finally:
+        db.dispose()
+    print("revision: " + _STATES[found.state].format(current=found.current, head=found.head))
     return EXIT_OK
 
 

@@ -8,11 +8,12 @@ its default message. The tree::
     ├── DocumentError          one input document cannot be read or parsed (file, format, reason)
     │   └── NotAFeedError      a feed URL served something else (an HTML page, an API's JSON)
     ├── SourceError            a source could not be polled this time (the source id and reason)
-    └── DeliveryError          one channel could not deliver one alert (channel id and reason)
+    ├── DeliveryError          one channel could not deliver one alert (channel id and reason)
+    └── SchemaError            the database's schema cannot be brought to this version's
 
 Errors are values at the job boundary: a source job, a document or a delivery that fails is caught
 where its job starts, logged once with its ``stage`` and id, recorded, and retried later. Only a
-ConfigError at start-up stops the daemon.
+ConfigError or a SchemaError at start-up stops the daemon.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ class NotAFeedError(DocumentError):
 
 class SourceError(MonitorError):
     """The source could not be polled."""
+
+
+class SchemaError(MonitorError):
+    """The database's schema cannot be upgraded to this version's.
+
+    The message names the database by its masked URL (never its password), says what is wrong
+    and what to do.
+    """
 
 
 class DeliveryError(MonitorError):

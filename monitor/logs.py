@@ -351,6 +351,9 @@ def configure_logging(
     logging.getLogger(APPRISE_LOGGER).setLevel(max(root_level, library_level))
     # APScheduler logs every job run at INFO: once per source per interval is noise, not news.
     logging.getLogger("apscheduler").setLevel(max(root_level, logging.WARNING))
+    # Alembic logs its dialect at INFO each time it reads a revision; monitor.store.migrate logs
+    # the revisions it applies instead.
+    logging.getLogger("alembic").setLevel(max(root_level, logging.WARNING))
     _protect_apprise_logger()
 
 

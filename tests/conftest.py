@@ -76,9 +76,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    """A schema'd database on each backend of ``db_url``, disposed afterwards."""
+    """A database upgraded to head on each backend of ``db_url``, disposed afterwards."""
     database = Database(db_url)
-    database.create_schema()
+    database.upgrade()
     yield database
     database.dispose()
 

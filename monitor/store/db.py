@@ -4,6 +4,9 @@ SQLite runs in WAL mode with ``synchronous=FULL`` (a committed match survives po
 timeout, and ``BEGIN IMMEDIATE`` for every transaction, so two writers queue on the busy timeout
 instead of failing with "database is locked" when a reader upgrades (SQLAlchemy's documented
 recipe for pysqlite). Database calls are blocking; the async daemon runs them in threads.
+
+The schema is Alembic's (see :mod:`monitor.store.migrate`): :meth:`Database.upgrade` brings it to
+this version's, and is what every process that writes calls first.
 """
 
 from __future__ import annotations
@@ -13,13 +16,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
-from monitor.store import tables  # noqa: F401 (registers the tables on SQLModel.metadata)
+from monitor.errors import SchemaError
+from monitor.store import (
+    migrate,
+    tables,  # noqa: F401 (registers the tables on SQLModel.metadata)
+)
 
 BUSY_TIMEOUT_MS = 10_000
+MIGRATION_WAIT_MS = 600_000
+"""How long an upgrade waits on SQLite for another process's upgrade of the same file to end."""
+MIGRATION_LOCK = 0x6D6F6E69746F72
+"""The PostgreSQL advisory lock key that upgrades take: "monitor" in ASCII. One key for the whole
+database, so two upgrades never run at once, whatever schema their search_path names."""
 
 
 class Database:
@@ -43,8 +55,45 @@ class Database:
             _configure_sqlite(self.engine)
             self._reader = self.engine.execution_options(**{_READ_ONLY: True})
 
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+    def upgrade(self) -> migrate.Upgrade:
+        """Bring the schema to this version's (see :func:`monitor.store.migrate.upgrade`).
+        Raises :class:`~monitor.errors.SchemaError` when it cannot."""
+        return migrate.upgrade(self)
+
+    @contextmanager
+    def migrating(self) -> Iterator[Connection]:
+        """A connection in a transaction that no other process migrating this database can be in
+        at the same time, committed when the block ends, rolled back on error.
+
+        PostgreSQL: the transaction holds an advisory lock (:data:`MIGRATION_LOCK`), so a second
+        upgrade waits for the first to commit, then sees its schema (DDL is transactional).
+        SQLite: BEGIN IMMEDIATE holds the database's write lock, which a second upgrade waits for
+        up to :data:`MIGRATION_WAIT_MS` (a table rebuild can take longer than a write). Foreign
+        keys are off meanwhile, as SQLite requires for rebuilding a table that others reference
+        (Alembic's batch mode), and checked before the commit.
+        """
+        with self.engine.connect() as connection:
+            sqlite = self.dialect == "sqlite"
+            if sqlite:
+                # Outside any transaction: inside one, SQLite ignores a change of foreign_keys.
+                _pragmas(connection, foreign_keys="OFF", busy_timeout=MIGRATION_WAIT_MS)
+            try:
+                with connection.begin():
+                    if not sqlite:
+                        connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+                    yield connection
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise SchemaError(
+                                f"database {self.masked_url}: the upgrade would leave rows whose "
+                                f"foreign keys point nowhere (table, row, parent: {broken[:5]}); "
+                                "nothing was changed"
+                            )
+            finally:
+                if sqlite and not connection.invalidated:
+                    # The connection goes back to the pool: as every other one is set up.
+                    _pragmas(connection, foreign_keys="ON", busy_timeout=BUSY_TIMEOUT_MS)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -66,6 +115,23 @@ class Database:
     @property
     def masked_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
+
+    def explain(self, error: BaseException) -> str:
+        """``error`` (a driver's, say) as one line naming the database by its masked URL, with
+        the password masked wherever the driver may have quoted it."""
+        reason = " ".join(str(getattr(error, "orig", None) or error).split())
+        password = make_url(self.url).password
+        if password:
+            reason = reason.replace(str(password), "***")
+        return f"database {self.masked_url}: {reason}"
+
+
+def _pragmas(connection: Connection, **values: object) -> None:
+    """Set SQLite pragmas on the driver's connection, bypassing the engine's "begin" hook."""
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    for name, value in values.items():
+        raw.execute(f"PRAGMA {name}={value}")
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -33,6 +33,21 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+"""Names for constraints the tables leave unnamed, so that a migration can drop or alter them by
+name on both backends. They are PostgreSQL's own default names (and SQLAlchemy's default for
+indexes), so a PostgreSQL database created before the convention has the very same names; on
+SQLite, whose older databases left them unnamed, a migration passes this convention to
+``op.batch_alter_table(..., naming_convention=NAMING_CONVENTION)`` to find them."""
+
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

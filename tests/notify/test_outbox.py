@@ -230,7 +230,7 @@ async def test_worker_survives_database_errors(
                 lambda: any("outbox pass failed" in r.getMessage() for r in caplog.records),
                 timeout=5,
             )
-            database.create_schema()
+            database.upgrade()
             [row_id] = insert(database, "desk", at=utcnow())
             outbox.wake()
             await wait_until(lambda: rows(database)[row_id].status == "sent", timeout=5)

@@ -36,7 +36,7 @@ RULES = (
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
     database = Database(f"sqlite:///{tmp_path / 'monitor.db'}")
-    database.create_schema()
+    database.upgrade()
     yield database  # type: ignore[misc]
     database.dispose()
 
