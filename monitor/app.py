@@ -5,7 +5,8 @@ start-up with every problem listed. ``Daemon.run`` wires the stages together: AP
 each folder on its interval, a watcher per folder reacts to file-system events, an APScheduler job
 dispatches the feeds that are due (it only selects them; each poll is its own task), and the outbox
 worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
-in-flight work finish within a grace period, and closes the database.
+in-flight work finish within a grace period, and closes the database. Edits of the config and the
+rules, and SIGHUP, reload them without a restart (see :mod:`monitor.reload`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
 from monitor.notify.render import TemplateChoice, TemplateSet, override_names
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
+from monitor.reload import OutboxWorker, Reloader, ReloadStatus
 from monitor.settings import Settings
 from monitor.sources.feed import FeedSources, Loaded
 from monitor.sources.folder import FolderSource
@@ -56,6 +58,8 @@ class App:
     settings: Settings
     rules: RuleSet
     channels: dict[str, Channel]
+    config: Path | None = None
+    """The config file it was loaded from: the daemon reloads it when it changes."""
 
     @classmethod
     def load(cls, config: Path) -> App:
@@ -89,7 +93,7 @@ class App:
         by_rule = {rule.id: rule.template for rule in rules.rules if rule.template is not None}
         for spec in settings.channels:
             channels[spec.id].templates = TemplateChoice(templates, spec.template, by_rule)
-        return cls(settings, rules, channels)
+        return cls(settings, rules, channels, config)
 
 
 def channel_rates(
@@ -109,16 +113,7 @@ class Daemon:
         settings = app.settings
         self.db = Database(settings.database)
         self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), policy=settings.policy())
-        self.outbox = Outbox(
-            self.db,
-            app.channels,
-            retry_for=settings.retry_for,
-            retry_first=settings.retry_first,
-            retry_max=settings.retry_max,
-            lease=settings.delivery_lease,
-            rates=channel_rates(settings, app.channels),
-            bursts={channel.id: channel.burst for channel in settings.channels},
-        )
+        self.delivery = OutboxWorker(self.build_outbox(settings, app.channels))
         self.sources: list[FolderSource] = [
             SOURCE_TYPES[source.type](source, self.pipeline)
             for source in settings.sources
@@ -143,6 +138,30 @@ class Daemon:
         self._polls: set[asyncio.Task[Any]] = set()
         self._dispatching = False
         self._feed_backlog = False
+        self.reloader = Reloader(self, App.load)
+        """Hot reload; ``reloader.subscribe(callback)`` is told of every attempt."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """The running outbox (a reload that changes channels replaces it)."""
+        return self.delivery.outbox
+
+    @property
+    def reload_status(self) -> ReloadStatus:
+        """The last reload's outcome: for /api/rules, the dashboard and metrics."""
+        return self.reloader.status
+
+    def build_outbox(self, settings: Settings, channels: Mapping[str, Channel]) -> Outbox:
+        return Outbox(
+            self.db,
+            channels,
+            retry_for=settings.retry_for,
+            retry_first=settings.retry_first,
+            retry_max=settings.retry_max,
+            lease=settings.delivery_lease,
+            rates=channel_rates(settings, channels),
+            bursts={channel.id: channel.burst for channel in settings.channels},
+        )
 
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
@@ -213,6 +232,8 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, self.stop.set)
+        with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+            loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
         scheduler = AsyncIOScheduler(timezone=UTC)
         for source in self.sources:
             scheduler.add_job(
@@ -242,7 +263,8 @@ class Daemon:
         scheduler.start()
         if self.web is not None:
             await self.web.start()
-        self._spawn("outbox", self.outbox.run(self.stop))
+        self._spawn("outbox", self.delivery.run(self.stop))
+        self._spawn("reload", self.reloader.run(self.stop))
         for source in self.sources:
             if source.settings.watch:
                 self._spawn(f"watch:{source.id}", self._watch(source))
@@ -257,6 +279,8 @@ class Daemon:
         await asyncio.gather(*pending, return_exceptions=True)
         if self.web is not None:
             await self.web.stop()
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            loop.remove_signal_handler(signal.SIGHUP)
         return 0
 
     def _spawn(self, name: str, coroutine: object) -> None:
