@@ -6,7 +6,8 @@ each folder on its interval, a watcher per folder reacts to file-system events, 
 dispatches the feeds that are due (it only selects them; each poll is its own task), and the outbox
 worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
 in-flight work finish within a grace period, and closes the database. Edits of the config and the
-rules, and SIGHUP, reload them without a restart (see :mod:`monitor.reload`).
+rules, and SIGHUP, reload them without a restart (see :mod:`monitor.reload`); a daily job purges
+old unmatched articles when ``retention`` is set (see :mod:`monitor.retention`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from monitor.notify.pacing import Rate
 from monitor.notify.render import TemplateChoice, TemplateSet, override_names
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
 from monitor.reload import OutboxWorker, Reloader, ReloadStatus
+from monitor.retention import run_retention
 from monitor.settings import Settings
 from monitor.sources.feed import FeedSources, Loaded
 from monitor.sources.folder import FolderSource
@@ -49,6 +51,9 @@ SHUTDOWN_GRACE = 8.0
 """Seconds in-flight work may take to finish after SIGTERM (within Docker's default 10 s)."""
 DISPATCH_EVERY = 5.0
 """Seconds between two selections of due feeds."""
+RETENTION_FIRST_RUN = 300.0
+"""Seconds after start before the first retention run (then daily), so a daemon restarted more
+often than daily still purges, and start-up is not slowed by it."""
 
 
 @dataclass
@@ -260,6 +265,16 @@ class Daemon:
                 max_instances=1,
                 misfire_grace_time=None,
             )
+        scheduler.add_job(
+            self._purge,
+            "interval",
+            days=1,
+            id="_internal_retention",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=RETENTION_FIRST_RUN),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
         scheduler.start()
         if self.web is not None:
             await self.web.start()
@@ -326,6 +341,14 @@ class Daemon:
         task = asyncio.create_task(coroutine, name=name)
         self._polls.add(task)
         task.add_done_callback(self._polls.discard)
+
+    async def _purge(self) -> None:
+        """The retention job, as a task shutdown waits for; reads the setting at each run."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._polls.add(task)
+            task.add_done_callback(self._polls.discard)
+        await run_retention(self.db, self.app.settings.retention, self._halt)
 
     async def poll(self, source: FolderSource) -> IngestResult:
         """The scheduler's job: scan one source, as a task shutdown waits for."""

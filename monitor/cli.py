@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__, backtest, settings
+from monitor import __version__, backtest, retention, settings
 from monitor.app import App, Daemon
 from monitor.documents import SUPPORTED_SUFFIXES, parse_document
 from monitor.durations import parse_duration
@@ -109,7 +109,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     back.set_defaults(handler=_backtest)
     _operator_commands(command)
+    _db_commands(command)
     return parser
+
+
+def _db_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`db purge`."""
+    db = command("db", "database maintenance")
+    actions = db.add_subparsers(dest="db_action", required=True, metavar="ACTION")
+    purge = actions.add_parser(
+        "purge", help="delete old articles that have no matches, as the daily retention job does"
+    )
+    _global_options(purge, defaults=False)
+    purge.add_argument(
+        "--older-than",
+        type=_duration,
+        help="stored longer ago than this, such as 90d (default: the config's retention)",
+    )
+    purge.set_defaults(handler=_purge, usage_error=purge.error)
 
 
 def _operator_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -385,6 +402,24 @@ def _backtest(args: argparse.Namespace) -> int:
         print(json.dumps(backtest.as_json(result, since), ensure_ascii=False, indent=2))
     else:
         print(backtest.as_text(result, time.monotonic() - started))
+    return EXIT_OK
+
+
+def _purge(args: argparse.Namespace) -> int:
+    config = settings.load(_config(args))
+    older_than: timedelta | None = args.older_than or config.retention
+    if older_than is None or older_than <= timedelta(0):
+        args.usage_error("give --older-than (longer than 0s) or set retention in the config")
+        return EXIT_CONFIG  # pragma: no cover (usage_error exits)
+    before = utcnow() - older_than
+    db = Database(config.database)
+    try:
+        with db.reading() as session:
+            exists = repo.schema_exists(session)
+        count = retention.purge(db, before) if exists else 0
+    finally:
+        db.dispose()
+    print(f"purged {count} articles stored before {before:%Y-%m-%d %H:%M} UTC with no matches")
     return EXIT_OK
 
 

@@ -20,7 +20,8 @@ thread, while articles keep being matched with the active rules. Then, valid:
   ``delivery_lease``) changed, the outbox worker is replaced: the old one finishes its sends in
   flight (see :data:`monitor.notify.outbox.STOP_GRACE`) and the new one starts on what is due;
   deliveries wait in the database meanwhile, none is lost. Otherwise the running channels only
-  take their new templates.
+  take their new templates;
+- ``retention`` applies from its next daily run.
 
 Everything else (``sources``, ``feeds_opml``, ``fetching``, ``database``, ``http``,
 ``public_url``, and keys this module does not know) needs a restart: a reload that changes them
@@ -99,6 +100,7 @@ HOT_KEYS = frozenset(
         "retry_first",
         "retry_max",
         "delivery_lease",
+        "retention",
     }
 )
 """Config keys a reload applies; a change to any other key needs a restart."""

@@ -365,9 +365,9 @@ def test_compare_sorts_changes_into_hot_outbox_and_restart() -> None:
     )
     assert compare(base, base).outbox is False
     assert compare(base, base).restart == ()
-    routes = base.model_copy(update={"notify": ("desk",)})
-    assert compare(base, routes).outbox is False
-    assert compare(base, routes).restart == ()
+    retention = base.model_copy(update={"retention": timedelta(days=90)})
+    assert compare(base, retention).outbox is False
+    assert compare(base, retention).restart == ()
     retry = base.model_copy(update={"retry_for": timedelta(hours=2)})
     assert compare(base, retry).outbox is True
     moved = settings_module.Settings.model_validate(
