@@ -409,7 +409,7 @@ class Reloader:
                 self._failed(attempted, [str(problem) for problem in exc.problems])
             except Exception as exc:
                 log.exception("reload: loading failed", extra={"stage": "reload"})
-                self._failed(attempted, [f"{config}: unexpected error: {redact(repr(exc))}"])
+                self._failed(attempted, [f"{config}: unexpected error: {exc!r}"])
             else:
                 self._apply(prepared, attempted)
             # The rules or templates folder may have moved, or appeared.
@@ -423,7 +423,9 @@ class Reloader:
         app = self.load(config)
         return _Prepared(app, CompiledRules.build(app.rules))
 
-    def _failed(self, attempted: datetime, problems: list[str]) -> None:
+    def _failed(self, attempted: datetime, found: list[str]) -> None:
+        # Shown by the HTTP API too, which has no redacting log handler in front of it.
+        problems = [redact(problem) for problem in found]
         extra = {"stage": "reload"}
         for problem in problems:
             log.error("reload rejected: %s", problem, extra=extra)
