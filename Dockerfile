@@ -23,6 +23,11 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /app monitor \
 USER 10001
 VOLUME ["/app/config", "/app/rules", "/app/data"]
 
+# Healthy while the daemon's HTTP server answers /healthz on $MONITOR_HTTP_LISTEN (the bundled
+# config's http.listen; default 127.0.0.1:8080). Python, not curl: the image has no curl.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-m", "monitor.healthcheck"]
+
 # The same command `make run` runs: the daemon on the bundled (or mounted) config.
 ENTRYPOINT ["monitor", "--config", "/app/config/monitor.yaml"]
 CMD ["run"]

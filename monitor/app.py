@@ -5,7 +5,9 @@ start-up with every problem listed. ``Daemon.run`` wires the stages together: AP
 each folder on its interval, a watcher per folder reacts to file-system events, an APScheduler job
 dispatches the feeds that are due (it only selects them; each poll is its own task), and the outbox
 worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
-in-flight work finish within a grace period, and closes the database.
+in-flight work finish within a grace period, and closes the database. Edits of the config and the
+rules, and SIGHUP, reload them without a restart (see :mod:`monitor.reload`); a daily job purges
+old unmatched articles when ``retention`` is set (see :mod:`monitor.retention`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
 from monitor.notify.render import TemplateChoice, TemplateSet, override_names
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
+from monitor.reload import OutboxWorker, Reloader, ReloadStatus
+from monitor.retention import run_retention
 from monitor.settings import Settings
 from monitor.sources.feed import FeedSources, Loaded
 from monitor.sources.folder import FolderSource
@@ -47,6 +51,9 @@ SHUTDOWN_GRACE = 8.0
 """Seconds in-flight work may take to finish after SIGTERM (within Docker's default 10 s)."""
 DISPATCH_EVERY = 5.0
 """Seconds between two selections of due feeds."""
+RETENTION_FIRST_RUN = 300.0
+"""Seconds after start before the first retention run (then daily), so a daemon restarted more
+often than daily still purges, and start-up is not slowed by it."""
 
 
 @dataclass
@@ -56,6 +63,8 @@ class App:
     settings: Settings
     rules: RuleSet
     channels: dict[str, Channel]
+    config: Path | None = None
+    """The config file it was loaded from: the daemon reloads it when it changes."""
 
     @classmethod
     def load(cls, config: Path) -> App:
@@ -89,7 +98,7 @@ class App:
         by_rule = {rule.id: rule.template for rule in rules.rules if rule.template is not None}
         for spec in settings.channels:
             channels[spec.id].templates = TemplateChoice(templates, spec.template, by_rule)
-        return cls(settings, rules, channels)
+        return cls(settings, rules, channels, config)
 
 
 def channel_rates(
@@ -109,16 +118,7 @@ class Daemon:
         settings = app.settings
         self.db = Database(settings.database)
         self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), policy=settings.policy())
-        self.outbox = Outbox(
-            self.db,
-            app.channels,
-            retry_for=settings.retry_for,
-            retry_first=settings.retry_first,
-            retry_max=settings.retry_max,
-            lease=settings.delivery_lease,
-            rates=channel_rates(settings, app.channels),
-            bursts={channel.id: channel.burst for channel in settings.channels},
-        )
+        self.delivery = OutboxWorker(self.build_outbox(settings, app.channels))
         self.sources: list[FolderSource] = [
             SOURCE_TYPES[source.type](source, self.pipeline)
             for source in settings.sources
@@ -143,6 +143,30 @@ class Daemon:
         self._polls: set[asyncio.Task[Any]] = set()
         self._dispatching = False
         self._feed_backlog = False
+        self.reloader = Reloader(self, App.load)
+        """Hot reload; ``reloader.subscribe(callback)`` is told of every attempt."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """The running outbox (a reload that changes channels replaces it)."""
+        return self.delivery.outbox
+
+    @property
+    def reload_status(self) -> ReloadStatus:
+        """The last reload's outcome: for /api/rules, the dashboard and metrics."""
+        return self.reloader.status
+
+    def build_outbox(self, settings: Settings, channels: Mapping[str, Channel]) -> Outbox:
+        return Outbox(
+            self.db,
+            channels,
+            retry_for=settings.retry_for,
+            retry_first=settings.retry_first,
+            retry_max=settings.retry_max,
+            lease=settings.delivery_lease,
+            rates=channel_rates(settings, channels),
+            bursts={channel.id: channel.burst for channel in settings.channels},
+        )
 
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
@@ -213,6 +237,8 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, self.stop.set)
+        with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+            loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
         scheduler = AsyncIOScheduler(timezone=UTC)
         for source in self.sources:
             scheduler.add_job(
@@ -239,10 +265,21 @@ class Daemon:
                 max_instances=1,
                 misfire_grace_time=None,
             )
+        scheduler.add_job(
+            self._purge,
+            "interval",
+            days=1,
+            id="_internal_retention",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=RETENTION_FIRST_RUN),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
         scheduler.start()
         if self.web is not None:
             await self.web.start()
-        self._spawn("outbox", self.outbox.run(self.stop))
+        self._spawn("outbox", self.delivery.run(self.stop))
+        self._spawn("reload", self.reloader.run(self.stop))
         for source in self.sources:
             if source.settings.watch:
                 self._spawn(f"watch:{source.id}", self._watch(source))
@@ -257,6 +294,8 @@ class Daemon:
         await asyncio.gather(*pending, return_exceptions=True)
         if self.web is not None:
             await self.web.stop()
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            loop.remove_signal_handler(signal.SIGHUP)
         return 0
 
     def _spawn(self, name: str, coroutine: object) -> None:
@@ -302,6 +341,14 @@ class Daemon:
         task = asyncio.create_task(coroutine, name=name)
         self._polls.add(task)
         task.add_done_callback(self._polls.discard)
+
+    async def _purge(self) -> None:
+        """The retention job, as a task shutdown waits for; reads the setting at each run."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._polls.add(task)
+            task.add_done_callback(self._polls.discard)
+        await run_retention(self.db, self.app.settings.retention, self._halt)
 
     async def poll(self, source: FolderSource) -> IngestResult:
         """The scheduler's job: scan one source, as a task shutdown waits for."""

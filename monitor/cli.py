@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor import __version__, backtest, settings
+from monitor import __version__, backtest, retention, settings
 from monitor.app import App, Daemon
 from monitor.documents import SUPPORTED_SUFFIXES, parse_document
 from monitor.durations import parse_duration
@@ -151,8 +151,8 @@ def _operator_commands(command: Callable[[str, str], argparse.ArgumentParser]) -
 
 
 def _database_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """`db upgrade` and `db current`."""
-    db = command("db", "the database's schema: upgrade it, show its revision")
+    """`db upgrade`, `db current` and `db purge`."""
+    db = command("db", "the database: upgrade its schema, show its revision, purge old articles")
     actions = db.add_subparsers(dest="action", metavar="ACTION", required=True)
     upgrade = actions.add_parser(
         "upgrade", help="bring the schema to this version's (the daemon does it when it starts)"
@@ -162,6 +162,16 @@ def _database_commands(command: Callable[[str, str], argparse.ArgumentParser]) -
     current = actions.add_parser("current", help="show the schema's revision; change nothing")
     _global_options(current, defaults=False)
     current.set_defaults(handler=_db_current)
+    purge = actions.add_parser(
+        "purge", help="delete old articles that have no matches, as the daily retention job does"
+    )
+    _global_options(purge, defaults=False)
+    purge.add_argument(
+        "--older-than",
+        type=_duration,
+        help="stored longer ago than this, such as 90d (default: the config's retention)",
+    )
+    purge.set_defaults(handler=_purge, usage_error=purge.error)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -420,7 +430,9 @@ def _db_upgrade(args: argparse.Namespace) -> int:
         db.dispose()
     head = migrate.head()
     if done.adopted:
-        before = f"none (tables made before migrations, the same as {head}'s: stamped)"
+        before = (
+            f"none (tables made before migrations, the same as {migrate.BASELINE}'s: stamped)"
+        )
     else:
         before = done.before or "none (empty database)"
     print(f"before: {before}")
@@ -452,6 +464,24 @@ def _db_current(args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     print("revision: " + _STATES[found.state].format(current=found.current, head=found.head))
+    return EXIT_OK
+
+
+def _purge(args: argparse.Namespace) -> int:
+    config = settings.load(_config(args))
+    older_than: timedelta | None = args.older_than or config.retention
+    if older_than is None or older_than <= timedelta(0):
+        args.usage_error("give --older-than (longer than 0s) or set retention in the config")
+        return EXIT_CONFIG  # pragma: no cover (usage_error exits)
+    before = utcnow() - older_than
+    db = Database(config.database)
+    try:
+        with db.reading() as session:
+            exists = repo.schema_exists(session)
+        count = retention.purge(db, before) if exists else 0
+    finally:
+        db.dispose()
+    print(f"purged {count} articles stored before {before:%Y-%m-%d %H:%M} UTC with no matches")
     return EXIT_OK
 
 

@@ -294,6 +294,9 @@ class Settings(_Model):
     a possible duplicate; a send itself is cut off at half of it (60 s at most)."""
     http: HttpSettings | None = None
     """The HTTP server; off unless configured."""
+    retention: PositiveDuration | None = None
+    """Articles stored longer ago than this, none of whose versions matched a rule, are deleted
+    once a day (see monitor.retention); None: every article is kept."""
     public_url: str | None = None
     """Where the HTTP server is reachable from the internet (behind a reverse proxy, say): feeds
     that advertise a WebSub hub are then subscribed to, with callbacks under this URL."""

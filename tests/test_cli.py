@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -83,9 +84,18 @@ def test_test_reports_unreadable_inputs_and_goes_on(
     assert "kz-lethal-force" in out
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def run_monitor(*args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MONITOR_DATABASE", None)
+    # The bundled config's HTTP server: on a free port, not 8080, which may be taken here.
+    env["MONITOR_HTTP_LISTEN"] = f"127.0.0.1:{free_port()}"
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
         [sys.executable, "-m", "monitor", *args],
         cwd=cwd,

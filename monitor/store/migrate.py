@@ -7,8 +7,10 @@ creates or alters the schema and the others then find it at head. DDL is transac
 backends: an upgrade that fails changes nothing.
 
 A database created before migrations existed (monitor's tables, no ``alembic_version`` table) is
-adopted when its schema is the head's (Alembic's comparison finds no difference): it is stamped
-at head and used as it is. Otherwise :class:`~monitor.errors.SchemaError` lists what differs.
+adopted when its schema is the baseline revision's: Alembic's comparison with the head schema
+finds nothing but what the revisions after the baseline change (:data:`SINCE_BASELINE`). It is
+stamped at the baseline and upgraded from there like any other. Otherwise
+:class:`~monitor.errors.SchemaError` lists what differs.
 """
 
 from __future__ import annotations
@@ -33,13 +35,23 @@ if TYPE_CHECKING:
     from monitor.store.db import Database
 
 SCRIPT_LOCATION = "monitor.store:migrations"
+BASELINE = "f1b2a399c501"
+"""The revision whose schema is the one create_all made before migrations existed."""
+SINCE_BASELINE: frozenset[tuple[str, str, str]] = frozenset(
+    {("modify_type", "files", "size"), ("modify_type", "files", "mtime_ns")}
+)
+"""What the revisions after :data:`BASELINE` change in the baseline's tables, as (kind, table,
+column) of compare_metadata's differences: a pre-migrations database differs from the head schema
+by these and is still the baseline's. A revision that alters a baseline table adds its changes
+here (the adoption tests, on frozen create_all scripts, fail until it does); one that only adds
+tables or columns adds ("add_table", name, "") or ("add_column", table, column)."""
 """The migration environment, as a package resource: found wherever monitor is installed."""
 
 
 @dataclass(frozen=True, slots=True)
 class Upgrade:
     """What :func:`upgrade` did: the revision before (None: no revision recorded) and after, and
-    whether the tables were an earlier version's, adopted by stamping them at head."""
+    whether the tables were an earlier version's, adopted by stamping them at the baseline."""
 
     before: str | None
     after: str | None
@@ -54,7 +66,7 @@ class Status:
     behind       at an older revision: an upgrade brings it to head
     empty        no schema yet: an upgrade creates it
     unversioned  monitor's tables without a revision (made before migrations): an upgrade adopts
-                 them if they match the head schema
+                 them if they match the baseline schema
     unknown      at a revision this version does not have (a newer version upgraded it)
     """
 
@@ -75,10 +87,10 @@ def upgrade(db: Database) -> Upgrade:
         before = _current(connection)
         adopted = False
         if before is None and _has_tables(connection):
-            found = differences(connection)
+            found = [_describe(diff) for diff in _raw_differences(connection) if not _since(diff)]
             if found:
                 raise SchemaError(_mismatch(db.masked_url, found))
-            command.stamp(_config(connection), "head")
+            command.stamp(_config(connection), BASELINE)
             adopted = True
         elif before is not None and not _known(script, before):
             raise SchemaError(_unknown(db.masked_url, before))
@@ -113,13 +125,29 @@ def head() -> str:
 def differences(connection: Connection) -> list[str]:
     """How the schema of monitor's tables on ``connection`` differs from the head schema, one
     line per difference (empty: none). Tables that are not monitor's are left out."""
+    return [_describe(diff) for diff in _raw_differences(connection)]
+
+
+def _raw_differences(connection: Connection) -> list[tuple[Any, ...]]:
     ours = set(SQLModel.metadata.tables)
 
     def include_name(name: str | None, type_: str, _parents: Any) -> bool:
         return type_ != "table" or name in ours
 
     context = MigrationContext.configure(connection, opts={"include_name": include_name})
-    return [_describe(diff) for diff in _flat(compare_metadata(context, SQLModel.metadata))]
+    return list(_flat(compare_metadata(context, SQLModel.metadata)))
+
+
+def _since(diff: tuple[Any, ...]) -> bool:
+    """Whether a difference from the head schema is one the revisions after the baseline make."""
+    kind: str = diff[0]
+    if kind.startswith("modify_"):
+        return (kind, diff[2], diff[3]) in SINCE_BASELINE
+    if kind == "add_table":
+        return (kind, diff[1].name, "") in SINCE_BASELINE
+    if kind == "add_column":
+        return (kind, diff[2], diff[3].name) in SINCE_BASELINE
+    return False
 
 
 def _script() -> ScriptDirectory:

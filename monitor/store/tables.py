@@ -145,8 +145,10 @@ class FileRow(SQLModel, table=True):
 
     source_id: str = Field(primary_key=True, max_length=64)
     path: str = Field(primary_key=True, max_length=1024)
-    size: int
-    mtime_ns: int
+    # 64-bit: a modification time in nanoseconds (and a size past 2 GiB) overflows PostgreSQL's
+    # INTEGER. SQLite's integers are 64-bit whatever the declared type.
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     digest: str = Field(max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text))
     seen_at: datetime | None = _when()

@@ -294,3 +294,22 @@ def test_file_refused_for_its_size_is_read_once_the_cap_is_raised(
         assert source(db, folder, max_file_size=1000).scan().new == 0
     assert len([r for r in caplog.records if "seed.txt" in r.getMessage()]) == 1
     assert source(db, folder).scan().new == 1
+
+
+def test_folder_is_read_once_on_each_database(db_url: str, folder: Path) -> None:
+    """A scanned file's state (its size and nanosecond mtime) is stored on SQLite and on
+    PostgreSQL alike, so a rescan reads nothing again."""
+    database = Database(db_url)
+    database.upgrade()
+    try:
+        shutil.copy(SEED, folder / SEED.name)
+        reader = source(database, folder)
+        assert reader.scan().new == 1
+        again = reader.scan()
+        assert (again.new, again.unchanged) == (0, 0)
+        with database.session() as session:
+            state = session.exec(select(FileRow)).one()
+        assert state.mtime_ns == (folder / SEED.name).stat().st_mtime_ns
+        assert state.error is None
+    finally:
+        database.dispose()

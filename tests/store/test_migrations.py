@@ -177,14 +177,17 @@ def test_sqlite_connections_enforce_foreign_keys_after_an_upgrade(tmp_path: Path
 # Databases made before migrations
 
 
-def test_tables_made_before_migrations_are_adopted_at_head(database: Database) -> None:
-    """Tables as create_all made them, with rows, match the head schema: the upgrade stamps them
-    at head and keeps every row."""
+def test_tables_made_before_migrations_are_adopted_and_upgraded(database: Database) -> None:
+    """Tables as create_all made them, with rows, are the baseline's: the upgrade stamps them at
+    the baseline, runs the later revisions (64-bit file sizes), keeps every row, and leaves a
+    schema with no difference from the head's."""
     create_as_before_migrations(database.url)
     add_source(database, "seeds")
     assert migrate.status(database).state == "unversioned"
     assert database.upgrade() == Upgrade(before=None, after=HEAD, adopted=True)
     assert source_ids(database) == ["seeds"]
+    with database.engine.connect() as connection:
+        assert migrate.differences(connection) == []
     assert database.upgrade() == Upgrade(before=HEAD, after=HEAD)
 
 
