@@ -430,9 +430,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
         db.dispose()
     head = migrate.head()
     if done.adopted:
-        before = (
-            f"none (tables made before migrations, the same as {migrate.BASELINE}'s: stamped)"
-        )
+        before = f"none (tables made before migrations, the same as {migrate.BASELINE}'s: stamped)"
     else:
         before = done.before or "none (empty database)"
     print(f"before: {before}")
