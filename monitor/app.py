@@ -25,7 +25,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import settings as settings_module
-from monitor.errors import ConfigError, SourceError
+from monitor.errors import ConfigError, Problem, SourceError
 from monitor.matching.loader import RuleSet, load_rules
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Outbox
@@ -39,6 +39,7 @@ from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow, utcnow
+from monitor.web.reader import Reads, RulesStatus
 from monitor.web.server import WebServer, build_app
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,16 @@ class Daemon:
             if feeds
             else None
         )
+        self.rule_errors: tuple[Problem, ...] = ()
+        """The problems of the last attempt to load the rule files, when it failed (the rules
+        in use are then the last good ones); see :meth:`rules_status`."""
+        self.rules_loaded_at = utcnow()
         self.web: WebServer | None = None
         if settings.http is not None:
-            web_app = build_app(settings.http, self.feeds, max_body=settings.fetching.max_body)
+            reads = Reads(self.db, lambda: self.app.settings, self.rules_status)
+            web_app = build_app(
+                settings.http, self.feeds, max_body=settings.fetching.max_body, reads=reads
+            )
             self.web = WebServer(web_app, settings.http)
         self.stop = asyncio.Event()
         # Scans run in threads; they check this between files so SIGTERM is not kept waiting.
@@ -143,6 +151,15 @@ class Daemon:
         self._polls: set[asyncio.Task[Any]] = set()
         self._dispatching = False
         self._feed_backlog = False
+
+    def rules_status(self) -> RulesStatus:
+        """The rules in use and the last load's problems, read by the web app at each request
+        (``/api/rules``, the dashboard). Whatever swaps ``self.pipeline.rules`` (a hot reload)
+        sets ``rule_errors`` (empty on success, the problems on failure) and
+        ``rules_loaded_at`` with it; this method needs no change for that."""
+        return RulesStatus(
+            self.pipeline.rules.ruleset.rules, self.rule_errors, self.rules_loaded_at
+        )
 
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
