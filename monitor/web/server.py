@@ -6,7 +6,7 @@ push content (POST, acknowledged with 202 at once and processed in the backgroun
 signature does not verify is ignored, as WebSub requires). Hubs cannot send our bearer token, so
 those two paths do not ask for it; every other path does, when a token is configured (see
 :mod:`monitor.web.auth`). Given what to read from, the app also serves the JSON API and the Atom
-feed (:mod:`monitor.web.api`).
+feed (:mod:`monitor.web.api`) and the dashboard (:mod:`monitor.web.dashboard`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aiohttp import web
 from monitor.logs import register_values
 from monitor.settings import HttpSettings
 from monitor.sources.feed import FeedSources
-from monitor.web import api, auth
+from monitor.web import api, auth, dashboard
 from monitor.web.reader import Reads
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,12 @@ def build_app(
     reads: Reads | None = None,
 ) -> web.Application:
     """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one.
-    With ``reads``, the API and the feed too."""
+    With ``reads``, the API, the feed and the dashboard too."""
     if settings.token:
         register_values([settings.token])  # never in a log line
     middlewares = [_token(settings.token)]
     if reads is not None:
-        middlewares += [api.errors]
+        middlewares += [api.errors, dashboard.errors]
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app.on_response_prepare.append(auth.security_headers)
     tasks: set[asyncio.Task[bool]] = set()
@@ -82,6 +82,7 @@ def build_app(
     app.router.add_post("/websub/{source_id}", receive)
     if reads is not None:
         api.add_routes(app, reads)
+        dashboard.add_routes(app, reads)
     return app
 
 

@@ -64,7 +64,7 @@ async def test_the_daemon_serves_its_rules_and_hides_every_secret(
     tmp_path: Path, sink: Sink
 ) -> None:
     """The daemon's API lists its rules with file and line, asks for its token, and no answer
-    of the API or the feed holds the token, a feed password or a channel's
+    of the API, the feed or the dashboard holds the token, a feed password or a channel's
     credentials, even where stored errors quote them."""
     sink.status = 500  # every send fails: the delivery keeps an error
     port = free_port()
@@ -110,11 +110,7 @@ async def test_the_daemon_serves_its_rules_and_hides_every_secret(
             article = (await get("/api/matches"))["matches"][0]["article"]
             await no_secret_anywhere(client, article)
         async with aiohttp.ClientSession(base) as anonymous:
-            for path, status in (
-                ("/api/matches", 401),
-                ("/feeds/matches.xml", 401),
-                ("/healthz", 200),
-            ):
+            for path, status in (("/api/matches", 401), ("/", 401), ("/healthz", 200)):
                 async with anonymous.get(path) as answer:
                     assert answer.status == status, path
     finally:
@@ -147,6 +143,11 @@ async def no_secret_anywhere(client: aiohttp.ClientSession, article: int) -> Non
         "/api/sources",
         "/api/deliveries",
         "/feeds/matches.xml",
+        "/",
+        f"/articles/{article}",
+        "/sources",
+        "/deliveries",
+        "/rules",
     ]
     for path in paths:
         async with client.get(path) as answer:
