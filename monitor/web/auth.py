@@ -9,8 +9,9 @@ send our token; their pushes are authenticated by their signatures) needs it, gi
   dashboard page once as ``/?token=<token>`` sets it and redirects to the same page without the
   token, so the token does not stay in the address bar. The cookie is HttpOnly (no script can
   read it), SameSite=Strict (no other site's page can make the browser send it, so the
-  read-only pages need no CSRF token), Secure when the request came over HTTPS, and holds an
-  HMAC of the token rather than the token itself.
+  read-only pages need no CSRF token), Secure when the request came over HTTPS (directly, or
+  through a proxy that sends ``X-Forwarded-Proto: https``), and holds an HMAC of the token
+  rather than the token itself.
 
 Only dashboard pages take ``?token=``: the API and the Atom feed never read the token from a
 URL, where it would end up in proxies' logs and in histories. Tokens are compared in constant
@@ -84,7 +85,8 @@ def middleware(
                 path="/",
                 httponly=True,
                 samesite="Strict",
-                secure=request.secure,
+                # Behind a reverse proxy that terminates TLS, the proxy says so.
+                secure=request.secure or request.headers.get("X-Forwarded-Proto") == "https",
             )
             raise found
         if not authorized(request):

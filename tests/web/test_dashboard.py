@@ -72,6 +72,13 @@ async def test_the_token_in_the_url_once_sets_a_strict_cookie(site: Site) -> Non
         assert answer.status == 200, path
     forged = await site.client.get(site.url + "/", cookies={COOKIE: TOKEN})
     assert forged.status == 401
+    assert not cookie["secure"]
+    proxied = await site.client.get(
+        f"{site.url}/?token={TOKEN}",
+        headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )
+    assert SimpleCookie(proxied.headers["Set-Cookie"])[COOKIE]["secure"]
 
 
 async def test_the_filters_and_pages_list_what_they_say(site: Site) -> None:
