@@ -109,6 +109,8 @@ async def test_health_queue_and_rules_pages(site: Site) -> None:
     assert deliveries.count('<tr class="delivery-row status-pending">') == 2
     rules = await (await site.get("/rules")).text()
     assert "<code>rules/unrest.yaml:3</code>" in rules
+    assert rules.count("<td>default</td>") == 2  # riot and protest: the config's channels
+    assert rules.count("<td>mail</td>") == 1
     assert "<code>rules/new.yaml:7</code>: unknown actor &#39;nobody&#39;" in rules
 
 
