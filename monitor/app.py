@@ -43,6 +43,7 @@ from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow, utcnow
+from monitor.web.reader import Reads, RulesStatus
 from monitor.web.server import WebServer, build_app
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,10 @@ class Daemon:
         )
         self.web: WebServer | None = None
         if settings.http is not None:
-            web_app = build_app(settings.http, self.feeds, max_body=settings.fetching.max_body)
+            reads = Reads(self.db, lambda: self.app.settings, self.rules_status)
+            web_app = build_app(
+                settings.http, self.feeds, max_body=settings.fetching.max_body, reads=reads
+            )
             self.web = WebServer(web_app, settings.http)
         self.stop = asyncio.Event()
         # Scans run in threads; they check this between files so SIGTERM is not kept waiting.
@@ -167,6 +171,12 @@ class Daemon:
             rates=channel_rates(settings, channels),
             bursts={channel.id: channel.burst for channel in settings.channels},
         )
+
+    def rules_status(self) -> RulesStatus:
+        """The rules in use and the last reload's problems (the rules in use are then the last
+        good ones), read by the web app at each request (``/api/rules``, the dashboard)."""
+        status = self.reload_status
+        return RulesStatus(self.pipeline.rules.ruleset.rules, status.problems, status.loaded_at)
 
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""

@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import watchfiles
 
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, Problem
 from monitor.logs import redact
 from monitor.matching.loader import rule_files
 from monitor.notify.channels import Channel
@@ -120,8 +120,8 @@ class ReloadStatus:
     """Rules active now."""
     attempted_at: datetime | None = None
     """When a reload was last attempted; None: never since start."""
-    problems: tuple[str, ...] = ()
-    """The last failed attempt's problems, ``file:line: message``; empty after a valid one."""
+    problems: tuple[Problem, ...] = ()
+    """The last failed attempt's problems (secrets redacted); empty after a valid one."""
     failures: int = 0
     """Failed attempts since the daemon started."""
     reloads: int = 0
@@ -135,7 +135,7 @@ class ReloadStatus:
             "loaded_at": self.loaded_at.isoformat(),
             "rules": self.rules,
             "attempted_at": self.attempted_at.isoformat() if self.attempted_at else None,
-            "problems": list(self.problems),
+            "problems": [str(problem) for problem in self.problems],
             "failures": self.failures,
             "reloads": self.reloads,
             "restart_needed": list(self.restart_needed),
@@ -406,10 +406,10 @@ class Reloader:
             try:
                 prepared = await asyncio.to_thread(self._prepare, config)
             except ConfigError as exc:
-                self._failed(attempted, [str(problem) for problem in exc.problems])
+                self._failed(attempted, exc.problems)
             except Exception as exc:
                 log.exception("reload: loading failed", extra={"stage": "reload"})
-                self._failed(attempted, [f"{config}: unexpected error: {exc!r}"])
+                self._failed(attempted, [Problem(str(config), 0, f"unexpected error: {exc!r}")])
             else:
                 self._apply(prepared, attempted)
             # The rules or templates folder may have moved, or appeared.
@@ -423,9 +423,9 @@ class Reloader:
         app = self.load(config)
         return _Prepared(app, CompiledRules.build(app.rules))
 
-    def _failed(self, attempted: datetime, found: list[str]) -> None:
+    def _failed(self, attempted: datetime, found: Sequence[Problem]) -> None:
         # Shown by the HTTP API too, which has no redacting log handler in front of it.
-        problems = [redact(problem) for problem in found]
+        problems = [replace(problem, message=redact(problem.message)) for problem in found]
         extra = {"stage": "reload"}
         for problem in problems:
             log.error("reload rejected: %s", problem, extra=extra)

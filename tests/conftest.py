@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "MONITOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _postgres_available() -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_b84c25b2169af3e7.txt"
@@ -82,13 +82,6 @@ def test_test_reports_unreadable_inputs_and_goes_on(
     out, err = capsys.readouterr()
     assert str(bad) in err
     assert "kz-lethal-force" in out
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def run_monitor(*args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[str]:

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import yaml
 from monitor import healthcheck, settings
 from monitor.settings import HttpSettings
 from monitor.web.server import build_app
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,13 +76,6 @@ def test_healthcheck_runs_python_against_a_path_the_daemon_serves() -> None:
     assert healthcheck.PATH in {route.resource.canonical for route in app.router.routes()}
     assert healthcheck.health_url("0.0.0.0:8080") == "http://127.0.0.1:8080/healthz"
     assert healthcheck.health_url("[::1]:9000") == "http://[::1]:9000/healthz"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def healthy(env: dict[str, str]) -> int:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import watchfiles
 from sqlalchemy.exc import OperationalError
@@ -30,6 +31,7 @@ from monitor.reload import (
     watch_roots,
 )
 from monitor.store.tables import ArticleRow, MatchRow, SourceRow
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WaitUntil = Callable[..., Awaitable[None]]
@@ -190,9 +192,9 @@ def assert_rejected(
     assert status.attempted_at is not None
     assert status.attempted_at > status.loaded_at
     assert len(status.problems) == 1, status.problems
-    assert status.problems[0].startswith(where), status.problems
-    assert message in status.problems[0]
-    assert status.as_json()["problems"] == list(status.problems)
+    assert str(status.problems[0]).startswith(where), status.problems
+    assert message in status.problems[0].message
+    assert status.as_json()["problems"] == [str(problem) for problem in status.problems]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert [e for e in errors if where in e and message in e], errors
 
@@ -232,6 +234,43 @@ async def test_invalid_rule_edit_keeps_old_rules_and_shows_the_problem_until_fix
         publish(inbox, "wombat-after", "a wombat crossed the road")
         await wait_until(lambda: "wombat-after.txt" in matched(daemon), timeout=15)
         assert matched(daemon)["wombat-after.txt"] == {"watch-new"}
+
+
+async def test_rejected_edit_shows_on_the_api_and_the_dashboard(
+    tmp_path: Path, sink: Any, wait_until: WaitUntil
+) -> None:
+    """After an invalid rule edit, /api/rules lists the rules still in use and the problem at
+    its file and line, and the dashboard's rules page shows it; a valid edit clears both."""
+    config = write_project(tmp_path, f"json://{sink.url}/alerts")
+    http = f"http: {{listen: '127.0.0.1:{free_port()}', token: s3cret}}\n"
+    config.write_text(config.read_text(encoding="utf-8") + http, encoding="utf-8")
+    rule_file = config.parent / "rules" / "watch.yaml"
+    text, line, message = INVALID_RULES["bad-query"]
+    async with running(config, wait_until) as daemon:
+        assert daemon.web is not None
+        base = f"http://127.0.0.1:{daemon.web.port}"
+        headers = {"Authorization": "Bearer s3cret"}
+        rule_file.write_text(text, encoding="utf-8")
+        await wait_until(lambda: daemon.reload_status.failures == 1, timeout=15)
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.get(f"{base}/api/rules") as response:
+                assert response.status == 200
+                body = await response.json()
+            assert [rule["id"] for rule in body["rules"]] == ["watch-old"]
+            assert body["errors"] == [
+                {"file": str(rule_file), "line": line, "message": body["errors"][0]["message"]}
+            ]
+            assert message in body["errors"][0]["message"]
+            async with http.get(f"{base}/rules") as response:
+                page = await response.text()
+            assert "The rule files have errors" in page
+            assert f"{rule_file}" in page
+
+            rule_file.write_text(NEW_RULE, encoding="utf-8")
+            await wait_until(lambda: daemon.reload_status.ok, timeout=15)
+            async with http.get(f"{base}/api/rules") as response:
+                body = await response.json()
+            assert ([rule["id"] for rule in body["rules"]], body["errors"]) == (["watch-new"], [])
 
 
 async def test_invalid_config_edit_keeps_running_config_until_fixed(

@@ -81,11 +81,14 @@ __all__ = [
     "TemplateSet",
     "default_templates",
     "digest_title",
+    "excerpt",
     "override_names",
     "render",
     "render_digest",
+    "safe_link",
     "snippet",
     "title_line",
+    "visible",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,12 @@ _SPACES = re.compile(r"\s+")
 def _clean(text: str) -> str:
     """``text`` without control characters, on one line, runs of whitespace as one space."""
     return _SPACES.sub(" ", _INVISIBLE.sub("", text))
+
+
+def visible(text: str) -> str:
+    """``text`` without control characters and bidirectional overrides; line breaks and other
+    whitespace kept (for showing a whole text, as the dashboard does)."""
+    return _INVISIBLE.sub("", text)
 
 
 def _cut(text: str, width: int) -> str:
@@ -322,7 +331,7 @@ def _html(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _safe_link(link: str | None) -> str | None:
+def safe_link(link: str | None) -> str | None:
     """``link`` when it is an absolute http(s) URL, with unsafe characters percent-encoded."""
     if not link:
         return None
@@ -342,7 +351,7 @@ _MD_URL = str.maketrans({"(": "%28", ")": "%29", "[": "%5B", "]": "%5D", "*": "%
 
 
 def _md_url(url: str) -> str:
-    """A :func:`_safe_link` URL that also cannot end a Markdown link destination, open a link or
+    """A :func:`safe_link` URL that also cannot end a Markdown link destination, open a link or
     start emphasis: brackets, parentheses and asterisks after the host percent-encoded."""
     parts = urlsplit(url)
     cut = len(parts.scheme) + 3 + len(parts.netloc)
@@ -434,7 +443,9 @@ def _excerpt_field(alert: Alert) -> str | None:
     return alert.hits[0].field if alert.hits else None
 
 
-def _excerpt(alert: Alert, width: int) -> tuple[Segment, ...]:
+def excerpt(alert: Alert, width: int = 240) -> tuple[Segment, ...]:
+    """The excerpt an alert shows, as segments: :func:`snippet` of the field with the first
+    keyword hit outside the title (else the first keyword hit's, else the first hit's)."""
     name = _excerpt_field(alert)
     if name is None:
         return ()
@@ -495,7 +506,7 @@ def _alert_view(alert: Alert, dialect: _Dialect, width: int) -> AlertView:
         published=_when(alert.published),
         matched=_when(alert.matched_at),
         terms=tuple(_terms(alert.hits)),
-        excerpt=_excerpt(alert, width),
+        excerpt=excerpt(alert, width),
         outlets=tuple(_outlet_view(outlet, dialect) for outlet in alert.outlets),
     )
 
@@ -539,10 +550,10 @@ class _Dialect:
     br: str
     """A hard line break, for the end of a line (Markdown needs two spaces there)."""
     url: Callable[[str], str]
-    """A :func:`_safe_link` URL -> what templates get as a link."""
+    """A :func:`safe_link` URL -> what templates get as a link."""
 
     def link(self, link: str | None) -> str | None:
-        safe = _safe_link(link)
+        safe = safe_link(link)
         return None if safe is None else self.url(safe)
 
 

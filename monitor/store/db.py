@@ -145,12 +145,22 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # SQLite's lower() folds ASCII only; text search needs what PostgreSQL's lower() does.
+        dbapi_connection.create_function(LOWER, 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(_READ_ONLY)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+LOWER = "monitor_lower"
+"""On SQLite, a SQL function lower-casing all of Unicode as str.lower does (see
+:mod:`monitor.store.reads`)."""
 
 _READ_ONLY = "monitor_read_only"
 """The execution option of :meth:`Database.reading`'s connections."""

@@ -26,6 +26,7 @@ from sqlmodel import Session, SQLModel, col, select
 from monitor.identity import canonical_url
 from monitor.matching.rules import Rule
 from monitor.models import Article, Outlet, RuleMatch
+from monitor.store import reads
 from monitor.store.tables import (
     ArticleRow,
     DeliveryRow,
@@ -540,15 +541,10 @@ def source_states(session: Session) -> dict[str, SourceRow]:
 def recent_matches(
     session: Session, limit: int = 20, rule_id: str | None = None
 ) -> list[tuple[MatchRow, ArticleRow]]:
-    statement = select(MatchRow, ArticleRow).join(
-        ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id)
-    )
-    if rule_id:
-        statement = statement.where(MatchRow.rule_id == rule_id)
-    statement = statement.order_by(col(MatchRow.created_at).desc(), col(MatchRow.id).desc()).limit(
-        limit
-    )
-    return [tuple(row) for row in session.exec(statement).all()]  # type: ignore[misc]
+    """The newest ``limit`` matches (of ``rule_id`` only, when given) with their articles; the
+    API's filtered listing (:func:`monitor.store.reads.find_matches`) with one filter."""
+    filters = reads.MatchFilter(rules=(rule_id,) if rule_id else ())
+    return reads.find_matches(session, filters, limit)
 
 
 def deliveries_for(session: Session, match_ids: Sequence[int]) -> dict[int, list[DeliveryRow]]:

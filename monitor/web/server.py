@@ -4,20 +4,24 @@
 subscription (GET with a challenge, echoed when monitor asked for that topic; 404 otherwise) and
 push content (POST, acknowledged with 202 at once and processed in the background; content whose
 signature does not verify is ignored, as WebSub requires). Hubs cannot send our bearer token, so
-those two paths do not ask for it; every other path does, when a token is configured.
+those two paths do not ask for it; every other path does, when a token is configured (see
+:mod:`monitor.web.auth`). Given what to read from, the app also serves the JSON API and the Atom
+feed (:mod:`monitor.web.api`) and the dashboard (:mod:`monitor.web.dashboard`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from monitor.logs import register_values
 from monitor.settings import HttpSettings
 from monitor.sources.feed import FeedSources
+from monitor.web import api, auth, dashboard
+from monitor.web.reader import Reads
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +29,21 @@ _OPEN = ("/healthz", "/websub/")
 
 
 def build_app(
-    settings: HttpSettings, feeds: FeedSources | None, *, max_body: int
+    settings: HttpSettings,
+    feeds: FeedSources | None,
+    *,
+    max_body: int,
+    reads: Reads | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one."""
-    app = web.Application(client_max_size=max_body, middlewares=[_token(settings.token)])
+    """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one.
+    With ``reads``, the API, the feed and the dashboard too."""
+    if settings.token:
+        register_values([settings.token])  # never in a log line
+    middlewares = [_token(settings.token)]
+    if reads is not None:
+        middlewares += [api.errors, dashboard.errors]
+    app = web.Application(client_max_size=max_body, middlewares=middlewares)
+    app.on_response_prepare.append(auth.security_headers)
     tasks: set[asyncio.Task[bool]] = set()
     app[_TASKS] = tasks
 
@@ -65,6 +80,9 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/websub/{source_id}", verify)
     app.router.add_post("/websub/{source_id}", receive)
+    if reads is not None:
+        api.add_routes(app, reads)
+        dashboard.add_routes(app, reads)
     return app
 
 
@@ -72,17 +90,7 @@ _TASKS: web.AppKey[set[asyncio.Task[bool]]] = web.AppKey("tasks")
 
 
 def _token(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if token and not request.path.startswith(_OPEN):
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-        return await handler(request)
-
-    return middleware
+    return auth.middleware(token, open_paths=_OPEN)
 
 
 class WebServer:

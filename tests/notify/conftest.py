@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import logging
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from monitor.logs import configure_logging
 from monitor.models import Alert, Hit, Severity
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
+from tests.conftest import free_port
 
 BODY = (
     "ALMATY, Jan 7 (Reuters) - President Kassym-Jomart Tokayev said on Friday he had authorised "
@@ -115,14 +115,6 @@ class SmtpServer:
             and auth_data.password == self.password.encode()
         )
         return AuthResult(success=ok, handled=False)
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

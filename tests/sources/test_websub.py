@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import hmac
 import shutil
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sqlmodel import select
 from monitor.app import App, Daemon
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, SubscriptionRow
+from tests.conftest import free_port
 from tests.sources.conftest import FeedServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +36,6 @@ def atom(hub: str, self_url: str, entries: list[tuple[str, str]]) -> bytes:
         f"<title>Desk</title><id>desk</id><updated>2026-11-28T10:00:00Z</updated>"
         f"<link rel='hub' href='{hub}'/><link rel='self' href='{self_url}'/>{items}</feed>"
     ).encode()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def rows(db_url: str, table: type) -> list:  # type: ignore[type-arg]
