@@ -193,8 +193,8 @@ def delivered(db: Database, expected: int) -> bool:
 async def test_kill_9_at_random_moments_loses_nothing_and_counts_every_duplicate(
     tmp_path: Path, webhook: Webhook, wait_until: WaitUntil
 ) -> None:
-    """After 52 SIGKILLs at random moments every match is delivered, at most one duplicate per
-    kill, and every duplicate the service saw is counted in the rows' redeliveries."""
+    """After 52 SIGKILLs at random moments every match is delivered, at most one message per kill
+    is sent again, and every duplicate the service saw is counted in the rows' redeliveries."""
     config = write_project(tmp_path, webhook.port)
     log = tmp_path / "daemon.log"
     rng = random.Random(os.environ.get("MONITOR_CRASH_SEED", "5"))
@@ -232,12 +232,22 @@ async def test_kill_9_at_random_moments_loses_nothing_and_counts_every_duplicate
     seen = Counter(marker for post in webhook.posts for marker in post)
     assert set(seen) == set(markers)  # every match delivered
     duplicates = sum(count - 1 for count in seen.values())
+    # A message that carries a match sent before: one alert, or a whole digest when a backlog
+    # beyond the channel's burst went out as one (a slow machine's runs leave such backlogs).
+    resent = 0
+    before: set[str] = set()
+    for post in webhook.posts:
+        resent += bool(post & before)
+        before |= post
     with db.session() as session:
         counted = store.redelivery_total(session)
     db.dispose()
-    outcome = f"{len(markers)} matches, {duplicates} sent twice, {counted} counted"
-    # At most the one alert in flight on the one channel may repeat per kill, and each is counted.
-    assert duplicates <= KILLS, outcome
+    outcome = (
+        f"{len(markers)} matches, {duplicates} sent twice in {resent} messages, {counted} counted"
+    )
+    # At most the one message in flight on the one channel may repeat per kill, and each match it
+    # repeats is counted.
+    assert resent <= KILLS, outcome
     assert duplicates <= counted, outcome
     assert counted >= 1, outcome  # the kills did hit sends in flight
     logged = log.read_text(errors="replace")
