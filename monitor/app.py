@@ -27,6 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor import settings as settings_module
 from monitor.errors import ConfigError, SourceError
 from monitor.matching.loader import RuleSet, load_rules
+from monitor.metrics import Metrics
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
@@ -39,6 +40,7 @@ from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow, utcnow
+from monitor.web.metrics import Probes, register_collectors
 from monitor.web.server import WebServer, build_app
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,18 @@ class Daemon:
         self.app = app
         settings = app.settings
         self.db = Database(settings.database)
-        self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), policy=settings.policy())
+        # The daemon's own registry: several daemons in one process (tests) count apart.
+        self.metrics = Metrics()
+        self.metrics.rules_loaded(len(app.rules.rules))
+        register_collectors(
+            self.metrics.registry,
+            self.db,
+            channels=list(app.channels),
+            stale_after=settings.fetching.stale_after,
+        )
+        self.pipeline = Pipeline(
+            self.db, CompiledRules.build(app.rules), policy=settings.policy(), metrics=self.metrics
+        )
         self.outbox = Outbox(
             self.db,
             app.channels,
@@ -118,6 +131,7 @@ class Daemon:
             lease=settings.delivery_lease,
             rates=channel_rates(settings, app.channels),
             bursts={channel.id: channel.burst for channel in settings.channels},
+            metrics=self.metrics,
         )
         self.sources: list[FolderSource] = [
             SOURCE_TYPES[source.type](source, self.pipeline)
@@ -127,14 +141,30 @@ class Daemon:
         feeds = [s for s in settings.sources if isinstance(s, settings_module.FeedSourceSettings)]
         self.feeds = (
             FeedSources(
-                feeds, settings.fetching, self.db, self.pipeline, public_url=settings.public_url
+                feeds,
+                settings.fetching,
+                self.db,
+                self.pipeline,
+                public_url=settings.public_url,
+                metrics=self.metrics,
             )
             if feeds
             else None
         )
         self.web: WebServer | None = None
+        self._scheduler: AsyncIOScheduler | None = None
         if settings.http is not None:
-            web_app = build_app(settings.http, self.feeds, max_body=settings.fetching.max_body)
+            probes = Probes(
+                self.metrics.registry,
+                self.db,
+                rules_loaded=lambda: any(
+                    rule.enabled for rule in self.pipeline.rules.ruleset.rules
+                ),
+                scheduler_running=lambda: bool(self._scheduler and self._scheduler.running),
+            )
+            web_app = build_app(
+                settings.http, self.feeds, max_body=settings.fetching.max_body, probes=probes
+            )
             self.web = WebServer(web_app, settings.http)
         self.stop = asyncio.Event()
         # Scans run in threads; they check this between files so SIGTERM is not kept waiting.
@@ -213,7 +243,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, self.stop.set)
-        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
         for source in self.sources:
             scheduler.add_job(
                 self.poll,

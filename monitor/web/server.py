@@ -3,8 +3,9 @@
 ``/healthz`` answers 200 while the process runs. ``/websub/{source_id}`` is where hubs verify a
 subscription (GET with a challenge, echoed when monitor asked for that topic; 404 otherwise) and
 push content (POST, acknowledged with 202 at once and processed in the background; content whose
-signature does not verify is ignored, as WebSub requires). Hubs cannot send our bearer token, so
-those two paths do not ask for it; every other path does, when a token is configured.
+signature does not verify is ignored, as WebSub requires). ``/metrics`` and ``/readyz`` are
+:mod:`monitor.web.metrics`'s. Hubs cannot send our bearer token, so the WebSub paths do not ask
+for it, nor does ``/healthz``; every other path does, when a token is configured.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from monitor.settings import HttpSettings
 from monitor.sources.feed import FeedSources
+from monitor.web.metrics import Probes, add_routes
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,14 @@ _OPEN = ("/healthz", "/websub/")
 
 
 def build_app(
-    settings: HttpSettings, feeds: FeedSources | None, *, max_body: int
+    settings: HttpSettings,
+    feeds: FeedSources | None,
+    *,
+    max_body: int,
+    probes: Probes | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one."""
+    """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one;
+    with ``probes``, it serves ``/metrics`` and ``/readyz`` too."""
     app = web.Application(client_max_size=max_body, middlewares=[_token(settings.token)])
     tasks: set[asyncio.Task[bool]] = set()
     app[_TASKS] = tasks
@@ -65,6 +72,8 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/websub/{source_id}", verify)
     app.router.add_post("/websub/{source_id}", receive)
+    if probes is not None:
+        add_routes(app, probes)
     return app
 
 
