@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor import settings as settings_module
 from monitor.errors import ConfigError, SourceError
 from monitor.matching.loader import RuleSet, load_rules
+from monitor.metrics import Metrics
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Outbox
 from monitor.notify.pacing import Rate
@@ -43,6 +44,7 @@ from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow, utcnow
+from monitor.web.metrics import Probes, register_collectors
 from monitor.web.reader import Reads, RulesStatus
 from monitor.web.server import WebServer, build_app
 
@@ -118,7 +120,18 @@ class Daemon:
         self.app = app
         settings = app.settings
         self.db = Database(settings.database)
-        self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), policy=settings.policy())
+        # The daemon's own registry: several daemons in one process (tests) count apart.
+        self.metrics = Metrics()
+        self.metrics.rules_loaded(len(app.rules.rules))
+        register_collectors(
+            self.metrics.registry,
+            self.db,
+            channels=list(app.channels),
+            stale_after=settings.fetching.stale_after,
+        )
+        self.pipeline = Pipeline(
+            self.db, CompiledRules.build(app.rules), policy=settings.policy(), metrics=self.metrics
+        )
         self.delivery = OutboxWorker(self.build_outbox(settings, app.channels))
         self.sources: list[FolderSource] = [
             SOURCE_TYPES[source.type](source, self.pipeline)
@@ -128,16 +141,34 @@ class Daemon:
         feeds = [s for s in settings.sources if isinstance(s, settings_module.FeedSourceSettings)]
         self.feeds = (
             FeedSources(
-                feeds, settings.fetching, self.db, self.pipeline, public_url=settings.public_url
+                feeds,
+                settings.fetching,
+                self.db,
+                self.pipeline,
+                public_url=settings.public_url,
+                metrics=self.metrics,
             )
             if feeds
             else None
         )
         self.web: WebServer | None = None
+        self._scheduler: AsyncIOScheduler | None = None
         if settings.http is not None:
             reads = Reads(self.db, lambda: self.app.settings, self.rules_status)
+            probes = Probes(
+                self.metrics.registry,
+                self.db,
+                rules_loaded=lambda: any(
+                    rule.enabled for rule in self.pipeline.rules.ruleset.rules
+                ),
+                scheduler_running=lambda: bool(self._scheduler and self._scheduler.running),
+            )
             web_app = build_app(
-                settings.http, self.feeds, max_body=settings.fetching.max_body, reads=reads
+                settings.http,
+                self.feeds,
+                max_body=settings.fetching.max_body,
+                reads=reads,
+                probes=probes,
             )
             self.web = WebServer(web_app, settings.http)
         self.stop = asyncio.Event()
@@ -149,6 +180,7 @@ class Daemon:
         self._feed_backlog = False
         self.reloader = Reloader(self, App.load)
         """Hot reload; ``reloader.subscribe(callback)`` is told of every attempt."""
+        self.reloader.subscribe(self._count_reload)
 
     @property
     def outbox(self) -> Outbox:
@@ -160,6 +192,12 @@ class Daemon:
         """The last reload's outcome: for /api/rules, the dashboard and metrics."""
         return self.reloader.status
 
+    def _count_reload(self, status: ReloadStatus) -> None:
+        if status.ok:
+            self.metrics.rules_loaded(status.rules, status.loaded_at)
+        else:
+            self.metrics.rules_reload_failed()
+
     def build_outbox(self, settings: Settings, channels: Mapping[str, Channel]) -> Outbox:
         return Outbox(
             self.db,
@@ -170,6 +208,7 @@ class Daemon:
             lease=settings.delivery_lease,
             rates=channel_rates(settings, channels),
             bursts={channel.id: channel.burst for channel in settings.channels},
+            metrics=self.metrics,
         )
 
     def rules_status(self) -> RulesStatus:
@@ -249,7 +288,7 @@ class Daemon:
                 loop.add_signal_handler(signum, self.stop.set)
         with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
             loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
-        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
         for source in self.sources:
             scheduler.add_job(
                 self.poll,

@@ -30,6 +30,7 @@ from monitor.identity import fingerprint
 from monitor.matching.engine import Matcher
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Rule
+from monitor.metrics import Metrics
 from monitor.models import Article, RuleMatch
 from monitor.notify.policy import Policy
 from monitor.store import repo
@@ -119,10 +120,13 @@ class Pipeline:
         clock: Callable[[], datetime] = utcnow,
         *,
         policy: Policy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """``policy`` routes and times alerts; without one, every match goes at once to the
-        rule's ``notify`` channels, else to ``default_channels``."""
+        rule's ``notify`` channels, else to ``default_channels``. ``metrics`` counts what is
+        stored and times the matching."""
         self.db = db
+        self.metrics = metrics if metrics is not None else Metrics()
         self.rules = rules
         self.policy = policy if policy is not None else Policy(default=tuple(default_channels))
         self.clock = clock
@@ -190,16 +194,20 @@ class Pipeline:
             ids = repo.insert_articles(
                 session, fresh, now, replacing=[existing[key][0] for key in updated]
             )
-            found = [
-                (article_id, article, match)
-                for article_id, (article, _hash, _url) in zip(ids, fresh, strict=True)
-                for match in rules.matcher.match(article)
+            found: list[tuple[int, Article, RuleMatch]] = []
+            for article_id, (article, _hash, _url) in zip(ids, fresh, strict=True):
+                with self.metrics.match_latency.time():
+                    matches = rules.matcher.match(article)
                 # A rule that alerted for an earlier version of the article does not again.
-                if match.rule_id not in already.get(article.key, ())
-            ]
+                done = already.get(article.key, ())
+                found += [(article_id, article, m) for m in matches if m.rule_id not in done]
             result.match_ids = self._store_matches(session, rules, found, now)
             if state is not None:
                 session.merge(state(result) if callable(state) else state)
+        # Counted once committed: a unit that rolled back stored nothing.
+        self.metrics.ingested(result.new, result.updated)
+        for _article_id, _article, match in found:
+            self.metrics.matched(match.rule_id, match.severity)
         return result
 
     def _planned(

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 import watchfiles
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
@@ -265,12 +266,28 @@ async def test_rejected_edit_shows_on_the_api_and_the_dashboard(
                 page = await response.text()
             assert "The rule files have errors" in page
             assert f"{rule_file}" in page
+            assert await scraped(http, base) == {"failures": 1.0, "rules": 1.0}
 
             rule_file.write_text(NEW_RULE, encoding="utf-8")
             await wait_until(lambda: daemon.reload_status.ok, timeout=15)
             async with http.get(f"{base}/api/rules") as response:
                 body = await response.json()
             assert ([rule["id"] for rule in body["rules"]], body["errors"]) == (["watch-new"], [])
+            assert await scraped(http, base) == {"failures": 1.0, "rules": 1.0}
+
+
+async def scraped(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    """The reload failures counted and the rules loaded, as /metrics shows them."""
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "monitor_rules_reload_failures_total":
+                found["failures"] = sample.value
+            elif sample.name == "monitor_rules_loaded":
+                found["rules"] = sample.value
+    return found
 
 
 async def test_invalid_config_edit_keeps_running_config_until_fixed(

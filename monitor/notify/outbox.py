@@ -50,6 +50,7 @@ from sqlmodel import Session
 
 from monitor.errors import DeliveryError
 from monitor.logs import redact
+from monitor.metrics import Metrics
 from monitor.models import Alert, Digest, Hit, Outlet, Severity
 from monitor.notify.pacing import Pacer, Rate
 from monitor.notify.policy import DEFAULT_BURST
@@ -199,11 +200,17 @@ class Outbox:
         rates: Mapping[str, Sequence[Rate]] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         bursts: Mapping[str, int] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """``rates`` maps a channel id to the rates it is paced to (none: not paced);
         ``monotonic`` is the pacers' clock; ``bursts`` maps a channel id to how many alerts
-        due at once it takes one by one (more go out as one digest; default DEFAULT_BURST)."""
+        due at once it takes one by one (more go out as one digest; default DEFAULT_BURST);
+        ``metrics`` counts each attempt's outcome and times each alert sent."""
         self.db = db
+        self.metrics = metrics if metrics is not None else Metrics()
+        for channel_id in channels:
+            for status in (SENT, "failed", "deferred", DEAD):
+                self.metrics.deliveries.labels(channel_id, status)  # 0, not absent, until used
         self.channels = channels
         self.retry_for = retry_for
         self.clock = clock
@@ -367,7 +374,7 @@ class Outbox:
             failure = await self._send(channel_id, channel, claimed, lease_until)
             retry_at: datetime | None = None
             rows = claimed.group.rows
-            for number, (delivery, _match, _article) in enumerate(rows):
+            for number, (delivery, _match, article) in enumerate(rows):
                 outcome = self._judge(delivery, failure, retry_at)
                 await self._record(
                     channel_id,
@@ -381,18 +388,27 @@ class Outbox:
                 )
                 if outcome.status == SENT:
                     report.sent += 1
+                    assert outcome.sent_at is not None
+                    self.metrics.alerted(
+                        channel_id, article.published, article.created_at, outcome.sent_at
+                    )
                 elif outcome.status == DEAD:
                     report.dead += 1
                 else:
                     report.failed += 1
                     retry_at = outcome.next_attempt_at
+                self.metrics.delivered(
+                    channel_id, outcome.status if outcome.status != PENDING else "failed"
+                )
             if retry_at is not None:
                 # A target that just failed will most likely fail again: the rest of this pass
                 # waits for the same retry instead of hammering it (and costing a timeout each).
                 assert failure is not None
-                report.deferred += await asyncio.to_thread(
+                deferred = await asyncio.to_thread(
                     self._defer, channel_id, due_by, retry_at, failure.reason
                 )
+                report.deferred += deferred
+                self.metrics.delivered(channel_id, "deferred", deferred)
                 break
         return report
 
@@ -569,6 +585,7 @@ class Outbox:
                     extra={"channel": channel_id, "stage": "deliver"},
                 )
                 report.dead += count
+                self.metrics.delivered(channel_id, DEAD, count)
         return report
 
     # ----------------------------------------------------------------------------------------
@@ -584,6 +601,7 @@ class Outbox:
                 return None
             taken_over = store.open_claims(session, [delivery for delivery, _m, _a in group.rows])
             outlets = repo.outlets_for(session, [m.id for _d, m, _a in group.rows if m.id])
+        self.metrics.redelivered(channel_id, len(taken_over))
         for delivery_id in taken_over:
             log.warning(
                 "delivery %s: its previous claim ended without a known outcome (worker killed, "

@@ -29,6 +29,7 @@ from sqlmodel import col, select
 from monitor.errors import SourceError
 from monitor.identity import canonical_url
 from monitor.logs import redact, register_values
+from monitor.metrics import Metrics
 from monitor.models import Article
 from monitor.pipeline import IngestResult, Pipeline
 from monitor.settings import FeedSourceSettings, FetchSettings
@@ -76,8 +77,11 @@ class FeedSources:
         public_url: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.feeds = {feed.id: feed for feed in feeds}
+        self.metrics = metrics if metrics is not None else Metrics()
+        """Counts each poll's outcome and each failure's reason."""
         for feed in feeds:
             # A feed URL's password and its request headers (Authorization: Bearer ...) never
             # show in logs or in the errors kept in feed health. (Only a URL with a user part
@@ -236,7 +240,7 @@ class FeedSources:
                 loaded = await asyncio.to_thread(self._load, source_id)
             row, subscription = loaded
             try:
-                return await self._poll(feed, row, subscription)
+                result = await self._poll(feed, row, subscription)
             except SourceError as exc:
                 self._failed(feed, row, exc)
             except Exception as exc:
@@ -246,6 +250,9 @@ class FeedSources:
                     extra={"source_id": feed.id, "stage": "feed"},
                 )
                 self._failed(feed, row, SourceError(f"unexpected error: {exc!r}"))
+            else:
+                self.metrics.fetched("not_modified" if row.last_status == 304 else "ok")
+                return result
             await self._save_state(row)
             return IngestResult()
         finally:
@@ -543,6 +550,7 @@ class FeedSources:
     def _failed(self, feed: FeedSourceSettings, row: FeedRow, error: SourceError) -> None:
         now = self.clock()
         reason = getattr(error, "reason", "error")
+        self.metrics.fetch_failed(reason)
         message = redact(str(error))[:_MESSAGE_CHARS]
         row.consecutive_failures += 1
         row.last_checked_at = row.last_error_at = now

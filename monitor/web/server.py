@@ -4,9 +4,10 @@
 subscription (GET with a challenge, echoed when monitor asked for that topic; 404 otherwise) and
 push content (POST, acknowledged with 202 at once and processed in the background; content whose
 signature does not verify is ignored, as WebSub requires). Hubs cannot send our bearer token, so
-those two paths do not ask for it; every other path does, when a token is configured (see
-:mod:`monitor.web.auth`). Given what to read from, the app also serves the JSON API and the Atom
-feed (:mod:`monitor.web.api`) and the dashboard (:mod:`monitor.web.dashboard`).
+those two paths do not ask for it, nor does ``/healthz``; every other path does, when a token is
+configured (see :mod:`monitor.web.auth`). Given probes, the app serves ``/metrics`` and
+``/readyz`` (:mod:`monitor.web.metrics`); given what to read from, the JSON API and the Atom feed
+(:mod:`monitor.web.api`) and the dashboard (:mod:`monitor.web.dashboard`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiohttp import web
 from monitor.logs import register_values
 from monitor.settings import HttpSettings
 from monitor.sources.feed import FeedSources
-from monitor.web import api, auth, dashboard
+from monitor.web import api, auth, dashboard, metrics
 from monitor.web.reader import Reads
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,11 @@ def build_app(
     *,
     max_body: int,
     reads: Reads | None = None,
+    probes: metrics.Probes | None = None,
 ) -> web.Application:
     """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one.
-    With ``reads``, the API, the feed and the dashboard too."""
+    With ``probes``, ``/metrics`` and ``/readyz`` too; with ``reads``, the API, the feed and the
+    dashboard."""
     if settings.token:
         register_values([settings.token])  # never in a log line
     middlewares = [_token(settings.token)]
@@ -80,6 +83,8 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/websub/{source_id}", verify)
     app.router.add_post("/websub/{source_id}", receive)
+    if probes is not None:
+        metrics.add_routes(app, probes)
     if reads is not None:
         api.add_routes(app, reads)
         dashboard.add_routes(app, reads)
