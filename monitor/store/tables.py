@@ -130,8 +130,10 @@ class FileRow(SQLModel, table=True):
 
     source_id: str = Field(primary_key=True, max_length=64)
     path: str = Field(primary_key=True, max_length=1024)
-    size: int
-    mtime_ns: int
+    # 64-bit: a modification time in nanoseconds is past 2**62, and a refused file's size can
+    # pass 2**31 (an INTEGER on PostgreSQL, where every file failed to be recorded).
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     digest: str = Field(max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text))
     seen_at: datetime | None = _when()
