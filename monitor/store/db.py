@@ -17,7 +17,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
-from monitor.store import tables  # noqa: F401 (registers the tables on SQLModel.metadata)
+from monitor.store import (
+    locks,
+    tables,  # noqa: F401 (registers the tables on SQLModel.metadata)
+)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -44,7 +47,11 @@ class Database:
             self._reader = self.engine.execution_options(**{_READ_ONLY: True})
 
     def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+        """Create the tables that do not exist yet. Replicas starting together take turns (a
+        lock on PostgreSQL), so none fails on a table another one is creating."""
+        with self.engine.begin() as connection:
+            locks.wait_in_transaction(connection, "schema")
+            SQLModel.metadata.create_all(connection)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,13 +1,16 @@
-"""The database wrapper's sessions, on a real SQLite file; what the tables hold, on each backend."""
+"""The database wrapper: sessions on a real SQLite file, schema creation on the real PostgreSQL,
+what the tables hold on each backend."""
 
 from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlmodel import select
+import pytest
+from sqlmodel import func, select
 
 from monitor.store import repo
 from monitor.store.db import Database
@@ -79,3 +82,18 @@ def test_a_file_state_keeps_nanosecond_times_and_large_sizes(db: Database) -> No
         row = repo.file_state(session, "inbox", "big.txt")
         assert row is not None
         assert (row.size, row.mtime_ns) == (5 * 2**30, 1_795_944_185_614_920_277)
+
+
+@pytest.mark.postgres
+def test_replicas_creating_the_schema_at_once_all_start(postgres_schema_url: str) -> None:
+    """Three processes creating the tables of one empty schema at the same moment all succeed
+    (without the lock, two would fail on a table the other was creating)."""
+    databases = [Database(postgres_schema_url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(Database.create_schema, databases))
+        with databases[0].session() as session:
+            assert session.exec(select(func.count()).select_from(FeedRow)).one() == 0
+    finally:
+        for database in databases:
+            database.dispose()
