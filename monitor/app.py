@@ -6,6 +6,10 @@ each folder on its interval, a watcher per folder reacts to file-system events, 
 dispatches the feeds that are due (it only selects them; each poll is its own task), and the outbox
 worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
 in-flight work finish within a grace period, and closes the database.
+
+Every time the daemon sets or compares (leases, due times, when a match was made) comes from one
+clock, the database's (:mod:`monitor.store.clock`), so that daemons on several hosts sharing a
+database agree on them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import settings as settings_module
 from monitor.errors import ConfigError, SourceError
@@ -37,6 +42,7 @@ from monitor.sources.feed import FeedSources, Loaded
 from monitor.sources.folder import FolderSource
 from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
+from monitor.store.clock import DatabaseClock
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow, utcnow
 from monitor.web.server import WebServer, build_app
@@ -47,6 +53,8 @@ SHUTDOWN_GRACE = 8.0
 """Seconds in-flight work may take to finish after SIGTERM (within Docker's default 10 s)."""
 DISPATCH_EVERY = 5.0
 """Seconds between two selections of due feeds."""
+CLOCK_SYNC_EVERY = 60.0
+"""Seconds between two readings of the database's clock."""
 
 
 @dataclass
@@ -108,7 +116,10 @@ class Daemon:
         self.app = app
         settings = app.settings
         self.db = Database(settings.database)
-        self.pipeline = Pipeline(self.db, CompiledRules.build(app.rules), policy=settings.policy())
+        self.clock = DatabaseClock(self.db)
+        self.pipeline = Pipeline(
+            self.db, CompiledRules.build(app.rules), clock=self.clock, policy=settings.policy()
+        )
         self.outbox = Outbox(
             self.db,
             app.channels,
@@ -118,6 +129,7 @@ class Daemon:
             lease=settings.delivery_lease,
             rates=channel_rates(settings, app.channels),
             bursts={channel.id: channel.burst for channel in settings.channels},
+            clock=self.clock,
         )
         self.sources: list[FolderSource] = [
             SOURCE_TYPES[source.type](source, self.pipeline)
@@ -127,7 +139,12 @@ class Daemon:
         feeds = [s for s in settings.sources if isinstance(s, settings_module.FeedSourceSettings)]
         self.feeds = (
             FeedSources(
-                feeds, settings.fetching, self.db, self.pipeline, public_url=settings.public_url
+                feeds,
+                settings.fetching,
+                self.db,
+                self.pipeline,
+                public_url=settings.public_url,
+                clock=self.clock,
             )
             if feeds
             else None
@@ -155,6 +172,9 @@ class Daemon:
             self.db.masked_url,
         )
         await asyncio.to_thread(self.db.create_schema)
+        skew = await asyncio.to_thread(self.clock.sync)
+        if skew is not None:
+            log.info("the database's clock is %+.3f s off this host's", skew.total_seconds())
         loaded = await asyncio.to_thread(self.feeds.sync) if self.feeds is not None else []
         try:
             if once:
@@ -181,7 +201,7 @@ class Daemon:
         """Poll every enabled feed once (``run --once``): a healthy feed whatever its next check
         time (a conditional request costs little), a failing one only when its backoff or the
         server's Retry-After has passed."""
-        now = datetime.now(UTC)
+        now = feeds.clock()
 
         def wanted(state: FeedRow) -> bool:
             backing_off = state.consecutive_failures > 0 and (state.next_check_at or now) > now
@@ -239,6 +259,15 @@ class Daemon:
                 max_instances=1,
                 misfire_grace_time=None,
             )
+        scheduler.add_job(
+            self._sync_clock,
+            "interval",
+            seconds=CLOCK_SYNC_EVERY,
+            id="_internal_clock_sync",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
         scheduler.start()
         if self.web is not None:
             await self.web.start()
@@ -258,6 +287,13 @@ class Daemon:
         if self.web is not None:
             await self.web.stop()
         return 0
+
+    async def _sync_clock(self) -> None:
+        try:
+            await asyncio.to_thread(self.clock.sync)
+        except SQLAlchemyError as exc:
+            # The last reading stays in use: it drifts by microseconds a minute.
+            log.warning("database clock not read: %s", exc, extra={"stage": "clock"})
 
     def _spawn(self, name: str, coroutine: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)  # type: ignore[arg-type]
