@@ -7,9 +7,10 @@ dispatches the feeds that are due (it only selects them; each poll is its own ta
 worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
 in-flight work finish within a grace period, and closes the database.
 
-Every time the daemon sets or compares (leases, due times, when a match was made) comes from one
-clock, the database's (:mod:`monitor.store.clock`), so that daemons on several hosts sharing a
-database agree on them.
+Several daemons may run on one PostgreSQL database as replicas: each claims the feeds it polls and
+the deliveries it sends under leases (see docs/operations.md). Every time the daemon sets or
+compares (leases, due times, when a match was made) comes from one clock, the database's
+(:mod:`monitor.store.clock`), so that replicas on several hosts agree on them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from monitor.sources.feed import FeedSources, Loaded
 from monitor.sources.folder import FolderSource
 from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
+from monitor.store.claims import replica_id
 from monitor.store.clock import DatabaseClock
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow, utcnow
@@ -116,6 +118,7 @@ class Daemon:
         self.app = app
         settings = app.settings
         self.db = Database(settings.database)
+        self.replica = replica_id()
         self.clock = DatabaseClock(self.db)
         self.pipeline = Pipeline(
             self.db, CompiledRules.build(app.rules), clock=self.clock, policy=settings.policy()
@@ -145,6 +148,7 @@ class Daemon:
                 self.pipeline,
                 public_url=settings.public_url,
                 clock=self.clock,
+                holder=self.replica,
             )
             if feeds
             else None
@@ -164,7 +168,8 @@ class Daemon:
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
         log.info(
-            "starting: %d rules, %d folders, %d feeds, %d channels, database %s",
+            "starting replica %s: %d rules, %d folders, %d feeds, %d channels, database %s",
+            self.replica,
             len(self.app.rules.rules),
             len(self.sources),
             len(self.feeds or ()),
@@ -200,29 +205,26 @@ class Daemon:
     async def _poll_all_feeds(self, feeds: FeedSources, loaded: list[Loaded]) -> None:
         """Poll every enabled feed once (``run --once``): a healthy feed whatever its next check
         time (a conditional request costs little), a failing one only when its backoff or the
-        server's Retry-After has passed."""
+        server's Retry-After has passed. A feed another replica is polling is left to it."""
         now = feeds.clock()
 
         def wanted(state: FeedRow) -> bool:
             backing_off = state.consecutive_failures > 0 and (state.next_check_at or now) > now
             return not state.disabled and not backing_off
 
-        slots = asyncio.Semaphore(2 * feeds.fetching.concurrency)
         total = IngestResult()
 
-        async def poll(item: Loaded) -> None:
+        def done(result: IngestResult) -> None:
             nonlocal total
-            async with slots:
-                result = await feeds.poll(item[0].source_id, item)
             self._after_ingest(result)
             total += result
 
         started = time.monotonic()
-        selected = [item for item in loaded if wanted(item[0])]
-        await asyncio.gather(*map(poll, selected))
+        selected = [item[0].source_id for item in loaded if wanted(item[0])]
+        polled = await feeds.poll_listed(selected, done)
         log.info(
             "feeds: %d polled in %.1f s, %d new articles, %d matches",
-            len(selected),
+            polled,
             time.monotonic() - started,
             total.new,
             len(total.match_ids),
@@ -272,6 +274,8 @@ class Daemon:
         if self.web is not None:
             await self.web.start()
         self._spawn("outbox", self.outbox.run(self.stop))
+        if self.feeds is not None:
+            self._spawn("feed-claims", self.feeds.keep_claims(self.stop))
         for source in self.sources:
             if source.settings.watch:
                 self._spawn(f"watch:{source.id}", self._watch(source))
