@@ -8,9 +8,10 @@ worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C s
 in-flight work finish within a grace period, and closes the database.
 
 Several daemons may run on one PostgreSQL database as replicas: each claims the feeds it polls and
-the deliveries it sends under leases (see docs/operations.md). Every time the daemon sets or
-compares (leases, due times, when a match was made) comes from one clock, the database's
-(:mod:`monitor.store.clock`), so that replicas on several hosts agree on them.
+the deliveries it sends under leases, and reads a folder only while no other replica does (see
+docs/operations.md). Every time the daemon sets or compares (leases, due times, when a match was
+made) comes from one clock, the database's (:mod:`monitor.store.clock`), so that replicas on
+several hosts agree on them.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ DISPATCH_EVERY = 5.0
 """Seconds between two selections of due feeds."""
 CLOCK_SYNC_EVERY = 60.0
 """Seconds between two readings of the database's clock."""
+FOLDER_BUSY_RETRY = 1.0
+"""Seconds before the files of file-system events are tried again while their folder is being
+read by another replica."""
 
 
 @dataclass
@@ -388,6 +392,16 @@ class Daemon:
         if result.match_ids:
             self.outbox.wake()
 
+    async def _read(self, source: FolderSource, paths: list[Path]) -> None:
+        """Read the files of file-system events; while another replica (or this one's scan) is
+        reading the folder, try again each second (what it read already is skipped then)."""
+        while (result := await asyncio.to_thread(source.read, paths, self._halt)) is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=FOLDER_BUSY_RETRY)
+            if self.stop.is_set():
+                return
+        self._after_ingest(result)
+
     async def _watch(self, source: FolderSource) -> None:
         """Follow file-system events under a folder until stopped; restart the watch on errors."""
         delay = 1.0
@@ -400,9 +414,7 @@ class Daemon:
                         await self._scan(source)
                     async for paths in source.changes(self.stop):
                         delay = 1.0
-                        for path in paths:
-                            result = await asyncio.to_thread(source.process, path, self._halt)
-                            self._after_ingest(result)
+                        await self._read(source, paths)
                     restarted = True
             except Exception:
                 log.exception(
