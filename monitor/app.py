@@ -8,6 +8,12 @@ worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C s
 in-flight work finish within a grace period, and closes the database. Edits of the config and the
 rules, and SIGHUP, reload them without a restart (see :mod:`monitor.reload`); a daily job purges
 old unmatched articles when ``retention`` is set (see :mod:`monitor.retention`).
+
+Several daemons may run on one PostgreSQL database as replicas: each claims the feeds it polls and
+the deliveries it sends under leases, and reads a folder only while no other replica does (see
+docs/operations.md). Every time the daemon sets or compares (leases, due times, when a match was
+made) comes from one clock, the database's (:mod:`monitor.store.clock`), so that replicas on
+several hosts agree on them.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import settings as settings_module
 from monitor.errors import ConfigError, SourceError
@@ -42,6 +49,8 @@ from monitor.sources.feed import FeedSources, Loaded
 from monitor.sources.folder import FolderSource
 from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
+from monitor.store.claims import replica_id
+from monitor.store.clock import DatabaseClock
 from monitor.store.db import Database
 from monitor.store.tables import FeedRow, utcnow
 from monitor.web.metrics import Probes, register_collectors
@@ -57,6 +66,11 @@ DISPATCH_EVERY = 5.0
 RETENTION_FIRST_RUN = 300.0
 """Seconds after start before the first retention run (then daily), so a daemon restarted more
 often than daily still purges, and start-up is not slowed by it."""
+CLOCK_SYNC_EVERY = 60.0
+"""Seconds between two readings of the database's clock."""
+FOLDER_BUSY_RETRY = 1.0
+"""Seconds before the files of file-system events are tried again while their folder is being
+read by another replica."""
 
 
 @dataclass
@@ -120,6 +134,8 @@ class Daemon:
         self.app = app
         settings = app.settings
         self.db = Database(settings.database)
+        self.replica = replica_id()
+        self.clock = DatabaseClock(self.db)
         # The daemon's own registry: several daemons in one process (tests) count apart.
         self.metrics = Metrics()
         self.metrics.rules_loaded(len(app.rules.rules))
@@ -130,7 +146,11 @@ class Daemon:
             stale_after=settings.fetching.stale_after,
         )
         self.pipeline = Pipeline(
-            self.db, CompiledRules.build(app.rules), policy=settings.policy(), metrics=self.metrics
+            self.db,
+            CompiledRules.build(app.rules),
+            clock=self.clock,
+            policy=settings.policy(),
+            metrics=self.metrics,
         )
         self.delivery = OutboxWorker(self.build_outbox(settings, app.channels))
         self.sources: list[FolderSource] = [
@@ -147,6 +167,8 @@ class Daemon:
                 self.pipeline,
                 public_url=settings.public_url,
                 metrics=self.metrics,
+                clock=self.clock,
+                holder=self.replica,
             )
             if feeds
             else None
@@ -209,6 +231,7 @@ class Daemon:
             rates=channel_rates(settings, channels),
             bursts={channel.id: channel.burst for channel in settings.channels},
             metrics=self.metrics,
+            clock=self.clock,
         )
 
     def rules_status(self) -> RulesStatus:
@@ -220,7 +243,8 @@ class Daemon:
     async def run(self, *, once: bool = False) -> int:
         """Run until stopped (or, with ``once``, poll every source and deliver, then return)."""
         log.info(
-            "starting: %d rules, %d folders, %d feeds, %d channels, database %s",
+            "starting replica %s: %d rules, %d folders, %d feeds, %d channels, database %s",
+            self.replica,
             len(self.app.rules.rules),
             len(self.sources),
             len(self.feeds or ()),
@@ -229,6 +253,9 @@ class Daemon:
         )
         try:
             await asyncio.to_thread(self.db.upgrade)
+            skew = await asyncio.to_thread(self.clock.sync)
+            if skew is not None:
+                log.info("the database's clock is %+.3f s off this host's", skew.total_seconds())
             loaded = await asyncio.to_thread(self.feeds.sync) if self.feeds is not None else []
             if once:
                 for source in self.sources:
@@ -253,29 +280,26 @@ class Daemon:
     async def _poll_all_feeds(self, feeds: FeedSources, loaded: list[Loaded]) -> None:
         """Poll every enabled feed once (``run --once``): a healthy feed whatever its next check
         time (a conditional request costs little), a failing one only when its backoff or the
-        server's Retry-After has passed."""
-        now = datetime.now(UTC)
+        server's Retry-After has passed. A feed another replica is polling is left to it."""
+        now = feeds.clock()
 
         def wanted(state: FeedRow) -> bool:
             backing_off = state.consecutive_failures > 0 and (state.next_check_at or now) > now
             return not state.disabled and not backing_off
 
-        slots = asyncio.Semaphore(2 * feeds.fetching.concurrency)
         total = IngestResult()
 
-        async def poll(item: Loaded) -> None:
+        def done(result: IngestResult) -> None:
             nonlocal total
-            async with slots:
-                result = await feeds.poll(item[0].source_id, item)
             self._after_ingest(result)
             total += result
 
         started = time.monotonic()
-        selected = [item for item in loaded if wanted(item[0])]
-        await asyncio.gather(*map(poll, selected))
+        selected = [item[0].source_id for item in loaded if wanted(item[0])]
+        polled = await feeds.poll_listed(selected, done)
         log.info(
             "feeds: %d polled in %.1f s, %d new articles, %d matches",
-            len(selected),
+            polled,
             time.monotonic() - started,
             total.new,
             len(total.match_ids),
@@ -324,11 +348,22 @@ class Daemon:
             max_instances=1,
             misfire_grace_time=None,
         )
+        scheduler.add_job(
+            self._sync_clock,
+            "interval",
+            seconds=CLOCK_SYNC_EVERY,
+            id="_internal_clock_sync",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
         scheduler.start()
         if self.web is not None:
             await self.web.start()
         self._spawn("outbox", self.delivery.run(self.stop))
         self._spawn("reload", self.reloader.run(self.stop))
+        if self.feeds is not None:
+            self._spawn("feed-claims", self.feeds.keep_claims(self.stop))
         for source in self.sources:
             if source.settings.watch:
                 self._spawn(f"watch:{source.id}", self._watch(source))
@@ -346,6 +381,13 @@ class Daemon:
         with contextlib.suppress(NotImplementedError, AttributeError):
             loop.remove_signal_handler(signal.SIGHUP)
         return 0
+
+    async def _sync_clock(self) -> None:
+        try:
+            await asyncio.to_thread(self.clock.sync)
+        except SQLAlchemyError as exc:
+            # The last reading stays in use: it drifts by microseconds a minute.
+            log.warning("database clock not read: %s", exc, extra={"stage": "clock"})
 
     def _spawn(self, name: str, coroutine: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)  # type: ignore[arg-type]
@@ -444,6 +486,16 @@ class Daemon:
         if result.match_ids:
             self.outbox.wake()
 
+    async def _read(self, source: FolderSource, paths: list[Path]) -> None:
+        """Read the files of file-system events; while another replica (or this one's scan) is
+        reading the folder, try again each second (what it read already is skipped then)."""
+        while (result := await asyncio.to_thread(source.read, paths, self._halt)) is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=FOLDER_BUSY_RETRY)
+            if self.stop.is_set():
+                return
+        self._after_ingest(result)
+
     async def _watch(self, source: FolderSource) -> None:
         """Follow file-system events under a folder until stopped; restart the watch on errors."""
         delay = 1.0
@@ -456,9 +508,7 @@ class Daemon:
                         await self._scan(source)
                     async for paths in source.changes(self.stop):
                         delay = 1.0
-                        for path in paths:
-                            result = await asyncio.to_thread(source.process, path, self._halt)
-                            self._after_ingest(result)
+                        await self._read(source, paths)
                     restarted = True
             except Exception:
                 log.exception(

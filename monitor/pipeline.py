@@ -137,13 +137,17 @@ class Pipeline:
         source_id: str,
         articles: Sequence[Article],
         state: SQLModel | Callable[[IngestResult], SQLModel] | None = None,
+        *,
+        hold: Callable[[Session], None] | None = None,
     ) -> IngestResult:
         """Store what is new in ``articles`` with its matches and outbox rows, in one transaction.
 
         ``state``, when given (a file's or a feed's row, or a function of the result giving one),
         is saved in the same transaction, so a source's progress (a file marked read, a feed's
-        ETag) is recorded exactly when its articles are committed. Lookups are batched: a few
-        queries per call, not a few per article.
+        ETag) is recorded exactly when its articles are committed. ``hold``, when given, runs
+        first in the transaction: it may lock the source's state and raise to store nothing (a
+        feed whose claim another replica took over). Lookups are batched: a few queries per call,
+        not a few per article.
         """
         result = IngestResult()
         rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
@@ -152,6 +156,8 @@ class Pipeline:
         unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
         items = list(map(repo.Incoming.of, unique))
         with self.db.session() as session:
+            if hold is not None:
+                hold(session)
             existing = repo.current_versions(session, source_id, [a.key for a in unique])
             changed = []
             for item in items:

@@ -29,13 +29,14 @@ from pydantic import (
     PlainValidator,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor import yamlfile
-from monitor.durations import PositiveDuration
+from monitor.durations import PositiveDuration, format_duration
 from monitor.errors import ConfigError, Problem
 from monitor.models import Severity
 from monitor.notify.pacing import Rate, parse_rate
@@ -126,6 +127,22 @@ class FetchSettings(_Model):
     allow_private: bool = False
     """Let every feed reach private and loopback addresses (an intranet deployment); otherwise
     only feeds that set ``allow_private`` themselves may."""
+    lease: PositiveDuration = timedelta(minutes=2)
+    """How long a replica's claim on a feed it polls lasts (see monitor.store.claims). A replica
+    that dies leaves its feeds unpolled for up to this long; a poll starts its request only
+    while the exchange and its parse (``timeout`` + ``parse_timeout``) still fit in the lease."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_poll(self) -> FetchSettings:
+        poll = self.connect_timeout + self.timeout + self.parse_timeout
+        if self.lease <= poll:
+            raise PydanticCustomError(
+                "lease",
+                "lease ({lease}) must be longer than connect_timeout + timeout + parse_timeout "
+                "({poll}): a feed's claim must outlast a poll",
+                {"lease": format_duration(self.lease), "poll": format_duration(poll)},
+            )
+        return self
 
 
 SourceSettings = Annotated[FolderSourceSettings | FeedSourceSettings, Field(discriminator="type")]

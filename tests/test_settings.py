@@ -299,3 +299,18 @@ def test_story_folding_is_configurable_and_can_be_turned_off(tmp_path: Path) -> 
     off = write(tmp_path, "stories: null\n")
     assert settings.load(off, {}).policy().story_window is None
     assert settings.load(write(tmp_path, "{}\n"), {}).policy().story_window == timedelta(hours=48)
+
+
+def test_a_feed_lease_must_outlast_a_poll(tmp_path: Path) -> None:
+    """fetching.lease defaults to 2 minutes; one no longer than connect_timeout + timeout +
+    parse_timeout is a problem at the fetching block, saying what it must exceed."""
+    assert settings.load(write(tmp_path, "{}\n"), {}).fetching.lease == timedelta(minutes=2)
+    short = write(tmp_path, "fetching:\n  timeout: 30s\n  lease: 50s\n")
+    assert problems(short) == [
+        f"{short}:1: fetching: lease (50s) must be longer than connect_timeout + timeout + "
+        "parse_timeout (50s): a feed's claim must outlast a poll"
+    ]
+    tuned = write(
+        tmp_path, "fetching: {timeout: 2s, connect_timeout: 1s, parse_timeout: 2s, lease: 6s}\n"
+    )
+    assert settings.load(tuned, {}).fetching.lease == timedelta(seconds=6)

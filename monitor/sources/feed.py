@@ -6,6 +6,15 @@ check has come (the dispatcher); :meth:`poll` does one feed's whole round. A pol
 a fetch or parse failure is recorded on the feed (reason, message, consecutive failures, next
 check with backoff), logged once when the feed's health changes, and the other feeds go on.
 
+Replicas: several daemons may share one database, and then share its feeds. Selecting a feed
+claims it for this replica under a lease (``fetching.lease``, see :mod:`monitor.store.claims`),
+renewed by :meth:`keep_claims` while the poll lasts, and saving its outcome releases the claim,
+only while the claim still stands: a poll whose lease ran out (its replica stalled) and whose feed
+another replica took over logs "lease lost" and drops its outcome. A poll sends its request only
+while the exchange and its parse fit in its lease, so two replicas never fetch one feed at once.
+Times are the database's (``clock``, a :class:`~monitor.store.clock.DatabaseClock` in the
+daemon), so replicas agree on them.
+
 Identity: an entry's key is its GUID; without one, its canonical URL; without either, a digest of
 its title and text. The feed's new state (ETag, Last-Modified, next check, a confirmed new URL) is
 saved in the same transaction as its articles, so a crash between the two can neither lose entries
@@ -15,6 +24,7 @@ saved in the same transaction as its articles, so a crash between the two can ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import secrets
@@ -22,9 +32,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
-from sqlmodel import col, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, select
 
 from monitor.errors import SourceError
 from monitor.identity import canonical_url
@@ -34,9 +46,10 @@ from monitor.models import Article
 from monitor.pipeline import IngestResult, Pipeline
 from monitor.settings import FeedSourceSettings, FetchSettings
 from monitor.sources import schedule, websub
-from monitor.sources.fetcher import Fetcher, FetchLimits, Response
+from monitor.sources.fetcher import Fetcher, FetchLimits, FetchTooLate, Response
 from monitor.sources.parsing import ParsedFeed, ParserPool
-from monitor.store import repo
+from monitor.store import claims, locks, repo
+from monitor.store.claims import LeaseLost
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, FeedRow, SubscriptionRow, utcnow
 
@@ -78,7 +91,10 @@ class FeedSources:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        holder: str | None = None,
     ) -> None:
+        """``holder`` names this replica in its claims (a fresh :func:`claims.replica_id` by
+        default); ``clock`` gives the times of claims and schedules."""
         self.feeds = {feed.id: feed for feed in feeds}
         self.metrics = metrics if metrics is not None else Metrics()
         """Counts each poll's outcome and each failure's reason."""
@@ -94,6 +110,7 @@ class FeedSources:
         self.db = db
         self.pipeline = pipeline
         self.clock = clock
+        self.holder = holder or claims.replica_id()
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.fetcher = Fetcher(
             FetchLimits(
@@ -113,6 +130,8 @@ class FeedSources:
             max_items=fetching.max_items,
         )
         self.in_flight: set[str] = set()
+        self._leases: dict[str, datetime] = {}
+        """Source id -> when this replica's claim on it ends, for the feeds it has claimed."""
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest")
         self._batch: tuple[list[FeedRow], asyncio.Future[None]] | None = None
         self._saving = False
@@ -135,6 +154,8 @@ class FeedSources:
         configured feed's state and subscription, in config order."""
         now = self.clock()
         with self.db.session() as session:
+            # Replicas starting together sync one at a time: each finds the rows of the others.
+            locks.wait_in_transaction(session.connection(), "feeds")
             rows = {row.source_id: row for row in session.exec(select(FeedRow)).all()}
             states: dict[str, FeedRow] = {}
             for feed in self.feeds.values():
@@ -160,28 +181,95 @@ class FeedSources:
         return [(row, subscriptions.get(source_id)) for source_id, row in states.items()]
 
     def due(self, limit: int) -> list[Loaded]:
-        """Up to ``limit`` feeds whose next check has come, most overdue first, that are not
-        being polled already, loaded with their subscriptions (two queries in all)."""
+        """Claim up to ``limit`` feeds whose next check has come, most overdue first, that no
+        replica is polling (this one included), loaded with their subscriptions (one
+        transaction)."""
         if limit <= 0:
             return []
-        statement = (
-            select(FeedRow)
-            .where(col(FeedRow.next_check_at) <= self.clock(), col(FeedRow.disabled).is_(None))
-            .order_by(col(FeedRow.next_check_at))
-            .limit(limit + len(self.in_flight))
-        )
+        now = self.clock()
         with self.db.session() as session:
-            rows = [
-                row
-                for row in session.exec(statement).all()
-                if row.source_id in self.feeds and row.source_id not in self.in_flight
-            ][:limit]
+            rows = claims.claim_due(
+                session,
+                holder=self.holder,
+                now=now,
+                lease_until=now + self.fetching.lease,
+                limit=limit,
+                wanted=lambda source_id: (
+                    source_id in self.feeds and source_id not in self.in_flight
+                ),
+                slack=len(self.in_flight),
+            )
             subscriptions = repo.subscriptions(session, [row.source_id for row in rows])
             session.expunge_all()
+        return self._claimed(rows, subscriptions)
+
+    def claim(self, source_ids: Sequence[str]) -> list[Loaded]:
+        """Claim those of ``source_ids`` that are configured, enabled and that no replica is
+        polling, whatever their next check (a round of ``run --once``); loaded as by :meth:`due`."""
+        now = self.clock()
+        with self.db.session() as session:
+            rows = claims.claim_listed(
+                session,
+                [source_id for source_id in source_ids if source_id in self.feeds],
+                holder=self.holder,
+                now=now,
+                lease_until=now + self.fetching.lease,
+            )
+            subscriptions = repo.subscriptions(session, [row.source_id for row in rows])
+            session.expunge_all()
+        return self._claimed(rows, subscriptions)
+
+    def _claimed(
+        self, rows: Sequence[FeedRow], subscriptions: dict[str, SubscriptionRow]
+    ) -> list[Loaded]:
+        for row in rows:
+            assert row.claimed_until is not None
+            self._leases[row.source_id] = row.claimed_until
+            # The state a poll saves carries no claim: saving it releases the claim.
+            row.claimed_by = row.claimed_until = None
         return [(row, subscriptions.get(row.source_id)) for row in rows]
 
+    async def keep_claims(self, stop: asyncio.Event) -> None:
+        """Renew the leases of the feeds this replica has claimed, every third of the lease,
+        until ``stop`` is set: a live replica keeps its feeds however long its polls wait (for a
+        fetch slot, a parser, the writer); only a dead or stalled one's claims run out. A
+        database error is logged, and the next renewal tried as usual."""
+        every = self.fetching.lease.total_seconds() / 3
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+            source_ids = list(self._leases)
+            if stop.is_set() or not source_ids:
+                continue
+            until = self.clock() + self.fetching.lease
+            try:
+                renewed = await asyncio.to_thread(self._renew, source_ids, until)
+            except SQLAlchemyError as exc:
+                log.warning("feed claims not renewed: %s", exc, extra={"stage": "claim"})
+                continue
+            for source_id in renewed:
+                if source_id in self._leases:  # its poll may have ended meanwhile
+                    self._leases[source_id] = max(self._leases[source_id], until)
+
+    def _renew(self, source_ids: list[str], until: datetime) -> set[str]:
+        with self.db.session() as session:
+            return claims.renew(session, self.holder, source_ids, until)
+
+    def _release_all(self) -> None:
+        """Release this replica's claims (at shutdown: its feeds need not wait for the leases
+        to run out); a database error is logged, not raised."""
+        try:
+            with self.db.session() as session:
+                released = claims.release_all(session, self.holder)
+        except SQLAlchemyError as exc:
+            log.warning("feed claims not released (they expire with their leases): %s", exc)
+            return
+        if released:
+            log.info("released the claims of %d feeds not polled", released)
+
     def _load(self, source_id: str) -> Loaded:
-        """The feed's state and its WebSub subscription, if any (one short transaction)."""
+        """The feed's state and its WebSub subscription, if any (one short transaction), without
+        a claim: for what does not save the state (a hub's push)."""
         with self.db.session() as session:
             row = session.get(FeedRow, source_id)
             if row is None:
@@ -194,7 +282,8 @@ class FeedSources:
         """Save a feed's state (after a 304 or a failure) with others of the same moment: one
         transaction, one UPDATE statement, for every feed that finished while the previous
         save was being written (group commit), rather than a transaction (and an fsync) each.
-        An idle writer starts at once, so a lone feed never waits for company."""
+        An idle writer starts at once, so a lone feed never waits for company. The state is
+        saved only while the feed is still claimed by this replica."""
         loop = asyncio.get_running_loop()
         batch = self._batch
         if batch is None:
@@ -226,21 +315,57 @@ class FeedSources:
     def _save_many(self, rows: list[FeedRow]) -> None:
         latest = {row.source_id: row for row in rows}  # a feed twice in a batch: its last state
         with self.db.session() as session:
-            repo.save_feed_states(session, list(latest.values()))
+            kept = claims.held(session, self.holder, latest.keys())
+            repo.save_feed_states(session, [latest[source_id] for source_id in sorted(kept)])
+        for source_id in sorted(latest.keys() - kept):
+            self._lease_lost(source_id)
+
+    def _lease_lost(self, source_id: str) -> None:
+        log.warning(
+            "feed %s: lease lost: the claim ran out and another replica took the feed over; "
+            "this poll's outcome is dropped",
+            source_id,
+            extra={"source_id": source_id, "stage": "claim"},
+        )
+
+    def _holding(self, source_id: str) -> Callable[[Session], None]:
+        """The ``hold`` of a feed's ingest: lock the feed's row, and store nothing (raise
+        LeaseLost) unless the feed is still claimed by this replica."""
+
+        def hold(session: Session) -> None:
+            if not claims.held(session, self.holder, [source_id]):
+                raise LeaseLost(source_id)
+
+        return hold
 
     # -- one poll -------------------------------------------------------------------------------
 
     async def poll(self, source_id: str, loaded: Loaded | None = None) -> IngestResult:
-        """Fetch, parse and ingest one feed (its state and subscription as :meth:`due` loaded
-        them, else loaded here); failures are recorded on the feed, never raised."""
+        """Fetch, parse and ingest one feed under this replica's claim (its state and
+        subscription as :meth:`due` or :meth:`claim` loaded them, else claimed here: nothing is
+        done while another replica polls it). Failures are recorded on the feed, never raised;
+        saving the outcome releases the claim."""
         feed = self.feeds[source_id]
         self.in_flight.add(source_id)
         try:
-            if loaded is None:
-                loaded = await asyncio.to_thread(self._load, source_id)
+            if loaded is None or source_id not in self._leases:
+                claimed = await asyncio.to_thread(self.claim, [source_id])
+                if not claimed:
+                    return IngestResult()
+                [loaded] = claimed
             row, subscription = loaded
             try:
                 result = await self._poll(feed, row, subscription)
+            except FetchTooLate:
+                # Still due: saved unchanged, which releases the claim for the next selection.
+                log.info(
+                    "feed %s: no fetch slot while its claim had time for a poll; released",
+                    feed.id,
+                    extra={"source_id": feed.id, "stage": "claim"},
+                )
+            except LeaseLost:
+                self._lease_lost(source_id)
+                return IngestResult()
             except SourceError as exc:
                 self._failed(feed, row, exc)
             except Exception as exc:
@@ -257,6 +382,44 @@ class FeedSources:
             return IngestResult()
         finally:
             self.in_flight.discard(source_id)
+            self._leases.pop(source_id, None)
+
+    async def poll_listed(
+        self, source_ids: Sequence[str], done: Callable[[IngestResult], None]
+    ) -> int:
+        """Poll each of ``source_ids`` once (``run --once``), as many at a time as the
+        dispatcher keeps in flight, claiming them a batch at a time as room frees up, so that
+        each lease starts when its poll can. Feeds another replica is polling are left to it.
+        ``done`` gets each poll's result; returns how many feeds were polled."""
+        batch = self.fetching.concurrency
+        room = asyncio.Semaphore(2 * batch)
+        tasks: list[asyncio.Task[None]] = []
+
+        async def poll(loaded: Loaded) -> None:
+            try:
+                result = await self.poll(loaded[0].source_id, loaded)
+            finally:
+                room.release()
+            done(result)
+
+        polled = 0
+        done_claiming = asyncio.Event()
+        keeper = asyncio.create_task(self.keep_claims(done_claiming))
+        try:
+            for start in range(0, len(source_ids), batch):
+                listed = source_ids[start : start + batch]
+                for _ in listed:
+                    await room.acquire()
+                claimed = await asyncio.to_thread(self.claim, listed)
+                for _ in range(len(listed) - len(claimed)):
+                    room.release()
+                polled += len(claimed)
+                tasks += [asyncio.create_task(poll(loaded)) for loaded in claimed]
+            await asyncio.gather(*tasks)
+        finally:
+            done_claiming.set()
+            await keeper
+        return polled
 
     def _allow_private(self, feed: FeedSourceSettings) -> bool:
         return feed.allow_private or self.fetching.allow_private
@@ -265,12 +428,19 @@ class FeedSources:
         self, feed: FeedSourceSettings, row: FeedRow, subscription: SubscriptionRow | None
     ) -> IngestResult:
         url = row.current_url or feed.url
+        # The request starts only while the exchange and its parse fit in what is left of the
+        # claim (as renewed so far), so it never runs on after another replica could have
+        # claimed the feed: should renewals stop (this replica cut off from the database), its
+        # polls stop before the lease runs out.
+        needed = self.fetching.timeout + self.fetching.parse_timeout
+        left = (self._leases[feed.id] - self.clock() - needed).total_seconds()
         response = await self.fetcher.get(
             url,
             etag=row.etag,
             last_modified=row.last_modified,
             headers=feed.headers,
             allow_private=self._allow_private(feed),
+            start_by=asyncio.get_running_loop().time() + left,
         )
         now = self.clock()
         pushed = websub.subscribed(subscription, now)
@@ -300,7 +470,7 @@ class FeedSources:
                 row.last_item_at = _newest(articles, now)
             return row
 
-        result = await self._ingest(feed.id, articles, state)
+        result = await self._ingest(feed.id, articles, state, self._holding(feed.id))
         found = websub.discover(parsed.hints, response.links, response.url)
         if self.public_url is not None and found is not None:
             await self._subscribe(feed, subscription, *found)
@@ -311,6 +481,7 @@ class FeedSources:
         source_id: str,
         articles: list[Article],
         state: Callable[[IngestResult], FeedRow] | None = None,
+        hold: Callable[[Session], None] | None = None,
     ) -> IngestResult:
         """Ingest on the one writer thread: writes are serialised by the database anyway, and
         queueing them here wakes the next one at once, where threads waiting on SQLite's lock
@@ -320,7 +491,7 @@ class FeedSources:
         287 s instead of 240 s.)"""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._writer, self.pipeline.ingest, source_id, articles, state
+            self._writer, partial(self.pipeline.ingest, source_id, articles, state, hold=hold)
         )
 
     # -- WebSub -------------------------------------------------------------------------------
@@ -585,3 +756,4 @@ class FeedSources:
         self._writer.shutdown(wait=True)
         self.parsers.close()
         await self.fetcher.close()
+        await asyncio.to_thread(self._release_all)

@@ -101,6 +101,10 @@ class FetchError(SourceError):
         self.retry_after = retry_after
 
 
+class FetchTooLate(FetchError):
+    """The request was not sent: it could not have finished by the caller's deadline."""
+
+
 class BlockedAddress(OSError):
     """Raised inside the connector when a name resolves only to refused addresses."""
 
@@ -302,8 +306,14 @@ class Fetcher:
         last_modified: str | None = None,
         headers: Mapping[str, str] | None = None,
         allow_private: bool = False,
+        start_by: float | None = None,
     ) -> Response:
-        """GET ``url`` under the limits (see the module docstring)."""
+        """GET ``url`` under the limits (see the module docstring).
+
+        ``start_by`` (a time of the event loop's clock): when the slots are only free after it,
+        nothing is sent and FetchTooLate is raised (a feed's claim would run out before the
+        exchange could finish).
+        """
         host = (urlsplit(url).hostname or "").lower()
         semaphore = self._hosts.get(host)
         if semaphore is None:
@@ -313,6 +323,8 @@ class Fetcher:
             # The host's slot first: a fetch waiting for its host must not hold one of the global
             # slots meanwhile, or a hundred feeds of one publisher would stall every other host.
             async with semaphore, self._global:
+                if start_by is not None and asyncio.get_running_loop().time() > start_by:
+                    raise FetchTooLate("late", "no fetch slot before the deadline to start")
                 async with asyncio.timeout(self.limits.total_timeout):
                     return await self._get(
                         url,

@@ -4,6 +4,11 @@ Only regular files inside the folder are read: a symlink is followed only when i
 regular file inside the folder, FIFOs and devices are never opened (they could block the daemon),
 and files over ``max_file_size`` are refused. A file whose size and mtime match what was recorded
 is not read again; one that failed is logged once and not retried until it changes.
+
+Replicas: a folder is read by one replica at a time. A scan, and the reading of the files that
+file-system events name, hold the folder's lock (:func:`monitor.store.locks.exclusive`, a
+PostgreSQL advisory lock keyed by the source id); a replica that finds it held skips the scan
+quietly (another replica is reading the folder), and tries the events' files again shortly.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from monitor.models import Article
 from monitor.pipeline import IngestResult, Pipeline
 from monitor.settings import FolderSourceSettings
 from monitor.store import repo
+from monitor.store.locks import exclusive
 from monitor.store.tables import FileRow, utcnow
 
 log = logging.getLogger(__name__)
@@ -46,10 +52,41 @@ class FolderSource:
     # -- scanning ---------------------------------------------------------------------------
 
     def scan(self, stop: threading.Event | None = None) -> IngestResult:
-        """Read every new or changed supported file under the folder, until ``stop`` is set."""
+        """Read every new or changed supported file under the folder, until ``stop`` is set;
+        nothing while another replica is reading the folder."""
         if not self.root.is_dir():
             raise SourceError(f"source {self.id}: folder {self.root} does not exist")
-        return self._walk(self.root, stop)
+        with exclusive(self.pipeline.db, self._lock_name) as mine:
+            if not mine:
+                log.debug(
+                    "source %s: another replica is reading the folder; scan skipped",
+                    self.id,
+                    extra={"source_id": self.id, "stage": "source"},
+                )
+                return IngestResult()
+            return self._walk(self.root, stop)
+
+    def read(
+        self, paths: Iterable[Path], stop: threading.Event | None = None
+    ) -> IngestResult | None:
+        """:meth:`process` each of ``paths`` (the files of file-system events); None, having read
+        nothing, while another replica is reading the folder (try again shortly)."""
+        with exclusive(self.pipeline.db, self._lock_name) as mine:
+            if not mine:
+                log.debug(
+                    "source %s: another replica is reading the folder; events wait",
+                    self.id,
+                    extra={"source_id": self.id, "stage": "watch"},
+                )
+                return None
+            result = IngestResult()
+            for path in paths:
+                result += self.process(path, stop)
+            return result
+
+    @property
+    def _lock_name(self) -> str:
+        return f"folder:{self.id}"
 
     def _walk(self, top: Path, stop: threading.Event | None) -> IngestResult:
         # What is known of every file, read once: a rescan of an unchanged folder then costs

@@ -38,7 +38,12 @@ SCRIPT_LOCATION = "monitor.store:migrations"
 BASELINE = "f1b2a399c501"
 """The revision whose schema is the one create_all made before migrations existed."""
 SINCE_BASELINE: frozenset[tuple[str, str, str]] = frozenset(
-    {("modify_type", "files", "size"), ("modify_type", "files", "mtime_ns")}
+    {
+        ("modify_type", "files", "size"),
+        ("modify_type", "files", "mtime_ns"),
+        ("add_column", "feeds", "claimed_by"),
+        ("add_column", "feeds", "claimed_until"),
+    }
 )
 """What the revisions after :data:`BASELINE` change in the baseline's tables, as (kind, table,
 column) of compare_metadata's differences: a pre-migrations database differs from the head schema

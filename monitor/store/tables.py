@@ -2,7 +2,8 @@
 
 sources    one row per configured source: its health
 feeds      one row per feed source: its schedule (next check), HTTP validators (ETag,
-           Last-Modified), current URL after a confirmed permanent redirect, and health
+           Last-Modified), current URL after a confirmed permanent redirect, health, and the
+           claim of the replica polling it now
 subscriptions  one row per feed subscribed to through a WebSub hub: topic, secret, lease
 files      one row per file seen in a folder source: size, mtime and digest, so an unchanged or
            known-bad file is not read again
@@ -119,6 +120,13 @@ class FeedRow(SQLModel, table=True):
     """When the newest entry was published (or first seen, when it has no date)."""
     posting_interval: float | None = None
     """Median seconds between recent posts, the basis of the adaptive interval."""
+    # No index for the claim: the due query walks the next_check_at index, and the rows it passes
+    # over because they are claimed are only the feeds being polled now (a few hundred at most).
+    claimed_by: str | None = Field(default=None, max_length=200)
+    """The replica polling the feed now (see monitor.store.claims); None: none is."""
+    claimed_until: datetime | None = _when()
+    """When that claim's lease ends, by the database's clock: after it, any replica may claim the
+    feed again. Its value is the claim's token: a save checks it is unchanged."""
 
 
 class SubscriptionRow(SQLModel, table=True):

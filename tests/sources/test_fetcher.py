@@ -14,6 +14,7 @@ from monitor.sources.fetcher import (
     Fetcher,
     FetchError,
     FetchLimits,
+    FetchTooLate,
     address_allowed,
     max_age,
     retry_after,
@@ -283,3 +284,18 @@ async def test_a_busy_host_does_not_hold_the_global_slots(feed_server: FeedServe
         finally:
             release.set()
             await asyncio.gather(*waiting)
+
+
+async def test_a_request_past_its_start_deadline_is_not_sent(feed_server: FeedServer) -> None:
+    """A GET that gets its slots only after its ``start_by`` raises FetchTooLate without
+    sending anything; one within it is sent."""
+    import asyncio
+
+    feed_server.documents["/feed.xml"] = FEED
+    now = asyncio.get_running_loop().time()
+    with pytest.raises(FetchTooLate) as caught:
+        await fetch(feed_server, "/feed.xml", start_by=now - 1)
+    assert caught.value.reason == "late"
+    assert feed_server.hits == {}
+    response = await fetch(feed_server, "/feed.xml", start_by=now + 60)
+    assert response.body == FEED  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""The database wrapper's sessions, on a real SQLite file and on the real PostgreSQL."""
+"""The database wrapper: sessions on a real SQLite file and on the real PostgreSQL, what the
+tables hold on each backend."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlmodel import select
 
 from monitor.store import repo
 from monitor.store.db import Database
-from monitor.store.tables import FeedRow
+from monitor.store.tables import FeedRow, FileRow
 
 
 def test_a_read_session_neither_waits_for_nor_blocks_the_writer(db: Database) -> None:
@@ -59,3 +60,22 @@ def test_a_rules_recent_stories_are_found_by_its_index(tmp_path: Path) -> None:
         )
     db.dispose()
     assert "USING INDEX ix_matches_rule_created" in plan, plan
+
+
+def test_a_file_state_keeps_nanosecond_times_and_large_sizes(db: Database) -> None:
+    """A file's modification time in nanoseconds and a refused file's size past 2**31 are
+    stored as they are, on every backend (PostgreSQL's INTEGER held neither)."""
+    state = FileRow(
+        source_id="inbox",
+        path="big.txt",
+        size=5 * 2**30,
+        mtime_ns=1_795_944_185_614_920_277,
+        digest="retry",
+        error="file too large",
+    )
+    with db.session() as session:
+        repo.save_file_state(session, state)
+    with db.session() as session:
+        row = repo.file_state(session, "inbox", "big.txt")
+        assert row is not None
+        assert (row.size, row.mtime_ns) == (5 * 2**30, 1_795_944_185_614_920_277)
