@@ -52,7 +52,7 @@ from monitor.store import repo
 from monitor.store.claims import replica_id
 from monitor.store.clock import DatabaseClock
 from monitor.store.db import Database
-from monitor.store.tables import FeedRow, utcnow
+from monitor.store.tables import FeedRow
 from monitor.web.metrics import Probes, register_collectors
 from monitor.web.reader import Reads, RulesStatus
 from monitor.web.server import WebServer, build_app
@@ -142,8 +142,9 @@ class Daemon:
         register_collectors(
             self.metrics.registry,
             self.db,
-            channels=list(app.channels),
+            channels=lambda: list(self.app.channels),
             stale_after=settings.fetching.stale_after,
+            clock=self.clock,
         )
         self.pipeline = Pipeline(
             self.db,
@@ -176,7 +177,7 @@ class Daemon:
         self.web: WebServer | None = None
         self._scheduler: AsyncIOScheduler | None = None
         if settings.http is not None:
-            reads = Reads(self.db, lambda: self.app.settings, self.rules_status)
+            reads = Reads(self.db, lambda: self.app.settings, self.rules_status, self.clock)
             probes = Probes(
                 self.metrics.registry,
                 self.db,
@@ -251,6 +252,12 @@ class Daemon:
             len(self.app.channels),
             self.db.masked_url,
         )
+        # From the start to the end, so a SIGHUP (`docker compose kill -s HUP`) to a replica
+        # that is still starting, or stopping, does not kill it: it is a reload request, taken
+        # up once the reloader runs.
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+            loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
         try:
             await asyncio.to_thread(self.db.upgrade)
             skew = await asyncio.to_thread(self.clock.sync)
@@ -276,6 +283,8 @@ class Daemon:
             if self.feeds is not None:
                 await self.feeds.close()
             self.db.dispose()
+            with contextlib.suppress(NotImplementedError, AttributeError):
+                loop.remove_signal_handler(signal.SIGHUP)
 
     async def _poll_all_feeds(self, feeds: FeedSources, loaded: list[Loaded]) -> None:
         """Poll every enabled feed once (``run --once``): a healthy feed whatever its next check
@@ -310,8 +319,6 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, self.stop.set)
-        with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
-            loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
         scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
         for source in self.sources:
             scheduler.add_job(
@@ -357,9 +364,9 @@ class Daemon:
             max_instances=1,
             misfire_grace_time=None,
         )
-        scheduler.start()
         if self.web is not None:
-            await self.web.start()
+            await self.web.start()  # first: a port in use stops the daemon before any job runs
+        scheduler.start()
         self._spawn("outbox", self.delivery.run(self.stop))
         self._spawn("reload", self.reloader.run(self.stop))
         if self.feeds is not None:
@@ -378,8 +385,6 @@ class Daemon:
         await asyncio.gather(*pending, return_exceptions=True)
         if self.web is not None:
             await self.web.stop()
-        with contextlib.suppress(NotImplementedError, AttributeError):
-            loop.remove_signal_handler(signal.SIGHUP)
         return 0
 
     async def _sync_clock(self) -> None:
@@ -468,7 +473,7 @@ class Daemon:
 
     def _record_poll(self, source: FolderSource, error: str | None) -> None:
         with self.db.session() as session:
-            changed = repo.record_poll(session, source.id, source.kind, utcnow(), error)
+            changed = repo.record_poll(session, source.id, source.kind, self.clock(), error)
         extra = {"source_id": source.id, "stage": "source"}
         if changed and error:
             log.error("source %s failing: %s", source.id, error, extra=extra)

@@ -195,7 +195,12 @@ def _config(args: argparse.Namespace) -> Path:
 
 def _run(args: argparse.Namespace) -> int:
     app = App.load(_config(args))
-    return asyncio.run(Daemon(app).run(once=args.once))
+    daemon = Daemon(app)
+    try:
+        return asyncio.run(daemon.run(once=args.once))
+    except SQLAlchemyError as exc:  # at start (the upgrade): unreachable, refused login, ...
+        print(daemon.db.explain(exc), file=sys.stderr)
+        return EXIT_DATABASE
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -477,6 +482,9 @@ def _purge(args: argparse.Namespace) -> int:
         with db.reading() as session:
             exists = repo.schema_exists(session)
         count = retention.purge(db, before) if exists else 0
+    except SQLAlchemyError as exc:
+        print(db.explain(exc), file=sys.stderr)
+        return EXIT_DATABASE
     finally:
         db.dispose()
     print(f"purged {count} articles stored before {before:%Y-%m-%d %H:%M} UTC with no matches")

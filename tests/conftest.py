@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -90,6 +91,36 @@ def db(db_url: str) -> Iterator[Database]:
     database.upgrade()
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def postgres(postgres_schema_url: str) -> Iterator[Database]:
+    """A database upgraded to head in a fresh PostgreSQL schema, disposed afterwards."""
+    database = Database(postgres_schema_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+async def start_daemon(config: Path, log: Path) -> asyncio.subprocess.Process:
+    """``python -m monitor --config CONFIG run`` on the code under test (not an installed copy),
+    in the config's folder, its output appended to ``log``, no proxy in the way of loopback."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_PROXY": "127.0.0.1,localhost"}
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        env.pop(name, None)
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor",
+            "--config",
+            str(config),
+            "run",
+            cwd=config.parent,
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import os
 import random
 import re
 import signal
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from sqlmodel import func, select
 from monitor.store import outbox as store
 from monitor.store.db import Database
 from monitor.store.tables import DeliveryRow, MatchRow
+from tests.conftest import start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 52
@@ -129,25 +129,6 @@ def add_documents(inbox: Path, run: int) -> list[str]:
     return markers
 
 
-async def start(config: Path, log: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_PROXY": "127.0.0.1,localhost"}
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        env.pop(name, None)
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "--config",
-            str(config),
-            "run",
-            cwd=config.parent,
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-
-
 def kill(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         process.send_signal(signal.SIGKILL)
@@ -202,7 +183,7 @@ async def test_kill_9_at_random_moments_loses_nothing_and_counts_every_duplicate
     loop = asyncio.get_running_loop()
     for run in range(KILLS):
         markers += add_documents(tmp_path / "inbox", run)
-        process = await start(config, log)
+        process = await start_daemon(config, log)
         moment = rng.choice(["random", "in-flight", "after-answer"])
         if moment == "in-flight":
             webhook.kill_on_post = partial(kill, process)
@@ -219,7 +200,7 @@ async def test_kill_9_at_random_moments_loses_nothing_and_counts_every_duplicate
         assert code == -signal.SIGKILL, f"run {run} exited {code}: " + _tail(log)
 
     db = Database(f"sqlite:///{tmp_path / 'data' / 'monitor.db'}")
-    final = await start(config, log)
+    final = await start_daemon(config, log)
     try:
         await wait_until(lambda: delivered(db, len(markers)), timeout=60, interval=0.2)
     except BaseException:

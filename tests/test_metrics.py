@@ -391,7 +391,7 @@ async def test_database_gauges_read_the_outbox_and_the_feeds(db: Database, tmp_p
 
     samples = collect(
         DatabaseCollector(
-            db, channels=["desk", "pager", "quiet"], stale_after=week, clock=lambda: now
+            db, channels=lambda: ["desk", "pager", "quiet"], stale_after=week, clock=lambda: now
         )
     )
 

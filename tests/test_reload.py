@@ -8,7 +8,6 @@ import logging
 import os
 import random
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -32,7 +31,7 @@ from monitor.reload import (
     watch_roots,
 )
 from monitor.store.tables import ArticleRow, MatchRow, SourceRow
-from tests.conftest import free_port
+from tests.conftest import free_port, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 WaitUntil = Callable[..., Awaitable[None]]
@@ -385,20 +384,7 @@ async def test_sighup_reloads_the_running_daemon(
     goes on running."""
     config = write_project(tmp_path, f"json://{sink.url}/alerts")
     log = config.parent / "daemon.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as output:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "--config",
-            str(config),
-            "run",
-            cwd=config.parent,
-            env=env,
-            stdout=output,
-            stderr=output,
-        )
+    process = await start_daemon(config, log)
     try:
         await wait_until(lambda: "running;" in log.read_text(errors="replace"), timeout=30)
         process.send_signal(signal.SIGHUP)

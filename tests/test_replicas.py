@@ -13,10 +13,8 @@ the server can tell them apart: it kills the victim the moment that replica asks
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +28,7 @@ from sqlmodel import select
 
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
+from tests.conftest import start_daemon
 from tests.sources.conftest import rss, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,26 +199,6 @@ def write_configs(tmp_path: Path, database: str, port: int) -> list[Path]:
     return configs
 
 
-async def start(config: Path, log: Path) -> asyncio.subprocess.Process:
-    """``python -m monitor run`` on the code under test."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_PROXY": "127.0.0.1,localhost"}
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        env.pop(name, None)
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "--config",
-            str(config),
-            "run",
-            cwd=config.parent,
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-
-
 def replica_id(log: Path) -> str | None:
     """The replica id a process logged at start."""
     found = re.search(r"starting replica (\S+): \d+ rules", log.read_text(errors="replace"))
@@ -301,7 +280,7 @@ async def test_three_replicas_share_300_feeds_and_survive_a_kill(
     configs = write_configs(tmp_path, postgres_schema_url, server.port)
     logs = [tmp_path / f"replica-{replica}.log" for replica in range(REPLICAS)]
     db = Database(postgres_schema_url)
-    processes = [await start(config, log) for config, log in zip(configs, logs, strict=True)]
+    processes = [await start_daemon(config, log) for config, log in zip(configs, logs, strict=True)]
     victim = processes[0]
     try:
         # Every feed fetched, then fetched again: the replicas are in their stride. (The first

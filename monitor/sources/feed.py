@@ -132,6 +132,7 @@ class FeedSources:
         self.in_flight: set[str] = set()
         self._leases: dict[str, datetime] = {}
         """Source id -> when this replica's claim on it ends, for the feeds it has claimed."""
+        self._claimed_any = False
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest")
         self._batch: tuple[list[FeedRow], asyncio.Future[None]] | None = None
         self._saving = False
@@ -224,6 +225,7 @@ class FeedSources:
     ) -> list[Loaded]:
         for row in rows:
             assert row.claimed_until is not None
+            self._claimed_any = True
             self._leases[row.source_id] = row.claimed_until
             # The state a poll saves carries no claim: saving it releases the claim.
             row.claimed_by = row.claimed_until = None
@@ -756,4 +758,5 @@ class FeedSources:
         self._writer.shutdown(wait=True)
         self.parsers.close()
         await self.fetcher.close()
-        await asyncio.to_thread(self._release_all)
+        if self._claimed_any:  # else there is nothing to release (nor maybe a database)
+            await asyncio.to_thread(self._release_all)

@@ -126,7 +126,7 @@ class FeedRow(SQLModel, table=True):
     """The replica polling the feed now (see monitor.store.claims); None: none is."""
     claimed_until: datetime | None = _when()
     """When that claim's lease ends, by the database's clock: after it, any replica may claim the
-    feed again. Its value is the claim's token: a save checks it is unchanged."""
+    feed again. The holder renews it while it polls; a save checks ``claimed_by``, not this."""
 
 
 class SubscriptionRow(SQLModel, table=True):

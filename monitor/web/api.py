@@ -36,7 +36,6 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from monitor.store.tables import utcnow
 from monitor.web import atom, reader
 from monitor.web.params import (
     FEED_PARAMETERS,
@@ -76,7 +75,7 @@ def add_routes(app: web.Application, reads: Reads) -> None:
     """Add the API's and the feed's routes to ``app``, reading from ``reads``."""
 
     async def matches(request: web.Request) -> web.Response:
-        query = match_query(request.query, utcnow())
+        query = match_query(request.query, reads.clock())
         page = await asyncio.to_thread(reader.matches_page, reads, query)
         body: dict[str, Any] = {
             "matches": [view.as_json() for view in page.matches],
@@ -99,7 +98,7 @@ def add_routes(app: web.Application, reads: Reads) -> None:
         return _json({"article": found.as_json()})
 
     async def sources(_request: web.Request) -> web.Response:
-        health = await asyncio.to_thread(reader.sources, reads, utcnow())
+        health = await asyncio.to_thread(reader.sources, reads, reads.clock())
         return _json({"sources": [item.as_json() for item in health]})
 
     async def rules(_request: web.Request) -> web.Response:
@@ -120,7 +119,7 @@ def add_routes(app: web.Application, reads: Reads) -> None:
         return _json({"deliveries": [view.as_json() for view in views], "limit": query.limit})
 
     async def feed(request: web.Request) -> web.Response:
-        now = utcnow()
+        now = reads.clock()
         query = match_query(request.query, now, known=FEED_PARAMETERS)
         page = await asyncio.to_thread(reader.matches_page, reads, query)
         # Behind a reverse proxy, request.url is the proxy's request to us: links use the

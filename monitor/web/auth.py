@@ -76,9 +76,15 @@ def middleware(
         if given is not None and not machine:
             if not hmac.compare_digest(given.encode(), token.encode()):
                 raise _unauthorized(machine=False)
-            # The same page without the token, with the cookie that stands for it.
-            location = request.rel_url.without_query_params("token")
-            found = web.HTTPSeeOther(location=str(location))
+            # The same page without the token, with the cookie that stands for it. The path is
+            # made to start with one slash: "//host/..." would send the browser to that host.
+            rest = request.rel_url.without_query_params("token")
+            location = (
+                "/"
+                + rest.raw_path.lstrip("/")
+                + (f"?{rest.raw_query_string}" if rest.raw_query_string else "")
+            )
+            found = web.HTTPSeeOther(location=location)
             found.set_cookie(
                 COOKIE,
                 cookie_value(token),

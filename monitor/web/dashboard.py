@@ -31,7 +31,6 @@ from aiohttp import web
 
 from monitor.durations import format_duration
 from monitor.models import Severity
-from monitor.store.tables import utcnow
 from monitor.web import reader
 from monitor.web.params import (
     DELIVERY_STATUSES,
@@ -119,7 +118,7 @@ def add_routes(app: web.Application, reads: Reads) -> None:
     stylesheet, icon = _static("dashboard.css"), _static("favicon.svg")
 
     async def index(request: web.Request) -> web.Response:
-        query = match_query(request.query, utcnow(), known=_INDEX_PARAMETERS)
+        query = match_query(request.query, reads.clock(), known=_INDEX_PARAMETERS)
         page = await asyncio.to_thread(reader.matches_page, reads, query)
         since = request.query.get("since", "")
         periods = list(_PERIODS)
@@ -156,7 +155,7 @@ def add_routes(app: web.Application, reads: Reads) -> None:
         return _render(request, "article.html.j2", title=found.title, article=found)
 
     async def sources(request: web.Request) -> web.Response:
-        health = await asyncio.to_thread(reader.sources, reads, utcnow())
+        health = await asyncio.to_thread(reader.sources, reads, reads.clock())
         return _render(request, "sources.html.j2", title="Sources", sources=health)
 
     async def deliveries(request: web.Request) -> web.Response:

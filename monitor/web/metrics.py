@@ -43,19 +43,21 @@ READY_TIMEOUT = 3.0
 
 class DatabaseCollector(Collector):
     """The gauges kept in the database, read at each scrape (two aggregate queries, see
-    :mod:`monitor.store.stats`). Configured ``channels`` without pending or dead deliveries are
-    shown at 0 rather than absent, and every feed state is shown, so alerts can compare."""
+    :mod:`monitor.store.stats`). The channels configured now (``channels()``, so a reload that
+    adds or removes one is seen) without pending or dead deliveries are shown at 0 rather than
+    absent, and every feed state is shown, so alerts can compare. Ages and lags are measured on
+    ``clock``, the one the daemon writes its times with (the database's)."""
 
     def __init__(
         self,
         db: Database,
         *,
-        channels: Collection[str],
+        channels: Callable[[], Collection[str]],
         stale_after: timedelta,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
-        self.channels = tuple(channels)
+        self.channels = channels
         self.stale_after = stale_after
         self.clock = clock
         self._failing = False
@@ -122,10 +124,9 @@ class DatabaseCollector(Collector):
             "How far behind schedule the most overdue feed is (0 when none is due).",
         )
         if depth is not None and feeds is not None and now is not None:
-            counts = {
-                (channel, status): 0 for channel in self.channels for status in (PENDING, DEAD)
-            }
-            ages = dict.fromkeys(self.channels, 0.0)
+            configured = tuple(self.channels())
+            counts = {(channel, status): 0 for channel in configured for status in (PENDING, DEAD)}
+            ages = dict.fromkeys(configured, 0.0)
             for row in depth:
                 counts[row.channel, row.status] = row.count
                 if row.status == PENDING and row.oldest is not None:
@@ -152,12 +153,16 @@ def register_collectors(
     registry: CollectorRegistry,
     db: Database,
     *,
-    channels: Collection[str],
+    channels: Callable[[], Collection[str]],
     stale_after: timedelta,
+    clock: Callable[[], datetime] = utcnow,
 ) -> None:
-    """Add what a daemon's registry reads at scrape time: the database's gauges, and the
-    process's CPU, memory and open files (prometheus_client's ``process_*``)."""
-    registry.register(DatabaseCollector(db, channels=channels, stale_after=stale_after))
+    """Add what a daemon's registry reads at scrape time: the database's gauges (see
+    :class:`DatabaseCollector`), and the process's CPU, memory and open files
+    (prometheus_client's ``process_*``)."""
+    registry.register(
+        DatabaseCollector(db, channels=channels, stale_after=stale_after, clock=clock)
+    )
     ProcessCollector(registry=registry)
 
 

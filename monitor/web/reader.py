@@ -29,7 +29,7 @@ from monitor.settings import Settings
 from monitor.sources.health import SourceHealth, source_health
 from monitor.store import reads, repo
 from monitor.store.db import Database
-from monitor.store.tables import ArticleRow, MatchRow
+from monitor.store.tables import ArticleRow, MatchRow, utcnow
 from monitor.web.params import BadParameter, DeliveryQuery, MatchQuery
 
 __all__ = [
@@ -66,11 +66,13 @@ class RulesStatus:
 @dataclass(frozen=True)
 class Reads:
     """Where the web app reads from: the database, and the daemon's current settings and
-    rules (callables, called at each request, so a reload is seen at once)."""
+    rules (callables, called at each request, so a reload is seen at once); ``clock`` is the one
+    the daemon writes its times with (the database's), for "since" filters and ages."""
 
     db: Database
     settings: Callable[[], Settings]
     rules: Callable[[], RulesStatus]
+    clock: Callable[[], datetime] = utcnow
 
 
 # --------------------------------------------------------------------------------------------

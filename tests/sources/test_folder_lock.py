@@ -7,7 +7,7 @@ import asyncio
 import logging
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,14 +37,6 @@ def folder(tmp_path: Path) -> Path:
     path = tmp_path / "inbox"
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def postgres(postgres_schema_url: str) -> Iterator[Database]:
-    database = Database(postgres_schema_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def source(db: Database, folder: Path) -> FolderSource:

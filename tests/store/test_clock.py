@@ -3,7 +3,7 @@ SQLite the host's clock is the database's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,14 +24,6 @@ AHEAD = timedelta(hours=1)
 def skewed() -> datetime:
     """A host clock an hour fast."""
     return utcnow() + AHEAD
-
-
-@pytest.fixture
-def postgres(postgres_schema_url: str) -> Iterator[Database]:
-    database = Database(postgres_schema_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def server_now(db: Database) -> datetime:

@@ -331,15 +331,23 @@ def test_the_daemon_does_not_start_on_differing_tables(
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("command", ["upgrade", "current"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["db", "upgrade"],
+        ["db", "current"],
+        ["db", "purge", "--older-than", "90d"],
+        ["run", "--once"],
+    ],
+)
 def test_an_unreachable_database_exits_3_without_the_password(
-    tmp_path: Path, postgres_url: str, command: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, postgres_url: str, command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """When the server does not answer, `monitor db` says so, names the database by its masked
-    URL and exits 3."""
+    """When the server does not answer, `monitor db ...` and `monitor run` say so in one line
+    that names the database by its masked URL, and exit 3."""
     closed = make_url(postgres_url).set(password=PASSWORD, port=1)
     config = write_config(tmp_path, closed.render_as_string(hide_password=False))
-    assert main(["db", command, "--config", config]) == 3
+    assert main([*command, "--config", config]) == 3
     out, err = capsys.readouterr()
     assert f"database {closed.render_as_string(hide_password=True)}: " in err
     assert "port 1 failed" in err

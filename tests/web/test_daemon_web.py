@@ -140,6 +140,8 @@ async def no_secret_anywhere(client: aiohttp.ClientSession, article: int) -> Non
         "/sources",
         "/deliveries",
         "/rules",
+        "/metrics",
+        "/readyz",
     ]
     for path in paths:
         async with client.get(path) as answer:

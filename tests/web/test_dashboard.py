@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from http.cookies import SimpleCookie
 
+from yarl import URL
+
 from monitor.models import Hit
 from monitor.web.auth import COOKIE, CSP, cookie_value
 from monitor.web.reader import marked
@@ -48,6 +50,16 @@ async def test_pages_carry_a_strict_csp_and_no_sniffing(site: Site) -> None:
     assert css.status == 200
     assert css.headers["Content-Type"].startswith("text/css")
     assert "mark" in await css.text()
+
+
+async def test_the_token_redirect_stays_on_this_server(site: Site) -> None:
+    """A page asked for as //host?token= redirects to a path on this server, never to that
+    host (a browser reads a Location of //host/ as another site)."""
+    response = await site.client.get(
+        URL(f"{site.url}//evil.example/?token={TOKEN}", encoded=True), allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/evil.example/"
 
 
 async def test_the_token_in_the_url_once_sets_a_strict_cookie(site: Site) -> None:
