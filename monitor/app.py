@@ -379,12 +379,19 @@ class Daemon:
         log.info("stopping")
         self._halt.set()
         scheduler.shutdown(wait=False)
+        # The HTTP server stops taking requests now, its pushed documents finishing alongside
+        # the other in-flight work: one grace period for all, within Docker's 10 s.
+        stopping_web = (
+            asyncio.create_task(self.web.stop(SHUTDOWN_GRACE - 1.0), name="web-stop")
+            if self.web is not None
+            else None
+        )
         _done, pending = await asyncio.wait([*self._tasks, *self._polls], timeout=SHUTDOWN_GRACE)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        if self.web is not None:
-            await self.web.stop()
+        if stopping_web is not None:
+            await stopping_web
         return 0
 
     async def _sync_clock(self) -> None:

@@ -104,7 +104,7 @@ class WebServer:
     def __init__(self, app: web.Application, settings: HttpSettings) -> None:
         self.app = app
         self.settings = settings
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         self.port: int | None = None
 
     async def start(self) -> None:
@@ -116,9 +116,11 @@ class WebServer:
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
         log.info("HTTP server listening on %s:%s", self.settings.host, self.port)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop listening (requests in progress get a second), then give pushed documents still
+        being ingested (tasks of their own, which the runner does not cancel) ``grace`` seconds."""
+        await self._runner.cleanup()
         tasks: set[asyncio.Task[bool]] = self.app[_TASKS]
         pending = list(tasks)
         if pending:
-            await asyncio.wait(pending, timeout=5)
-        await self._runner.cleanup()
+            await asyncio.wait(pending, timeout=grace)
