@@ -36,7 +36,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
 
 import re2
 
@@ -180,15 +179,76 @@ _BARE = re.compile(r'[^\s()"]+')
 _NEAR = re.compile(r"NEAR/(\d+)")
 _SLOP = re.compile(r"~(\d+)")
 
+_Token = tuple[str, str, int, int]
+"""kind (an operator, "(", ")", phrase, word, actor, regex, field or end), text, column, and the
+NEAR distance or phrase slop (-1: none given). Plain tuples: a rule set has millions of tokens."""
 
-class _Token(NamedTuple):
-    kind: str  # an operator, "(", ")", phrase, word, actor, regex, field or end
-    text: str
-    column: int
-    number: int = 0  # NEAR distance or phrase slop (-1: none given)
+_WORD_END = r'(?=[\s()"]|\Z)'
+_PLAIN = re.compile(
+    rf"""
+    (\s*+)                                  # the spaces before a token
+    (   [()]
+      | (?:AND|OR|NOT){_WORD_END}
+      | NEAR/\d++{_WORD_END}
+      | "[^"]*+"(?:~\d{{1,2}}+(?=[\s)]|\Z)|(?!~))    # ~n only before a space or ')'
+      | @[^\s()"]++
+      | /(?:[^/\\]|\\[\s\S])*+/             # a backslash takes the next character with it
+      | (?:{"|".join(QUERY_FIELDS)}):
+        # A word: not -word or +word, not NEAR or NEAR/..., no ':' or '~' in it.
+      | (?!NEAR(?:/|[\s()"]|\Z))[^\s()"/@+\-~:][^\s()"~:]*+{_WORD_END}
+      | (\S)                                # anything else: see _lex
+    )
+    """,
+    re.VERBOSE,
+)
+"""The tokens a query is mostly made of, each taken whole by one expression (in C)."""
 
 
 def _lex(query: str) -> list[_Token]:
+    # The plain tokens are found by _PLAIN, so each costs a few string operations. A query with
+    # anything else (a Lucene habit, an error, an odd word like "a:b") is lexed character by
+    # character instead, by the code that also says what is wrong. Each branch of _PLAIN takes
+    # exactly what that code would take as the same token; the differential test holds them to it.
+    tokens: list[_Token] = []
+    column = 1
+    for space, text, other in _PLAIN.findall(query):
+        if other:
+            return _lex_careful(query)
+        column += len(space)
+        tokens.append(_plain_token(text, column))
+        column += len(text)
+    tokens.append(("end", "", len(query) + 1, 0))
+    return tokens
+
+
+_OPERATORS_AND_PARENTHESES = frozenset(("AND", "OR", "NOT", "(", ")"))
+
+
+def _plain_token(text: str, column: int) -> _Token:
+    first = text[0]
+    if first == '"':
+        close = text.rindex('"')
+        if close == len(text) - 1:
+            return ("phrase", text[1:close], column, -1)
+        # ~n: the ~ is right after the closing quote.
+        slop = _number(text[close + 2 :], MAX_SLOP, "~n", column + close + 1)
+        return ("phrase", text[1:close], column, slop)
+    if first == "@":
+        return ("actor", text[1:], column, 0)
+    if first == "/":
+        # Only an escaped slash loses its backslash (see _lex_regex). Every slash inside is
+        # one, so replacing "\/" from left to right removes exactly their backslashes.
+        return ("regex", text[1:-1].replace("\\/", "/"), column, 0)
+    if text in _OPERATORS_AND_PARENTHESES:
+        return (text, text, column, 0)
+    if text[-1] == ":":
+        return ("field", text[:-1], column, 0)
+    if text.startswith("NEAR/"):
+        return ("NEAR", text, column, _number(text[5:], MAX_NEAR_DISTANCE, "NEAR distance", column))
+    return ("word", text, column, 0)
+
+
+def _lex_careful(query: str) -> list[_Token]:
     tokens: list[_Token] = []
     i = 0
     while i < len(query):
@@ -197,7 +257,7 @@ def _lex(query: str) -> list[_Token]:
             i += 1
             continue
         if char in "()":
-            token, i = _Token(char, char, i + 1), i + 1
+            token, i = (char, char, i + 1, 0), i + 1
         elif char == '"':
             token, i = _lex_phrase(query, i)
         elif char == "/":
@@ -207,7 +267,7 @@ def _lex(query: str) -> list[_Token]:
         else:
             token, i = _lex_bare(query, i)
         tokens.append(token)
-    tokens.append(_Token("end", "", len(query) + 1))
+    tokens.append(("end", "", len(query) + 1, 0))
     return tokens
 
 
@@ -225,7 +285,7 @@ def _lex_phrase(query: str, i: int) -> tuple[_Token, int]:
             raise QueryError(f"expected a space or ')' after ~{slop}", after + 1)
     elif query.startswith("~", after):
         raise QueryError("expected a number of words after ~", after + 1)
-    return _Token("phrase", query[i + 1 : end], i + 1, slop), after
+    return ("phrase", query[i + 1 : end], i + 1, slop), after
 
 
 def _number(digits: str, most: int, what: str, column: int) -> int:
@@ -250,14 +310,14 @@ def _lex_regex(query: str, i: int) -> tuple[_Token, int]:
             j += 1
     if j >= len(query):
         raise QueryError("unterminated regular expression: expected a closing /", i + 1)
-    return _Token("regex", "".join(pattern), i + 1), j + 1
+    return ("regex", "".join(pattern), i + 1, 0), j + 1
 
 
 def _lex_actor(query: str, i: int) -> tuple[_Token, int]:
     found = _BARE.match(query, i + 1)
     if not found:
         raise QueryError("expected an actor id after @", i + 2)
-    return _Token("actor", found.group(0), i + 1), found.end()
+    return ("actor", found.group(0), i + 1, 0), found.end()
 
 
 _OPERATORS = frozenset(("AND", "OR", "NOT", "NEAR"))
@@ -269,7 +329,7 @@ def _lex_bare(query: str, i: int) -> tuple[_Token, int]:
     word, column = found.group(0), i + 1
     if word.isalnum() and word not in _OPERATORS:
         # Most bare words are just words: none of the characters the checks below look for.
-        return _Token("word", word, column), found.end()
+        return ("word", word, column, 0), found.end()
     if word[0] in "-+" and query[i + 1 : i + 2] not in ("", ")") and not query[i + 1].isspace():
         # Lucene's -word and +word: here '-' and '+' separate words, so "-troops" would find
         # troops, the opposite of what was meant.
@@ -280,22 +340,22 @@ def _lex_bare(query: str, i: int) -> tuple[_Token, int]:
         raise QueryError(f"{instead} (terms are ANDed); '+' is not an operator here", column)
     if near := _NEAR.fullmatch(word):
         distance = _number(near.group(1), MAX_NEAR_DISTANCE, "NEAR distance", column)
-        return _Token("NEAR", word, column, distance), found.end()
+        return ("NEAR", word, column, distance), found.end()
     if word.startswith("NEAR/") or word == "NEAR":
         raise QueryError("expected NEAR/n, with n the most words allowed between", column)
     if word in ("AND", "OR", "NOT"):
-        return _Token(word, word, column), found.end()
+        return (word, word, column, 0), found.end()
     name, colon, rest = word.partition(":")
     if colon and name in QUERY_FIELDS:
         # What follows the colon is lexed on the next turn ("title:word", 'title:"a b"').
-        return _Token("field", name, column), i + len(name) + 1
+        return ("field", name, column, 0), i + len(name) + 1
     if colon and name.isalpha() and not rest.startswith("//"):
         fields = ", ".join(QUERY_FIELDS)
         raise QueryError(f"unknown field {name!r}: expected one of {fields}", column)
     if "~" in word:
         # Lucene's fuzzy word~2: '~' would only separate words, so "word~2" would be "word 2".
         raise QueryError("~n applies to quoted phrases", column + word.index("~"))
-    return _Token("word", word, column), found.end()
+    return ("word", word, column, 0), found.end()
 
 
 # -- the parser ---------------------------------------------------------------------------------
@@ -312,11 +372,11 @@ def parse_query(query: str, known_actor: Callable[[str], bool] | None = None) ->
         raise QueryError("empty query: expected a term", 1)
     parser = _Parser(_lex(query), known_actor)
     node, _height = parser.parse_or(None, 0)
-    token = parser.peek()
-    if token.kind == ")":
-        raise QueryError("unbalanced ')': no '(' opens it", token.column)
-    if token.kind != "end":
-        raise QueryError(f"expected an operator or the end, found {token.text!r}", token.column)
+    kind, text, column = parser.kind(), parser.text(), parser.column()
+    if kind == ")":
+        raise QueryError("unbalanced ')': no '(' opens it", column)
+    if kind != "end":
+        raise QueryError(f"expected an operator or the end, found {text!r}", column)
     return node
 
 
@@ -325,117 +385,124 @@ _Parsed = tuple[Node, int]
 
 
 class _Parser:
+    """Recursive descent over the tokens; ``position`` is the next token's."""
+
     def __init__(self, tokens: list[_Token], known_actor: Callable[[str], bool] | None) -> None:
-        self.tokens = tokens
+        # Each field of the tokens in a tuple of its own: the parser mostly looks at kinds.
+        kinds, texts, columns, numbers = zip(*tokens, strict=True)
+        self.kinds: tuple[str, ...] = kinds
+        self.texts: tuple[str, ...] = texts
+        self.columns: tuple[int, ...] = columns
+        self.numbers: tuple[int, ...] = numbers
         self.position = 0
         self.known_actor = known_actor
 
-    def peek(self) -> _Token:
-        return self.tokens[self.position]
+    def kind(self) -> str:
+        return self.kinds[self.position]
 
-    def take(self) -> _Token:
-        token = self.tokens[self.position]
-        self.position += 1
-        return token
+    def text(self) -> str:
+        return self.texts[self.position]
+
+    def column(self) -> int:
+        return self.columns[self.position]
 
     def parse_or(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.peek()
+        start = self.column()
         children = [self.parse_and(fields, depth)]
-        while self.peek().kind == "OR":
-            self.take()
+        while self.kind() == "OR":
+            self.position += 1
             children.append(self.parse_and(fields, depth))
         if len(children) == 1:
             return children[0]
-        return _above(Or(tuple(c for c, _ in children)), children, start.column)
+        return _above(Or(tuple(c for c, _ in children)), children, start)
 
     def parse_and(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.peek()
+        start = self.column()
         children = [self.parse_near(fields, depth)]
         while True:
-            kind = self.peek().kind
+            kind = self.kind()
             if kind == "AND":
-                self.take()
+                self.position += 1
             elif kind not in ("(", "NOT", "phrase", "word", "actor", "regex", "field"):
                 break
             children.append(self.parse_near(fields, depth))
         if len(children) == 1:
             return children[0]
-        return _above(And(tuple(c for c, _ in children)), children, start.column)
+        return _above(And(tuple(c for c, _ in children)), children, start)
 
     def parse_near(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.peek()
+        start = self.column()
         left = self.parse_unary(fields, depth)
-        while self.peek().kind == "NEAR":
-            operator = self.take()
-            right_start = self.peek()
+        while self.kind() == "NEAR":
+            operator, distance = self.column(), self.numbers[self.position]
+            self.position += 1
+            right_start = self.column()
             right = self.parse_unary(fields, depth)
-            for (side, _), token in ((left, start), (right, right_start)):
+            for (side, _), column in ((left, start), (right, right_start)):
                 if not isinstance(side, Phrase | ActorRef | Near | Or) or not _positional(side):
                     raise QueryError(
-                        "NEAR needs words, phrases, actors or an OR of them on both sides",
-                        token.column,
+                        "NEAR needs words, phrases, actors or an OR of them on both sides", column
                     )
             if _nears(left[0]) + _nears(right[0]) >= MAX_NEARS:
                 raise QueryError(
                     f"more than {MAX_NEARS} NEAR operators in one expression: each multiplies "
                     "the work of matching it",
-                    operator.column,
+                    operator,
                 )
-            node = Near(left[0], right[0], operator.number)
-            left = _above(node, (left, right), operator.column)
+            node = Near(left[0], right[0], distance)
+            left = _above(node, (left, right), operator)
         return left
 
     def parse_unary(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
         # NOT NOT ... is read in a loop, not by recursion, so a long run of them is refused by
         # the height check below rather than by the interpreter's stack.
-        nots: list[_Token] = []
-        while self.peek().kind == "NOT":
-            nots.append(self.take())
+        first, nots = self.column(), 0
+        while self.kind() == "NOT":
+            self.position += 1
+            nots += 1
         node, height = self.parse_primary(fields, depth)
-        if nots and height + len(nots) > MAX_DEPTH:
-            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", nots[0].column)
-        for _ in nots:
+        if nots and height + nots > MAX_DEPTH:
+            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", first)
+        for _ in range(nots):
             node = Not(node)
-        return node, height + len(nots)
+        return node, height + nots
 
     def parse_primary(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
         if depth > MAX_DEPTH:
-            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", self.peek().column)
-        token = self.take()
-        match token.kind:
+            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", self.column())
+        kind, text, column = self.kind(), self.text(), self.column()
+        number = self.numbers[self.position]
+        self.position += 1
+        match kind:
             case "(":
                 parsed = self.parse_or(fields, depth + 1)
-                closing = self.peek()
-                if closing.kind != ")":
+                if self.kind() != ")":
                     raise QueryError(
-                        f"expected ')' to close the '(' at column {token.column}", closing.column
+                        f"expected ')' to close the '(' at column {column}", self.column()
                     )
-                self.take()
+                self.position += 1
                 return parsed
             case "field":
-                following = self.peek()
-                if following.kind in ("end", ")", "AND", "OR", "NEAR"):
-                    raise QueryError(
-                        f"expected a term or '(' after {token.text}:", following.column
-                    )
-                return self.parse_primary((token.text,), depth + 1)
+                if self.kind() in ("end", ")", "AND", "OR", "NEAR"):
+                    raise QueryError(f"expected a term or '(' after {text}:", self.column())
+                return self.parse_primary((text,), depth + 1)
             case "phrase":
-                slop = 0 if token.number < 0 else token.number
-                return _phrase(token.text, token.column + 1, slop, fields, quoted=True), 1
+                slop = 0 if number < 0 else number
+                return _phrase(text, column + 1, slop, fields, quoted=True), 1
             case "word":
-                return _phrase(token.text, token.column, 0, fields, quoted=False), 1
+                return _phrase(text, column, 0, fields, quoted=False), 1
             case "actor":
-                if self.known_actor is not None and not self.known_actor(token.text):
-                    raise QueryError(f"unknown actor {token.text!r}", token.column + 1)
-                return ActorRef(token.text, fields, token.column), 1
+                if self.known_actor is not None and not self.known_actor(text):
+                    raise QueryError(f"unknown actor {text!r}", column + 1)
+                return ActorRef(text, fields, column), 1
             case "regex":
-                return _regex(token, fields), 1
+                return _regex(text, column, fields), 1
             case "end":
-                raise QueryError("unexpected end of query: expected a term or '('", token.column)
+                raise QueryError("unexpected end of query: expected a term or '('", column)
             case ")":
-                raise QueryError("expected a term before ')'", token.column)
+                raise QueryError("expected a term before ')'", column)
             case _:
-                raise QueryError(f"expected a term or '(', found {token.text}", token.column)
+                raise QueryError(f"expected a term or '(', found {text}", column)
 
 
 def _above(node: Node, children: Sequence[_Parsed], column: int) -> _Parsed:
@@ -510,14 +577,14 @@ def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, *, quot
     return Phrase(text.strip(), tuple(words), tuple(prefixes), slop, fields)
 
 
-def _regex(token: _Token, fields: tuple[str, ...] | None) -> Regex:
-    if not token.text:
-        raise QueryError("empty regular expression", token.column)
+def _regex(pattern: str, column: int, fields: tuple[str, ...] | None) -> Regex:
+    if not pattern:
+        raise QueryError("empty regular expression", column)
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
     try:
-        re2.compile(token.text, options)
+        re2.compile(pattern, options)
     except re2.error as exc:
-        raise QueryError(f"invalid regular expression: {exc}", token.column) from None
-    return Regex(token.text, fields)
+        raise QueryError(f"invalid regular expression: {exc}", column) from None
+    return Regex(pattern, fields)
