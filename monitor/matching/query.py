@@ -372,16 +372,23 @@ def parse_query(query: str, known_actor: Callable[[str], bool] | None = None) ->
         raise QueryError("empty query: expected a term", 1)
     parser = _Parser(_lex(query), known_actor)
     node, _height = parser.parse_or(None, 0)
-    kind, text, column = parser.kind(), parser.text(), parser.column()
+    kind, column = parser.kind(), parser.column()
     if kind == ")":
         raise QueryError("unbalanced ')': no '(' opens it", column)
     if kind != "end":
-        raise QueryError(f"expected an operator or the end, found {text!r}", column)
+        raise QueryError(
+            f"expected an operator or the end, found {parser.texts[parser.position]!r}", column
+        )
     return node
 
 
 _Parsed = tuple[Node, int]
 """A node and the height of its tree (a term is 1)."""
+
+
+_TERMS = frozenset(("phrase", "word", "actor", "regex"))
+_OPERAND_STARTS = frozenset(("(", "NOT", "field", *_TERMS))
+"""Kinds of token an operand of AND may start with (terms next to each other are ANDed)."""
 
 
 class _Parser:
@@ -400,38 +407,44 @@ class _Parser:
     def kind(self) -> str:
         return self.kinds[self.position]
 
-    def text(self) -> str:
-        return self.texts[self.position]
-
     def column(self) -> int:
         return self.columns[self.position]
 
     def parse_or(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.column()
-        children = [self.parse_and(fields, depth)]
-        while self.kind() == "OR":
+        start = self.position
+        parsed = self.parse_and(fields, depth)
+        if self.kinds[self.position] != "OR":
+            return parsed
+        children = [parsed]
+        while self.kinds[self.position] == "OR":
             self.position += 1
             children.append(self.parse_and(fields, depth))
-        if len(children) == 1:
-            return children[0]
-        return _above(Or(tuple(c for c, _ in children)), children, start)
+        return _above(Or(tuple([c for c, _ in children])), children, self.columns[start])
 
     def parse_and(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.column()
-        children = [self.parse_near(fields, depth)]
-        while True:
-            kind = self.kind()
+        start = self.position
+        parsed = self.parse_near(fields, depth)
+        kinds = self.kinds
+        if kinds[self.position] != "AND" and kinds[self.position] not in _OPERAND_STARTS:
+            return parsed
+        children = [parsed]
+        while (kind := kinds[self.position]) == "AND" or kind in _OPERAND_STARTS:
             if kind == "AND":
                 self.position += 1
-            elif kind not in ("(", "NOT", "phrase", "word", "actor", "regex", "field"):
-                break
             children.append(self.parse_near(fields, depth))
-        if len(children) == 1:
-            return children[0]
-        return _above(And(tuple(c for c, _ in children)), children, start)
+        return _above(And(tuple([c for c, _ in children])), children, self.columns[start])
 
     def parse_near(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.column()
+        position = self.position
+        if (
+            self.kinds[position] in _TERMS
+            and self.kinds[position + 1] != "NEAR"
+            and depth <= MAX_DEPTH
+        ):
+            # Most operands are a term alone: parse_unary and parse_primary would come to
+            # parse_term (the depth check is parse_primary's) and return what it returns.
+            return self.parse_term(fields)
+        start = self.columns[position]
         left = self.parse_unary(fields, depth)
         while self.kind() == "NEAR":
             operator, distance = self.column(), self.numbers[self.position]
@@ -470,8 +483,10 @@ class _Parser:
     def parse_primary(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
         if depth > MAX_DEPTH:
             raise QueryError(f"nested deeper than {MAX_DEPTH} levels", self.column())
-        kind, text, column = self.kind(), self.text(), self.column()
-        number = self.numbers[self.position]
+        kind = self.kind()
+        if kind in _TERMS:
+            return self.parse_term(fields)
+        text, column = self.texts[self.position], self.column()
         self.position += 1
         match kind:
             case "(":
@@ -486,23 +501,28 @@ class _Parser:
                 if self.kind() in ("end", ")", "AND", "OR", "NEAR"):
                     raise QueryError(f"expected a term or '(' after {text}:", self.column())
                 return self.parse_primary((text,), depth + 1)
-            case "phrase":
-                slop = 0 if number < 0 else number
-                return _phrase(text, column + 1, slop, fields, quoted=True), 1
-            case "word":
-                return _phrase(text, column, 0, fields, quoted=False), 1
-            case "actor":
-                if self.known_actor is not None and not self.known_actor(text):
-                    raise QueryError(f"unknown actor {text!r}", column + 1)
-                return ActorRef(text, fields, column), 1
-            case "regex":
-                return _regex(text, column, fields), 1
             case "end":
                 raise QueryError("unexpected end of query: expected a term or '('", column)
             case ")":
                 raise QueryError("expected a term before ')'", column)
             case _:
                 raise QueryError(f"expected a term or '(', found {text}", column)
+
+    def parse_term(self, fields: tuple[str, ...] | None) -> _Parsed:
+        """The term at ``position`` (a token of a kind in _TERMS), a tree of height 1."""
+        position = self.position
+        self.position = position + 1
+        kind, text, column = self.kinds[position], self.texts[position], self.columns[position]
+        if kind == "word":
+            return _phrase(text, column, 0, fields, False), 1
+        if kind == "phrase":
+            slop = max(self.numbers[position], 0)  # -1: no ~n
+            return _phrase(text, column + 1, slop, fields, True), 1
+        if kind == "actor":
+            if self.known_actor is not None and not self.known_actor(text):
+                raise QueryError(f"unknown actor {text!r}", column + 1)
+            return ActorRef(text, fields, column), 1
+        return _regex(text, column, fields), 1
 
 
 def _above(node: Node, children: Sequence[_Parsed], column: int) -> _Parsed:
@@ -541,16 +561,16 @@ def _word_norms(raw: str) -> list[str]:
 
 
 def _phrase(
-    text: str, column: int, slop: int, fields: tuple[str, ...] | None, *, quoted: bool
+    text: str, column: int, slop: int, fields: tuple[str, ...] | None, quoted: bool
 ) -> Phrase:
     try:
-        return _shared_phrase(text, slop, fields, quoted=quoted)
+        return _shared_phrase(text, slop, fields, quoted)
     except QueryError as exc:
         raise QueryError(exc.reason, column) from None
 
 
 @lru_cache(maxsize=65_536)
-def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, *, quoted: bool) -> Phrase:
+def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, quoted: bool) -> Phrase:
     """The phrase of a term, or a QueryError (at column 0: :func:`_phrase` gives the column).
 
     Rule sets repeat their terms thousands of times: each is parsed once, and the rules that use

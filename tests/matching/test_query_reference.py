@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.matching import query as q
@@ -156,6 +156,9 @@ def test_queries_of_characters_parse_as_the_reference_parses_them(text: str) -> 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(PIECES), st.integers(1, 400)), max_size=6))
+@example([("(", 100), ("a ", 1)])
+@example([("(", 101), ("a ", 1)])
+@example([("(", 101), ("NOT ", 1), ("a ", 1)])
 def test_deep_queries_parse_as_the_reference_parses_them(runs: list[tuple[str, int]]) -> None:
     """Long runs of operators and parentheses reach the depth and NEAR limits where it does."""
     assert_same("".join(piece * count for piece, count in runs)[: q.MAX_QUERY_LENGTH])
