@@ -33,7 +33,7 @@ multiplies the positions the matcher pairs up.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -370,7 +370,28 @@ def parse_query(query: str, known_actor: Callable[[str], bool] | None = None) ->
         raise QueryError(f"query longer than {MAX_QUERY_LENGTH} characters", MAX_QUERY_LENGTH)
     if not query.strip():
         raise QueryError("empty query: expected a term", 1)
-    parser = _Parser(_lex(query), known_actor)
+    tokens = _lex(query)
+    if len(tokens) > MAX_SHAPE_TOKENS:
+        return _parse(tokens, known_actor)
+    shape = tuple([kind if kind in _TERMS else text for kind, text, _, _ in tokens])
+    known = _SHAPES.get(shape)
+    if known is not None:
+        terms = [token for token in tokens if token[0] in _TERMS]
+        # Terms are built in the order of the query, as the parser builds them, so the first
+        # term in error is the one reported.
+        built = [
+            _term(token, fields, known_actor)
+            for token, fields in zip(terms, known.fields, strict=True)
+        ]
+        return _rebuild(known.tree, iter(built))
+    node = _parse(tokens, known_actor)
+    if len(_SHAPES) < MAX_SHAPES:
+        _SHAPES[shape] = _Shape(node, tuple(term.fields for term in _terms(node)))
+    return node
+
+
+def _parse(tokens: list[_Token], known_actor: Callable[[str], bool] | None) -> Node:
+    parser = _Parser(tokens, known_actor)
     node, _height = parser.parse_or(None, 0)
     kind, column = parser.kind(), parser.column()
     if kind == ")":
@@ -380,6 +401,57 @@ def parse_query(query: str, known_actor: Callable[[str], bool] | None = None) ->
             f"expected an operator or the end, found {parser.texts[parser.position]!r}", column
         )
     return node
+
+
+# -- shapes -------------------------------------------------------------------------------------
+#
+# Rule sets are often written from a few patterns ("@actor AND (a OR "b c"~2) AND NOT d"), so
+# thousands of queries differ only in their terms. The parser's every decision, and every error
+# it can raise but a term's own, depends only on the kinds of the tokens and the text of the
+# others (operators, NEAR/n, fields): what this module calls a query's shape. Once a query of a
+# shape has parsed, the next one of that shape is its tree with the terms replaced.
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    tree: Node
+    """The tree of the first query of the shape that parsed."""
+    fields: tuple[tuple[str, ...] | None, ...]
+    """The fields of each of its terms, in order."""
+
+
+MAX_SHAPES = 4096
+"""Shapes kept; a rule set with more (each query its own) parses the rest in full."""
+MAX_SHAPE_TOKENS = 100
+"""Longer queries are parsed in full: they are rare, and their shapes would take the memory."""
+_SHAPES: dict[tuple[str, ...], _Shape] = {}
+
+
+def _terms(node: Node) -> list[Phrase | ActorRef | Regex]:
+    """The terms of a tree, in the order of the query."""
+    match node:
+        case And(children) | Or(children):
+            return [term for child in children for term in _terms(child)]
+        case Not(child):
+            return _terms(child)
+        case Near(left, right, _):
+            return _terms(left) + _terms(right)
+        case _:
+            return [node]
+
+
+def _rebuild(node: Node, terms: Iterator[Node]) -> Node:
+    """``node`` with its terms replaced, in order, by ``terms``."""
+    if isinstance(node, And):
+        return And(tuple([_rebuild(child, terms) for child in node.children]))
+    if isinstance(node, Or):
+        return Or(tuple([_rebuild(child, terms) for child in node.children]))
+    if isinstance(node, Not):
+        return Not(_rebuild(node.child, terms))
+    if isinstance(node, Near):
+        left = _rebuild(node.left, terms)
+        return Near(left, _rebuild(node.right, terms), node.distance)
+    return next(terms)
 
 
 _Parsed = tuple[Node, int]
@@ -396,6 +468,7 @@ class _Parser:
 
     def __init__(self, tokens: list[_Token], known_actor: Callable[[str], bool] | None) -> None:
         # Each field of the tokens in a tuple of its own: the parser mostly looks at kinds.
+        self.tokens = tokens
         kinds, texts, columns, numbers = zip(*tokens, strict=True)
         self.kinds: tuple[str, ...] = kinds
         self.texts: tuple[str, ...] = texts
@@ -512,17 +585,23 @@ class _Parser:
         """The term at ``position`` (a token of a kind in _TERMS), a tree of height 1."""
         position = self.position
         self.position = position + 1
-        kind, text, column = self.kinds[position], self.texts[position], self.columns[position]
-        if kind == "word":
-            return _phrase(text, column, 0, fields, False), 1
-        if kind == "phrase":
-            slop = max(self.numbers[position], 0)  # -1: no ~n
-            return _phrase(text, column + 1, slop, fields, True), 1
-        if kind == "actor":
-            if self.known_actor is not None and not self.known_actor(text):
-                raise QueryError(f"unknown actor {text!r}", column + 1)
-            return ActorRef(text, fields, column), 1
-        return _regex(text, column, fields), 1
+        return _term(self.tokens[position], fields, self.known_actor), 1
+
+
+def _term(
+    token: _Token, fields: tuple[str, ...] | None, known_actor: Callable[[str], bool] | None
+) -> Phrase | ActorRef | Regex:
+    """The node of a token of a kind in _TERMS."""
+    kind, text, column, number = token
+    if kind == "word":
+        return _phrase(text, column, 0, fields, False)
+    if kind == "phrase":
+        return _phrase(text, column + 1, max(number, 0), fields, True)  # -1: no ~n
+    if kind == "actor":
+        if known_actor is not None and not known_actor(text):
+            raise QueryError(f"unknown actor {text!r}", column + 1)
+        return ActorRef(text, fields, column)
+    return _regex(text, column, fields)
 
 
 def _above(node: Node, children: Sequence[_Parsed], column: int) -> _Parsed:

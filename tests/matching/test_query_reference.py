@@ -1,9 +1,10 @@
 """The query parser against its plain reference: the same tree or the same error for any query.
 
 The parser takes shortcuts for speed (one regular expression for most tokens, terms parsed without
-the full descent); the reference in ``query_reference.py`` takes none. Queries are built from
-fragments chosen for the corners of the grammar: every error, operators glued to words, odd
-whitespace and digits, nesting runs that reach the depth and NEAR limits.
+the full descent, the tree of a query built from an earlier one of the same shape); the reference
+in ``query_reference.py`` takes none. Queries are built from fragments chosen for the corners of
+the grammar: every error, operators glued to words, odd whitespace and digits, nesting runs that
+reach the depth and NEAR limits, and pairs of queries of one shape.
 """
 
 from __future__ import annotations
@@ -162,3 +163,59 @@ def test_queries_of_characters_parse_as_the_reference_parses_them(text: str) -> 
 def test_deep_queries_parse_as_the_reference_parses_them(runs: list[tuple[str, int]]) -> None:
     """Long runs of operators and parentheses reach the depth and NEAR limits where it does."""
     assert_same("".join(piece * count for piece, count in runs)[: q.MAX_QUERY_LENGTH])
+
+
+TERMS = [
+    "a",
+    "Putin",
+    "shoot*",
+    "sh*ot",
+    "!!!",
+    "troop-transports",
+    '"a b"',
+    '"a b"~2',
+    '"!!"',
+    '"sh*ot it"~3',
+    "@tokayev",
+    "@nobody",
+    "/x/",
+    "/a(/",
+    "//",
+]
+"""Terms, some in error, to fill a query's shape with."""
+
+Pieces = list[tuple[str, str]]
+"""A query and a sibling of it, piece by piece: the same kinds of token in the same places."""
+
+
+def _joined(left: Pieces, operator: tuple[str, str], right: Pieces) -> Pieces:
+    return [*left, operator, *right] if operator[0] else [*left, *right]
+
+
+def _grouped(prefix: tuple[str, str], inner: Pieces) -> Pieces:
+    return [prefix, ("(", "("), *inner, (")", ")")]
+
+
+OPERATORS = st.sampled_from(
+    [("AND", "AND"), ("OR", "OR"), ("", ""), ("NEAR/2", "NEAR/2"), ("NEAR/2", "NEAR/3")]
+)
+PREFIXES = st.sampled_from([("", ""), ("NOT", "NOT"), ("title:", "title:"), ("title:", "body:")])
+SIBLINGS = st.recursive(
+    st.tuples(st.sampled_from(TERMS), st.sampled_from(TERMS)).map(lambda pair: [pair]),
+    lambda inner: st.one_of(
+        st.builds(_joined, inner, OPERATORS, inner),
+        st.builds(_grouped, PREFIXES, inner),
+    ),
+    max_leaves=8,
+)
+"""Queries that mostly parse (a term may be in error, NEAR may have a wrong operand): a parsed
+query leaves its shape for its sibling, which differs in its terms, a field or a NEAR/n."""
+
+
+@settings(max_examples=500, deadline=None)
+@given(SIBLINGS)
+def test_queries_of_one_shape_parse_as_the_reference_parses_them(pieces: Pieces) -> None:
+    """A query parsed from the shape of an earlier one gets its own terms, columns and errors."""
+    q._SHAPES.clear()
+    for which in (0, 1):
+        assert_same(" ".join(piece[which] for piece in pieces if piece[which]))
