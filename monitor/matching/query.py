@@ -131,17 +131,24 @@ Positional = Phrase | ActorRef | Near | Or
 
 def actor_refs(node: Node) -> list[ActorRef]:
     """Every ``@actor`` in the tree, in order."""
-    match node:
-        case ActorRef():
-            return [node]
-        case And(children) | Or(children):
-            return [ref for child in children for ref in actor_refs(child)]
-        case Not(child):
-            return actor_refs(child)
-        case Near(left, right, _):
-            return actor_refs(left) + actor_refs(right)
-        case _:
-            return []
+    refs: list[ActorRef] = []
+    _add_actor_refs(node, refs)
+    return refs
+
+
+def _add_actor_refs(node: Node, refs: list[ActorRef]) -> None:
+    # Appends to one list rather than joining a list from each subtree: the loader calls this
+    # for every query of a rule set.
+    if isinstance(node, ActorRef):
+        refs.append(node)
+    elif isinstance(node, (And, Or)):
+        for child in node.children:
+            _add_actor_refs(child, refs)
+    elif isinstance(node, Not):
+        _add_actor_refs(node.child, refs)
+    elif isinstance(node, Near):
+        _add_actor_refs(node.left, refs)
+        _add_actor_refs(node.right, refs)
 
 
 def has_positive_term(node: Node) -> bool:
@@ -215,7 +222,10 @@ def _lex(query: str) -> list[_Token]:
         if other:
             return _lex_careful(query)
         column += len(space)
-        tokens.append(_plain_token(text, column))
+        if text in _OPERATORS_AND_PARENTHESES:  # a third of the tokens: no call for them
+            tokens.append((text, text, column, 0))
+        else:
+            tokens.append(_plain_token(text, column))
         column += len(text)
     tokens.append(("end", "", len(query) + 1, 0))
     return tokens
@@ -225,6 +235,7 @@ _OPERATORS_AND_PARENTHESES = frozenset(("AND", "OR", "NOT", "(", ")"))
 
 
 def _plain_token(text: str, column: int) -> _Token:
+    """The token of a match of _PLAIN other than an operator or a parenthesis."""
     first = text[0]
     if first == '"':
         close = text.rindex('"')
@@ -239,8 +250,6 @@ def _plain_token(text: str, column: int) -> _Token:
         # Only an escaped slash loses its backslash (see _lex_regex). Every slash inside is
         # one, so replacing "\/" from left to right removes exactly their backslashes.
         return ("regex", text[1:-1].replace("\\/", "/"), column, 0)
-    if text in _OPERATORS_AND_PARENTHESES:
-        return (text, text, column, 0)
     if text[-1] == ":":
         return ("field", text[:-1], column, 0)
     if text.startswith("NEAR/"):
@@ -403,57 +412,6 @@ def _parse(tokens: list[_Token], known_actor: Callable[[str], bool] | None) -> N
     return node
 
 
-# -- shapes -------------------------------------------------------------------------------------
-#
-# Rule sets are often written from a few patterns ("@actor AND (a OR "b c"~2) AND NOT d"), so
-# thousands of queries differ only in their terms. The parser's every decision, and every error
-# it can raise but a term's own, depends only on the kinds of the tokens and the text of the
-# others (operators, NEAR/n, fields): what this module calls a query's shape. Once a query of a
-# shape has parsed, the next one of that shape is its tree with the terms replaced.
-
-
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    tree: Node
-    """The tree of the first query of the shape that parsed."""
-    fields: tuple[tuple[str, ...] | None, ...]
-    """The fields of each of its terms, in order."""
-
-
-MAX_SHAPES = 4096
-"""Shapes kept; a rule set with more (each query its own) parses the rest in full."""
-MAX_SHAPE_TOKENS = 100
-"""Longer queries are parsed in full: they are rare, and their shapes would take the memory."""
-_SHAPES: dict[tuple[str, ...], _Shape] = {}
-
-
-def _terms(node: Node) -> list[Phrase | ActorRef | Regex]:
-    """The terms of a tree, in the order of the query."""
-    match node:
-        case And(children) | Or(children):
-            return [term for child in children for term in _terms(child)]
-        case Not(child):
-            return _terms(child)
-        case Near(left, right, _):
-            return _terms(left) + _terms(right)
-        case _:
-            return [node]
-
-
-def _rebuild(node: Node, terms: Iterator[Node]) -> Node:
-    """``node`` with its terms replaced, in order, by ``terms``."""
-    if isinstance(node, And):
-        return And(tuple([_rebuild(child, terms) for child in node.children]))
-    if isinstance(node, Or):
-        return Or(tuple([_rebuild(child, terms) for child in node.children]))
-    if isinstance(node, Not):
-        return Not(_rebuild(node.child, terms))
-    if isinstance(node, Near):
-        left = _rebuild(node.left, terms)
-        return Near(left, _rebuild(node.right, terms), node.distance)
-    return next(terms)
-
-
 _Parsed = tuple[Node, int]
 """A node and the height of its tree (a term is 1)."""
 
@@ -593,10 +551,12 @@ def _term(
 ) -> Phrase | ActorRef | Regex:
     """The node of a token of a kind in _TERMS."""
     kind, text, column, number = token
-    if kind == "word":
-        return _phrase(text, column, 0, fields, False)
-    if kind == "phrase":
-        return _phrase(text, column + 1, max(number, 0), fields, True)  # -1: no ~n
+    if kind in ("word", "phrase"):
+        try:
+            return _shared_phrase(text, max(number, 0), fields, kind == "phrase")  # -1: no ~n
+        except QueryError as exc:
+            # A phrase's errors point inside its quotes.
+            raise QueryError(exc.reason, column if kind == "word" else column + 1) from None
     if kind == "actor":
         if known_actor is not None and not known_actor(text):
             raise QueryError(f"unknown actor {text!r}", column + 1)
@@ -639,18 +599,9 @@ def _word_norms(raw: str) -> list[str]:
     return norms(raw)
 
 
-def _phrase(
-    text: str, column: int, slop: int, fields: tuple[str, ...] | None, quoted: bool
-) -> Phrase:
-    try:
-        return _shared_phrase(text, slop, fields, quoted)
-    except QueryError as exc:
-        raise QueryError(exc.reason, column) from None
-
-
 @lru_cache(maxsize=65_536)
 def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, quoted: bool) -> Phrase:
-    """The phrase of a term, or a QueryError (at column 0: :func:`_phrase` gives the column).
+    """The phrase of a term, or a QueryError (at column 0: :func:`_term` gives the column).
 
     Rule sets repeat their terms thousands of times: each is parsed once, and the rules that use
     it share one (immutable) Phrase.
@@ -687,3 +638,54 @@ def _regex(pattern: str, column: int, fields: tuple[str, ...] | None) -> Regex:
     except re2.error as exc:
         raise QueryError(f"invalid regular expression: {exc}", column) from None
     return Regex(pattern, fields)
+
+
+# -- shapes -------------------------------------------------------------------------------------
+#
+# Rule sets are often written from a few patterns ("@actor AND (a OR "b c"~2) AND NOT d"), so
+# thousands of queries differ only in their terms. The parser's every decision, and every error
+# it can raise but a term's own, depends only on the kinds of the tokens and the text of the
+# others (operators, NEAR/n, fields): what this module calls a query's shape. Once a query of a
+# shape has parsed, the next one of that shape is its tree with the terms replaced.
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    tree: Node
+    """The tree of the first query of the shape that parsed."""
+    fields: tuple[tuple[str, ...] | None, ...]
+    """The fields of each of its terms, in order."""
+
+
+MAX_SHAPES = 4096
+"""Shapes kept; a rule set with more (each query its own) parses the rest in full."""
+MAX_SHAPE_TOKENS = 100
+"""Longer queries are parsed in full: they are rare, and their shapes would take the memory."""
+_SHAPES: dict[tuple[str, ...], _Shape] = {}
+
+
+def _terms(node: Node) -> list[Phrase | ActorRef | Regex]:
+    """The terms of a tree, in the order of the query."""
+    match node:
+        case And(children) | Or(children):
+            return [term for child in children for term in _terms(child)]
+        case Not(child):
+            return _terms(child)
+        case Near(left, right, _):
+            return _terms(left) + _terms(right)
+        case _:
+            return [node]
+
+
+def _rebuild(node: Node, terms: Iterator[Node]) -> Node:
+    """``node`` with its terms replaced, in order, by ``terms``."""
+    if isinstance(node, (Phrase, ActorRef, Regex)):
+        return next(terms)
+    if isinstance(node, And):
+        return And(tuple([_rebuild(child, terms) for child in node.children]))
+    if isinstance(node, Or):
+        return Or(tuple([_rebuild(child, terms) for child in node.children]))
+    if isinstance(node, Not):
+        return Not(_rebuild(node.child, terms))
+    left = _rebuild(node.left, terms)
+    return Near(left, _rebuild(node.right, terms), node.distance)
