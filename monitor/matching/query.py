@@ -143,7 +143,8 @@ def _add_actor_refs(node: Node, refs: list[ActorRef]) -> None:
         refs.append(node)
     elif isinstance(node, (And, Or)):
         for child in node.children:
-            _add_actor_refs(child, refs)
+            if not isinstance(child, Phrase):  # most children: no call for them
+                _add_actor_refs(child, refs)
     elif isinstance(node, Not):
         _add_actor_refs(node.child, refs)
     elif isinstance(node, Near):
@@ -607,6 +608,13 @@ def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, quoted:
     it share one (immutable) Phrase.
     """
     column = 0
+    if text.isascii() and "*" not in text:
+        # Most terms: ASCII words, none a prefix. Their words are those of the whole text, so
+        # they need none of the checks below, word by word.
+        plain = norms(text)
+        if not plain:
+            raise _no_words(text, quoted)
+        return Phrase(text.strip(), tuple(plain), (False,) * len(plain), slop, fields)
     words: list[str] = []
     prefixes: list[bool] = []
     for raw in text.split():
@@ -622,9 +630,13 @@ def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, quoted:
         words.extend(parts)
         prefixes.extend([False] * (len(parts) - 1) + [prefix])
     if not words:
-        what = "the phrase" if quoted else f"{text!r}"
-        raise QueryError(f"{what} has no words to match", column)
+        raise _no_words(text, quoted)
     return Phrase(text.strip(), tuple(words), tuple(prefixes), slop, fields)
+
+
+def _no_words(text: str, quoted: bool) -> QueryError:
+    what = "the phrase" if quoted else f"{text!r}"
+    return QueryError(f"{what} has no words to match", 0)
 
 
 def _regex(pattern: str, column: int, fields: tuple[str, ...] | None) -> Regex:
