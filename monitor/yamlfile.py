@@ -99,6 +99,7 @@ def parse(text: str, name: str, *, interpolate: Interpolate | None = None) -> Do
 
 
 _STR = "tag:yaml.org,2002:str"
+_PLAIN_KEY_TYPES = (str, int, bool, float)
 _PLAIN_TAGS = frozenset(
     {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap"}
 )
@@ -120,10 +121,7 @@ class _Builder:
         self.count = 0
 
     def build(self, node: yaml.Node, key: Key) -> Any:
-        self.count += 1
-        line = node.start_mark.line + 1
-        if self.count > MAX_NODES:
-            raise _TooManyNodesError(line)
+        line = self._count(node)
         self.doc.lines.setdefault(key, line)
         if node.tag not in _PLAIN_TAGS and not isinstance(node, yaml.ScalarNode):
             raise yaml.constructor.ConstructorError(
@@ -143,6 +141,14 @@ class _Builder:
                 self.doc.problems.append(Problem(self.doc.file, line, str(exc)))
         return value
 
+    def _count(self, node: yaml.Node) -> int:
+        """Count ``node`` towards MAX_NODES; its line."""
+        self.count += 1
+        line: int = node.start_mark.line + 1
+        if self.count > MAX_NODES:
+            raise _TooManyNodesError(line)
+        return line
+
     def _mapping(self, node: yaml.MappingNode, key: Key) -> dict[Any, Any]:
         self.loader.flatten_mapping(node)  # resolves "<<" merge keys
         result: dict[Any, Any] = {}
@@ -153,7 +159,7 @@ class _Builder:
                 else self.loader.construct_object(key_node, deep=True)
             )
             line = key_node.start_mark.line + 1
-            if not isinstance(name, str | int | bool | float) or name is None:
+            if not isinstance(name, _PLAIN_KEY_TYPES) or name is None:
                 self.doc.problems.append(Problem(self.doc.file, line, "keys must be plain scalars"))
                 continue
             if name in result:
@@ -162,8 +168,18 @@ class _Builder:
                     Problem(self.doc.file, line, f"duplicate key {name!r} (first at line {first})")
                 )
                 continue
-            self.doc.lines[(*key, name)] = line
-            result[name] = self.build(value_node, (*key, name))
+            path = (*key, name)
+            self.doc.lines[path] = line
+            if (
+                value_node.tag == _STR
+                and isinstance(value_node, yaml.ScalarNode)
+                and self.interpolate is None
+            ):
+                # Most values are strings: what build() would do for them, without the call.
+                self._count(value_node)
+                result[name] = value_node.value
+            else:
+                result[name] = self.build(value_node, path)
         return result
 
 

@@ -31,7 +31,7 @@ from monitor.matching.schema import (
     TermModel,
     vocabulary,
 )
-from monitor.matching.text import tokenize
+from monitor.matching.text import norms
 from monitor.models import FIELDS
 
 SUFFIXES = (".yaml", ".yml")
@@ -179,14 +179,14 @@ def _collect_actors(parsed: list[_File]) -> tuple[dict[str, Actor], list[Problem
                 )
                 continue
             aliases = _dedupe((spec.name, *(_term(a) for a in spec.aliases)))
-            if not tokenize(spec.name):
+            if not norms(spec.name):
                 # The name is an alias too; one with no words would silently match nothing.
                 where_name = ("actors", actor_id, "name")
                 problems.append(
                     doc.problem(where_name, f"name {spec.name!r} has no words to match")
                 )
             for index, alias in enumerate(spec.aliases):
-                if not tokenize(term_text(_term(alias))):
+                if not norms(term_text(_term(alias))):
                     loc = ("actors", actor_id, "aliases", index)
                     problems.append(
                         doc.problem(loc, f"alias {term_text(_term(alias))!r} has no words to match")
@@ -232,8 +232,8 @@ def _collect_rules(
                     name=spec.name,
                     severity=spec.severity,
                     actors=tuple(actors[a] for a in spec.actors if a in actors),
-                    keywords=tuple(_term(k) for k in spec.keywords),
-                    exclude=tuple(_term(x) for x in spec.exclude),
+                    keywords=tuple(map(_term, spec.keywords)),
+                    exclude=tuple(map(_term, spec.exclude)),
                     query=found.query,
                     query_text=spec.query,
                     slop=spec.slop,
@@ -297,7 +297,7 @@ def _check_rule(
     for key, terms in (("keywords", spec.keywords), ("exclude", spec.exclude)):
         for position, term in enumerate(terms):
             text = term_text(_term(term))
-            if not tokenize(text):
+            if not norms(text):
                 problems.append(
                     doc.problem((*loc, key, position), f"{text!r} has no words to match")
                 )

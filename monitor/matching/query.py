@@ -33,10 +33,9 @@ multiplies the positions the matcher pairs up.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
 
 import re2
 
@@ -132,17 +131,25 @@ Positional = Phrase | ActorRef | Near | Or
 
 def actor_refs(node: Node) -> list[ActorRef]:
     """Every ``@actor`` in the tree, in order."""
-    match node:
-        case ActorRef():
-            return [node]
-        case And(children) | Or(children):
-            return [ref for child in children for ref in actor_refs(child)]
-        case Not(child):
-            return actor_refs(child)
-        case Near(left, right, _):
-            return actor_refs(left) + actor_refs(right)
-        case _:
-            return []
+    refs: list[ActorRef] = []
+    _add_actor_refs(node, refs)
+    return refs
+
+
+def _add_actor_refs(node: Node, refs: list[ActorRef]) -> None:
+    # Appends to one list rather than joining a list from each subtree: the loader calls this
+    # for every query of a rule set.
+    if isinstance(node, ActorRef):
+        refs.append(node)
+    elif isinstance(node, (And, Or)):
+        for child in node.children:
+            if not isinstance(child, Phrase):  # most children: no call for them
+                _add_actor_refs(child, refs)
+    elif isinstance(node, Not):
+        _add_actor_refs(node.child, refs)
+    elif isinstance(node, Near):
+        _add_actor_refs(node.left, refs)
+        _add_actor_refs(node.right, refs)
 
 
 def has_positive_term(node: Node) -> bool:
@@ -180,15 +187,78 @@ _BARE = re.compile(r'[^\s()"]+')
 _NEAR = re.compile(r"NEAR/(\d+)")
 _SLOP = re.compile(r"~(\d+)")
 
+_Token = tuple[str, str, int, int]
+"""kind (an operator, "(", ")", phrase, word, actor, regex, field or end), text, column, and the
+NEAR distance or phrase slop (-1: none given). Plain tuples: a rule set has millions of tokens."""
 
-class _Token(NamedTuple):
-    kind: str  # an operator, "(", ")", phrase, word, actor, regex, field or end
-    text: str
-    column: int
-    number: int = 0  # NEAR distance or phrase slop (-1: none given)
+_WORD_END = r'(?=[\s()"]|\Z)'
+_PLAIN = re.compile(
+    rf"""
+    (\s*+)                                  # the spaces before a token
+    (   [()]
+      | (?:AND|OR|NOT){_WORD_END}
+      | NEAR/\d++{_WORD_END}
+      | "[^"]*+"(?:~\d{{1,2}}+(?=[\s)]|\Z)|(?!~))    # ~n only before a space or ')'
+      | @[^\s()"]++
+      | /(?:[^/\\]|\\[\s\S])*+/             # a backslash takes the next character with it
+      | (?:{"|".join(QUERY_FIELDS)}):
+        # A word: not -word or +word, not NEAR or NEAR/..., no ':' or '~' in it.
+      | (?!NEAR(?:/|[\s()"]|\Z))[^\s()"/@+\-~:][^\s()"~:]*+{_WORD_END}
+      | (\S)                                # anything else: see _lex
+    )
+    """,
+    re.VERBOSE,
+)
+"""The tokens a query is mostly made of, each taken whole by one expression (in C)."""
 
 
 def _lex(query: str) -> list[_Token]:
+    # The plain tokens are found by _PLAIN, so each costs a few string operations. A query with
+    # anything else (a Lucene habit, an error, an odd word like "a:b") is lexed character by
+    # character instead, by the code that also says what is wrong. Each branch of _PLAIN takes
+    # exactly what that code would take as the same token; the differential test holds them to it.
+    tokens: list[_Token] = []
+    column = 1
+    for space, text, other in _PLAIN.findall(query):
+        if other:
+            return _lex_careful(query)
+        column += len(space)
+        if text in _OPERATORS_AND_PARENTHESES:  # a third of the tokens: no call for them
+            tokens.append((text, text, column, 0))
+        else:
+            tokens.append(_plain_token(text, column))
+        column += len(text)
+    tokens.append(("end", "", len(query) + 1, 0))
+    return tokens
+
+
+_OPERATORS_AND_PARENTHESES = frozenset(("AND", "OR", "NOT", "(", ")"))
+
+
+def _plain_token(text: str, column: int) -> _Token:
+    """The token of a match of _PLAIN other than an operator or a parenthesis."""
+    first = text[0]
+    if first == '"':
+        close = text.rindex('"')
+        if close == len(text) - 1:
+            return ("phrase", text[1:close], column, -1)
+        # ~n: the ~ is right after the closing quote.
+        slop = _number(text[close + 2 :], MAX_SLOP, "~n", column + close + 1)
+        return ("phrase", text[1:close], column, slop)
+    if first == "@":
+        return ("actor", text[1:], column, 0)
+    if first == "/":
+        # Only an escaped slash loses its backslash (see _lex_regex). Every slash inside is
+        # one, so replacing "\/" from left to right removes exactly their backslashes.
+        return ("regex", text[1:-1].replace("\\/", "/"), column, 0)
+    if text[-1] == ":":
+        return ("field", text[:-1], column, 0)
+    if text.startswith("NEAR/"):
+        return ("NEAR", text, column, _number(text[5:], MAX_NEAR_DISTANCE, "NEAR distance", column))
+    return ("word", text, column, 0)
+
+
+def _lex_careful(query: str) -> list[_Token]:
     tokens: list[_Token] = []
     i = 0
     while i < len(query):
@@ -197,7 +267,7 @@ def _lex(query: str) -> list[_Token]:
             i += 1
             continue
         if char in "()":
-            token, i = _Token(char, char, i + 1), i + 1
+            token, i = (char, char, i + 1, 0), i + 1
         elif char == '"':
             token, i = _lex_phrase(query, i)
         elif char == "/":
@@ -207,7 +277,7 @@ def _lex(query: str) -> list[_Token]:
         else:
             token, i = _lex_bare(query, i)
         tokens.append(token)
-    tokens.append(_Token("end", "", len(query) + 1))
+    tokens.append(("end", "", len(query) + 1, 0))
     return tokens
 
 
@@ -225,7 +295,7 @@ def _lex_phrase(query: str, i: int) -> tuple[_Token, int]:
             raise QueryError(f"expected a space or ')' after ~{slop}", after + 1)
     elif query.startswith("~", after):
         raise QueryError("expected a number of words after ~", after + 1)
-    return _Token("phrase", query[i + 1 : end], i + 1, slop), after
+    return ("phrase", query[i + 1 : end], i + 1, slop), after
 
 
 def _number(digits: str, most: int, what: str, column: int) -> int:
@@ -250,14 +320,14 @@ def _lex_regex(query: str, i: int) -> tuple[_Token, int]:
             j += 1
     if j >= len(query):
         raise QueryError("unterminated regular expression: expected a closing /", i + 1)
-    return _Token("regex", "".join(pattern), i + 1), j + 1
+    return ("regex", "".join(pattern), i + 1, 0), j + 1
 
 
 def _lex_actor(query: str, i: int) -> tuple[_Token, int]:
     found = _BARE.match(query, i + 1)
     if not found:
         raise QueryError("expected an actor id after @", i + 2)
-    return _Token("actor", found.group(0), i + 1), found.end()
+    return ("actor", found.group(0), i + 1, 0), found.end()
 
 
 _OPERATORS = frozenset(("AND", "OR", "NOT", "NEAR"))
@@ -269,7 +339,7 @@ def _lex_bare(query: str, i: int) -> tuple[_Token, int]:
     word, column = found.group(0), i + 1
     if word.isalnum() and word not in _OPERATORS:
         # Most bare words are just words: none of the characters the checks below look for.
-        return _Token("word", word, column), found.end()
+        return ("word", word, column, 0), found.end()
     if word[0] in "-+" and query[i + 1 : i + 2] not in ("", ")") and not query[i + 1].isspace():
         # Lucene's -word and +word: here '-' and '+' separate words, so "-troops" would find
         # troops, the opposite of what was meant.
@@ -280,22 +350,22 @@ def _lex_bare(query: str, i: int) -> tuple[_Token, int]:
         raise QueryError(f"{instead} (terms are ANDed); '+' is not an operator here", column)
     if near := _NEAR.fullmatch(word):
         distance = _number(near.group(1), MAX_NEAR_DISTANCE, "NEAR distance", column)
-        return _Token("NEAR", word, column, distance), found.end()
+        return ("NEAR", word, column, distance), found.end()
     if word.startswith("NEAR/") or word == "NEAR":
         raise QueryError("expected NEAR/n, with n the most words allowed between", column)
     if word in ("AND", "OR", "NOT"):
-        return _Token(word, word, column), found.end()
+        return (word, word, column, 0), found.end()
     name, colon, rest = word.partition(":")
     if colon and name in QUERY_FIELDS:
         # What follows the colon is lexed on the next turn ("title:word", 'title:"a b"').
-        return _Token("field", name, column), i + len(name) + 1
+        return ("field", name, column, 0), i + len(name) + 1
     if colon and name.isalpha() and not rest.startswith("//"):
         fields = ", ".join(QUERY_FIELDS)
         raise QueryError(f"unknown field {name!r}: expected one of {fields}", column)
     if "~" in word:
         # Lucene's fuzzy word~2: '~' would only separate words, so "word~2" would be "word 2".
         raise QueryError("~n applies to quoted phrases", column + word.index("~"))
-    return _Token("word", word, column), found.end()
+    return ("word", word, column, 0), found.end()
 
 
 # -- the parser ---------------------------------------------------------------------------------
@@ -310,13 +380,36 @@ def parse_query(query: str, known_actor: Callable[[str], bool] | None = None) ->
         raise QueryError(f"query longer than {MAX_QUERY_LENGTH} characters", MAX_QUERY_LENGTH)
     if not query.strip():
         raise QueryError("empty query: expected a term", 1)
-    parser = _Parser(_lex(query), known_actor)
+    tokens = _lex(query)
+    if len(tokens) > MAX_SHAPE_TOKENS:
+        return _parse(tokens, known_actor)
+    shape = tuple([kind if kind in _TERMS else text for kind, text, _, _ in tokens])
+    known = _SHAPES.get(shape)
+    if known is not None:
+        terms = [token for token in tokens if token[0] in _TERMS]
+        # Terms are built in the order of the query, as the parser builds them, so the first
+        # term in error is the one reported.
+        built = [
+            _term(token, fields, known_actor)
+            for token, fields in zip(terms, known.fields, strict=True)
+        ]
+        return _rebuild(known.tree, iter(built))
+    node = _parse(tokens, known_actor)
+    if len(_SHAPES) < MAX_SHAPES:
+        _SHAPES[shape] = _Shape(node, tuple(term.fields for term in _terms(node)))
+    return node
+
+
+def _parse(tokens: list[_Token], known_actor: Callable[[str], bool] | None) -> Node:
+    parser = _Parser(tokens, known_actor)
     node, _height = parser.parse_or(None, 0)
-    token = parser.peek()
-    if token.kind == ")":
-        raise QueryError("unbalanced ')': no '(' opens it", token.column)
-    if token.kind != "end":
-        raise QueryError(f"expected an operator or the end, found {token.text!r}", token.column)
+    kind, column = parser.kind(), parser.column()
+    if kind == ")":
+        raise QueryError("unbalanced ')': no '(' opens it", column)
+    if kind != "end":
+        raise QueryError(
+            f"expected an operator or the end, found {parser.texts[parser.position]!r}", column
+        )
     return node
 
 
@@ -324,118 +417,152 @@ _Parsed = tuple[Node, int]
 """A node and the height of its tree (a term is 1)."""
 
 
+_TERMS = frozenset(("phrase", "word", "actor", "regex"))
+_OPERAND_STARTS = frozenset(("(", "NOT", "field", *_TERMS))
+"""Kinds of token an operand of AND may start with (terms next to each other are ANDed)."""
+
+
 class _Parser:
+    """Recursive descent over the tokens; ``position`` is the next token's."""
+
     def __init__(self, tokens: list[_Token], known_actor: Callable[[str], bool] | None) -> None:
+        # Each field of the tokens in a tuple of its own: the parser mostly looks at kinds.
         self.tokens = tokens
+        kinds, texts, columns, numbers = zip(*tokens, strict=True)
+        self.kinds: tuple[str, ...] = kinds
+        self.texts: tuple[str, ...] = texts
+        self.columns: tuple[int, ...] = columns
+        self.numbers: tuple[int, ...] = numbers
         self.position = 0
         self.known_actor = known_actor
 
-    def peek(self) -> _Token:
-        return self.tokens[self.position]
+    def kind(self) -> str:
+        return self.kinds[self.position]
 
-    def take(self) -> _Token:
-        token = self.tokens[self.position]
-        self.position += 1
-        return token
+    def column(self) -> int:
+        return self.columns[self.position]
 
     def parse_or(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.peek()
-        children = [self.parse_and(fields, depth)]
-        while self.peek().kind == "OR":
-            self.take()
+        start = self.position
+        parsed = self.parse_and(fields, depth)
+        if self.kinds[self.position] != "OR":
+            return parsed
+        children = [parsed]
+        while self.kinds[self.position] == "OR":
+            self.position += 1
             children.append(self.parse_and(fields, depth))
-        if len(children) == 1:
-            return children[0]
-        return _above(Or(tuple(c for c, _ in children)), children, start.column)
+        return _above(Or(tuple([c for c, _ in children])), children, self.columns[start])
 
     def parse_and(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.peek()
-        children = [self.parse_near(fields, depth)]
-        while True:
-            kind = self.peek().kind
+        start = self.position
+        parsed = self.parse_near(fields, depth)
+        kinds = self.kinds
+        if kinds[self.position] != "AND" and kinds[self.position] not in _OPERAND_STARTS:
+            return parsed
+        children = [parsed]
+        while (kind := kinds[self.position]) == "AND" or kind in _OPERAND_STARTS:
             if kind == "AND":
-                self.take()
-            elif kind not in ("(", "NOT", "phrase", "word", "actor", "regex", "field"):
-                break
+                self.position += 1
             children.append(self.parse_near(fields, depth))
-        if len(children) == 1:
-            return children[0]
-        return _above(And(tuple(c for c, _ in children)), children, start.column)
+        return _above(And(tuple([c for c, _ in children])), children, self.columns[start])
 
     def parse_near(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
-        start = self.peek()
+        position = self.position
+        if (
+            self.kinds[position] in _TERMS
+            and self.kinds[position + 1] != "NEAR"
+            and depth <= MAX_DEPTH
+        ):
+            # Most operands are a term alone: parse_unary and parse_primary would come to
+            # parse_term (the depth check is parse_primary's) and return what it returns.
+            return self.parse_term(fields)
+        start = self.columns[position]
         left = self.parse_unary(fields, depth)
-        while self.peek().kind == "NEAR":
-            operator = self.take()
-            right_start = self.peek()
+        while self.kind() == "NEAR":
+            operator, distance = self.column(), self.numbers[self.position]
+            self.position += 1
+            right_start = self.column()
             right = self.parse_unary(fields, depth)
-            for (side, _), token in ((left, start), (right, right_start)):
+            for (side, _), column in ((left, start), (right, right_start)):
                 if not isinstance(side, Phrase | ActorRef | Near | Or) or not _positional(side):
                     raise QueryError(
-                        "NEAR needs words, phrases, actors or an OR of them on both sides",
-                        token.column,
+                        "NEAR needs words, phrases, actors or an OR of them on both sides", column
                     )
             if _nears(left[0]) + _nears(right[0]) >= MAX_NEARS:
                 raise QueryError(
                     f"more than {MAX_NEARS} NEAR operators in one expression: each multiplies "
                     "the work of matching it",
-                    operator.column,
+                    operator,
                 )
-            node = Near(left[0], right[0], operator.number)
-            left = _above(node, (left, right), operator.column)
+            node = Near(left[0], right[0], distance)
+            left = _above(node, (left, right), operator)
         return left
 
     def parse_unary(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
         # NOT NOT ... is read in a loop, not by recursion, so a long run of them is refused by
         # the height check below rather than by the interpreter's stack.
-        nots: list[_Token] = []
-        while self.peek().kind == "NOT":
-            nots.append(self.take())
+        first, nots = self.column(), 0
+        while self.kind() == "NOT":
+            self.position += 1
+            nots += 1
         node, height = self.parse_primary(fields, depth)
-        if nots and height + len(nots) > MAX_DEPTH:
-            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", nots[0].column)
-        for _ in nots:
+        if nots and height + nots > MAX_DEPTH:
+            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", first)
+        for _ in range(nots):
             node = Not(node)
-        return node, height + len(nots)
+        return node, height + nots
 
     def parse_primary(self, fields: tuple[str, ...] | None, depth: int) -> _Parsed:
         if depth > MAX_DEPTH:
-            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", self.peek().column)
-        token = self.take()
-        match token.kind:
+            raise QueryError(f"nested deeper than {MAX_DEPTH} levels", self.column())
+        kind = self.kind()
+        if kind in _TERMS:
+            return self.parse_term(fields)
+        text, column = self.texts[self.position], self.column()
+        self.position += 1
+        match kind:
             case "(":
                 parsed = self.parse_or(fields, depth + 1)
-                closing = self.peek()
-                if closing.kind != ")":
+                if self.kind() != ")":
                     raise QueryError(
-                        f"expected ')' to close the '(' at column {token.column}", closing.column
+                        f"expected ')' to close the '(' at column {column}", self.column()
                     )
-                self.take()
+                self.position += 1
                 return parsed
             case "field":
-                following = self.peek()
-                if following.kind in ("end", ")", "AND", "OR", "NEAR"):
-                    raise QueryError(
-                        f"expected a term or '(' after {token.text}:", following.column
-                    )
-                return self.parse_primary((token.text,), depth + 1)
-            case "phrase":
-                slop = 0 if token.number < 0 else token.number
-                return _phrase(token.text, token.column + 1, slop, fields, quoted=True), 1
-            case "word":
-                return _phrase(token.text, token.column, 0, fields, quoted=False), 1
-            case "actor":
-                if self.known_actor is not None and not self.known_actor(token.text):
-                    raise QueryError(f"unknown actor {token.text!r}", token.column + 1)
-                return ActorRef(token.text, fields, token.column), 1
-            case "regex":
-                return _regex(token, fields), 1
+                if self.kind() in ("end", ")", "AND", "OR", "NEAR"):
+                    raise QueryError(f"expected a term or '(' after {text}:", self.column())
+                return self.parse_primary((text,), depth + 1)
             case "end":
-                raise QueryError("unexpected end of query: expected a term or '('", token.column)
+                raise QueryError("unexpected end of query: expected a term or '('", column)
             case ")":
-                raise QueryError("expected a term before ')'", token.column)
+                raise QueryError("expected a term before ')'", column)
             case _:
-                raise QueryError(f"expected a term or '(', found {token.text}", token.column)
+                raise QueryError(f"expected a term or '(', found {text}", column)
+
+    def parse_term(self, fields: tuple[str, ...] | None) -> _Parsed:
+        """The term at ``position`` (a token of a kind in _TERMS), a tree of height 1."""
+        position = self.position
+        self.position = position + 1
+        return _term(self.tokens[position], fields, self.known_actor), 1
+
+
+def _term(
+    token: _Token, fields: tuple[str, ...] | None, known_actor: Callable[[str], bool] | None
+) -> Phrase | ActorRef | Regex:
+    """The node of a token of a kind in _TERMS."""
+    kind, text, column, number = token
+    if kind in ("word", "phrase"):
+        try:
+            return _shared_phrase(text, max(number, 0), fields, kind == "phrase")  # -1: no ~n
+        except QueryError as exc:
+            # A phrase's errors point inside its quotes.
+            raise QueryError(exc.reason, column if kind == "word" else column + 1) from None
+    if kind == "actor":
+        if known_actor is not None and not known_actor(text):
+            raise QueryError(f"unknown actor {text!r}", column + 1)
+        return ActorRef(text, fields, column)
+    return _regex(text, column, fields)
 
 
 def _above(node: Node, children: Sequence[_Parsed], column: int) -> _Parsed:
@@ -473,23 +600,21 @@ def _word_norms(raw: str) -> list[str]:
     return norms(raw)
 
 
-def _phrase(
-    text: str, column: int, slop: int, fields: tuple[str, ...] | None, *, quoted: bool
-) -> Phrase:
-    try:
-        return _shared_phrase(text, slop, fields, quoted=quoted)
-    except QueryError as exc:
-        raise QueryError(exc.reason, column) from None
-
-
 @lru_cache(maxsize=65_536)
-def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, *, quoted: bool) -> Phrase:
-    """The phrase of a term, or a QueryError (at column 0: :func:`_phrase` gives the column).
+def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, quoted: bool) -> Phrase:
+    """The phrase of a term, or a QueryError (at column 0: :func:`_term` gives the column).
 
     Rule sets repeat their terms thousands of times: each is parsed once, and the rules that use
     it share one (immutable) Phrase.
     """
     column = 0
+    if text.isascii() and "*" not in text:
+        # Most terms: ASCII words, none a prefix. Their words are those of the whole text, so
+        # they need none of the checks below, word by word.
+        plain = norms(text)
+        if not plain:
+            raise _no_words(text, quoted)
+        return Phrase(text.strip(), tuple(plain), (False,) * len(plain), slop, fields)
     words: list[str] = []
     prefixes: list[bool] = []
     for raw in text.split():
@@ -505,19 +630,74 @@ def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, *, quot
         words.extend(parts)
         prefixes.extend([False] * (len(parts) - 1) + [prefix])
     if not words:
-        what = "the phrase" if quoted else f"{text!r}"
-        raise QueryError(f"{what} has no words to match", column)
+        raise _no_words(text, quoted)
     return Phrase(text.strip(), tuple(words), tuple(prefixes), slop, fields)
 
 
-def _regex(token: _Token, fields: tuple[str, ...] | None) -> Regex:
-    if not token.text:
-        raise QueryError("empty regular expression", token.column)
+def _no_words(text: str, quoted: bool) -> QueryError:
+    what = "the phrase" if quoted else f"{text!r}"
+    return QueryError(f"{what} has no words to match", 0)
+
+
+def _regex(pattern: str, column: int, fields: tuple[str, ...] | None) -> Regex:
+    if not pattern:
+        raise QueryError("empty regular expression", column)
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
     try:
-        re2.compile(token.text, options)
+        re2.compile(pattern, options)
     except re2.error as exc:
-        raise QueryError(f"invalid regular expression: {exc}", token.column) from None
-    return Regex(token.text, fields)
+        raise QueryError(f"invalid regular expression: {exc}", column) from None
+    return Regex(pattern, fields)
+
+
+# -- shapes -------------------------------------------------------------------------------------
+#
+# Rule sets are often written from a few patterns ("@actor AND (a OR "b c"~2) AND NOT d"), so
+# thousands of queries differ only in their terms. The parser's every decision, and every error
+# it can raise but a term's own, depends only on the kinds of the tokens and the text of the
+# others (operators, NEAR/n, fields): what this module calls a query's shape. Once a query of a
+# shape has parsed, the next one of that shape is its tree with the terms replaced.
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    tree: Node
+    """The tree of the first query of the shape that parsed."""
+    fields: tuple[tuple[str, ...] | None, ...]
+    """The fields of each of its terms, in order."""
+
+
+MAX_SHAPES = 4096
+"""Shapes kept; a rule set with more (each query its own) parses the rest in full."""
+MAX_SHAPE_TOKENS = 100
+"""Longer queries are parsed in full: they are rare, and their shapes would take the memory."""
+_SHAPES: dict[tuple[str, ...], _Shape] = {}
+
+
+def _terms(node: Node) -> list[Phrase | ActorRef | Regex]:
+    """The terms of a tree, in the order of the query."""
+    match node:
+        case And(children) | Or(children):
+            return [term for child in children for term in _terms(child)]
+        case Not(child):
+            return _terms(child)
+        case Near(left, right, _):
+            return _terms(left) + _terms(right)
+        case _:
+            return [node]
+
+
+def _rebuild(node: Node, terms: Iterator[Node]) -> Node:
+    """``node`` with its terms replaced, in order, by ``terms``."""
+    if isinstance(node, (Phrase, ActorRef, Regex)):
+        return next(terms)
+    if isinstance(node, And):
+        return And(tuple([_rebuild(child, terms) for child in node.children]))
+    if isinstance(node, Or):
+        return Or(tuple([_rebuild(child, terms) for child in node.children]))
+    if isinstance(node, Not):
+        return Not(_rebuild(node.child, terms))
+    left = _rebuild(node.left, terms)
+    return Near(left, _rebuild(node.right, terms), node.distance)
