@@ -59,8 +59,12 @@ _PREFIX_KEY = 3
 
 # -- compiled terms -----------------------------------------------------------------------------
 
+# Compiled nodes are never changed once built, and rules share them. They are not frozen
+# dataclasses all the same: those set each field through object.__setattr__, which made building
+# the tens of thousands of nodes of a large rule set several times slower.
 
-@dataclass(frozen=True, slots=True, eq=False)
+
+@dataclass(slots=True, eq=False)
 class _Leaf:
     """A phrase in matching form: normalised (and maybe stemmed) words, options, where to look."""
 
@@ -104,7 +108,7 @@ class _Leaf:
         return "\x02" + longest[:_PREFIX_KEY] if len(longest) >= _PREFIX_KEY else None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Regex:
     pattern: Any  # re2._Regexp
     text: str
@@ -119,7 +123,7 @@ class _Regex:
 # the occurrences that make a node hold is ``_holds``, done for matching rules only.
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Any:
     """At least one child holds (an OR; also a rule's actors or keywords part)."""
 
@@ -132,7 +136,7 @@ class _Any:
         return False
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _All:
     children: tuple[_Node, ...]
 
@@ -143,7 +147,7 @@ class _All:
         return True
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _None:
     """The child does not hold (NOT)."""
 
@@ -153,7 +157,7 @@ class _None:
         return not self.child.holds(doc)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Near:
     left: _Node
     right: _Node
@@ -166,7 +170,7 @@ class _Near:
 _Node = _Leaf | _Regex | _Any | _All | _None | _Near
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Compiled:
     rule: Rule
     actors: _Any | None
@@ -555,9 +559,9 @@ def _any_prefix(prefixes: tuple[str, ...], doc: _Doc, fields: tuple[str, ...]) -
 class _Compiler:
     """Compiles the rules of one rule set, sharing what they have in common.
 
-    Rules repeat actors and terms: equal terms become one leaf (leaves are immutable, so safe to
-    share), which also lets an article look each one up once however many rules use it. The
-    caches live for one build, so a reload does not keep the previous rule set alive.
+    Rules repeat actors and terms: equal terms become one leaf (leaves are never changed once
+    built, so safe to share), which also lets an article look each one up once however many rules
+    use it. The caches live for one build, so a reload does not keep the previous rule set alive.
     """
 
     __slots__ = ("_actors", "_checks", "_keys", "_leaves", "_terms")
@@ -767,30 +771,32 @@ def _leaf(
     case_sensitive: bool,
 ) -> _Leaf:
     words = phrase.words
+    prefixes = phrase.prefixes
+    prefixed = True in prefixes
     if stem is not None:
         stem_of = stemmer(stem)
-        words = tuple(w if p else stem_of(w) for w, p in zip(words, phrase.prefixes, strict=True))
+        words = tuple([w if p else stem_of(w) for w, p in zip(words, prefixes, strict=True)])
     raw = None
     if case_sensitive:
-        raw = tuple(fold_accents(word.rstrip("*")) for word in q.raw_words(phrase.text))
-    prefixes = phrase.prefixes
+        raw = tuple([fold_accents(word.rstrip("*")) for word in q.raw_words(phrase.text)])
     alone = len(words) == 1 and raw is None
+    # Stems are not the article's words, so only unstemmed whole words can be required.
+    if stem is not None:
+        needs: tuple[str, ...] = ()
+    elif prefixed:
+        needs = tuple([w for w, p in zip(words, prefixes, strict=True) if not p])
+    else:
+        needs = words
+    text = phrase.text
+    glued = _glue(text, len(words))
+    plain = stem is None and raw is None and not prefixed
+    word = words[0] if alone and not prefixed and stem is None else None
+    # Prefixes are never stemmed: a prefix leaf is decided on the vocabulary even when stemming.
+    prefix = words[0] if alone and prefixed else None
+    fields = phrase.fields or fields
+    # Positional: tens of thousands of leaves, and keywords cost more than the rest of the call.
     return _Leaf(
-        text=phrase.text,
-        kind=kind,
-        words=words,
-        prefixes=prefixes,
-        slop=slop,
-        fields=phrase.fields or fields,
-        stem=stem,
-        raw=raw,
-        glued=_glue(phrase.text, len(words)),
-        # Stems are not the article's words, so only unstemmed whole words can be required.
-        needs=tuple(w for w, p in zip(words, prefixes, strict=True) if not p and stem is None),
-        plain=stem is None and raw is None and not any(prefixes),
-        word=words[0] if alone and not prefixes[0] and stem is None else None,
-        # Prefixes are never stemmed: a prefix leaf is decided on the vocabulary even when stemming.
-        prefix=words[0] if alone and prefixes[0] else None,
+        text, kind, words, prefixes, slop, fields, stem, raw, glued, needs, plain, word, prefix
     )
 
 
@@ -798,8 +804,13 @@ def _leaf(
 def _glue(text: str, size: int) -> tuple[bool, ...]:
     """Which consecutive words of a term were written as one word ("Kassym-Jomart", "习近平"):
     slop never applies inside a written word. ``glued[i]`` is about words i and i+1."""
+    if size < 2:
+        return ()  # nothing to glue: most terms are one word
     parts = text.split()
-    if all(part.isascii() and part.rstrip("*").isalnum() for part in parts):
+    for part in parts:  # a loop: cheaper than all() over a generator
+        if not (part.isascii() and part.rstrip("*").isalnum()):
+            break
+    else:
         return (False,) * max(0, size - 1)  # each written word is one word
     starts: list[bool] = []  # for each word: does it start a written word?
     for part in parts:
