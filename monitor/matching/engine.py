@@ -100,9 +100,14 @@ class _Leaf:
         share ("president" in "President X") is a poor key, so the least shared word wins, and
         among those the longest (longer words are rarer in text).
         """
-        whole = [w for w, prefix in zip(self.words, self.prefixes, strict=True) if not prefix]
+        whole = self.words
+        if True in self.prefixes:
+            whole = tuple([w for w, prefix in zip(whole, self.prefixes, strict=True) if not prefix])
         if whole:
-            word = min(whole, key=lambda w: (rarity.get(w, 0), -len(w)))
+            if len(whole) == 1:
+                word = whole[0]
+            else:
+                word = min(whole, key=lambda w: (rarity.get(w, 0), -len(w)))
             return f"\x01{self.stem}:{word}" if self.stem else word
         longest = max(self.words, key=len)
         return "\x02" + longest[:_PREFIX_KEY] if len(longest) >= _PREFIX_KEY else None
@@ -177,8 +182,6 @@ class _Compiled:
     keywords: _Any | None
     excludes: tuple[_Leaf, ...]
     query: _Node | None
-    groups: tuple[frozenset[str], ...]
-    """Index keys: the rule can match only if, for each group, one of its keys occurs."""
 
 
 # -- per-article state --------------------------------------------------------------------------
@@ -436,42 +439,50 @@ class Matcher:
                 self._never[rule.id] = "disabled" if not rule.enabled else "nothing it can match"
             else:
                 compiled.append(entry)
-        # One walk of each rule's terms: which words the rule set's terms share (for the index
-        # keys), and which fields some rule searches (index keys come from all of them).
-        used: list[str] = []
+        self._compiled = tuple(compiled)
+        # Which words the rule set's terms share (for the index keys), and which fields some rule
+        # searches (index keys come from all of them): the compiler counted the uses of each
+        # distinct term, so shared actors and terms are looked at once, not once per rule.
+        rarity: dict[str, int] = {}
         searched: set[str] = set()
-        for entry in compiled:
-            for terminal in _terminals((entry.actors, entry.keywords, entry.query)):
+        for terminal, uses in Counter(compiler.terminals).items():
+            if isinstance(terminal, _Leaf):
                 searched.update(terminal.fields)
-                if isinstance(terminal, _Leaf):
-                    used.extend(set(terminal.words))
+                for word in set(terminal.words):
+                    rarity[word] = rarity.get(word, 0) + uses
+            elif isinstance(terminal, _Regex):
+                searched.update(terminal.fields)
+        for entry in compiled:
             for exclude in entry.excludes:
                 searched.update(exclude.fields)
-        grouping = _Grouping(Counter(used))
-        compiled = [grouping.entry(entry) for entry in compiled]
-        self._compiled = tuple(compiled)
         # The index maps a key to the rules whose first (smallest, rarest-keyed) group holds it:
         # an article's candidates are one union of sets, done in C. Each candidate must then
         # pass its checks (see _Compiler.checks), which few get through.
+        grouping = _Grouping(rarity)
         postings: dict[str, set[int]] = {}
+        checks: list[_Checks] = []
+        always: list[int] = []
         for number, entry in enumerate(compiled):
-            for key in entry.groups[0] if entry.groups else ():
-                postings.setdefault(key, set()).add(number)
+            groups = grouping.entry(entry)
+            if groups:
+                for key in groups[0]:
+                    posting = postings.get(key)
+                    if posting is None:
+                        postings[key] = {number}
+                    else:
+                        posting.add(number)
+            else:
+                always.append(number)
+            checks.append(compiler.checks(entry, groups[1:]))
         self._index = {key: frozenset(rules) for key, rules in postings.items()}
-        self._checks = tuple(compiler.checks(entry) for entry in compiled)
-        self._always = tuple(n for n, e in enumerate(compiled) if not e.groups)
-        every_key = set(postings)
-        for checks in self._checks:
-            for singles, groups, _prefixes in checks:
-                every_key.update(singles, *groups)
+        self._checks = tuple(checks)
+        self._always = tuple(always)
         # Prefixes are index keys only for rules with nothing better to index (checks look
         # prefixes up in the sorted vocabulary instead): an article's prefixes are computed
         # only if there are any.
         self._prefix_keys = frozenset(key[1:] for key in postings if key.startswith("\x02"))
         self._fields = tuple(name for name in ALL_FIELDS if name in searched)
-        self._stem_languages = sorted(
-            {key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")}
-        )
+        self._stem_languages = compiler.stem_languages(postings)
 
     def __len__(self) -> int:
         return len(self._compiled)
@@ -564,14 +575,30 @@ class _Compiler:
     use it. The caches live for one build, so a reload does not keep the previous rule set alive.
     """
 
-    __slots__ = ("_actors", "_checks", "_keys", "_leaves", "_terms")
+    __slots__ = (
+        "_actors",
+        "_checks",
+        "_keys",
+        "_leaves",
+        "_needs",
+        "_parts",
+        "_stemmed",
+        "_terms",
+        "terminals",
+    )
 
     def __init__(self) -> None:
         self._terms: dict[str, q.Phrase | None] = {}
         self._leaves: dict[tuple[Any, ...], _Leaf] = {}
         self._actors: dict[tuple[Actor, tuple[str, ...], str | None], _Any] = {}
-        self._keys: dict[_Leaf, tuple[frozenset[str], str | None]] = {}
-        self._checks: dict[Any, Any] = {}
+        self._needs: dict[_Leaf, tuple[tuple[str, ...], str | None]] = {}
+        self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._parts: dict[tuple[_Leaf, ...], _Check | None] = {}
+        self._checks: dict[_Check, _Check] = {}
+        self.terminals: list[_Node] = []
+        """Every phrase and regex of every compiled rule, once per use (a shared actor's aliases
+        once per rule naming it): how many terms use each word makes the index keys."""
+        self._stemmed = False
 
     def rule(self, rule: Rule) -> _Compiled | None:
         """The rule in matching form, or None if it can never match."""
@@ -592,13 +619,21 @@ class _Compiler:
         keywords_part = _part(keywords) if rule.keywords else None
         if (rule.actors and actors_part is None) or (rule.keywords and keywords_part is None):
             return None  # a required part with no usable term can never hold
-        excludes = tuple(
-            e for e in (self.term(x, "exclude", 0, fields, stem) for x in rule.exclude) if e
-        )
+        excludes: tuple[_Leaf, ...] = ()
+        if rule.exclude:
+            found = [self.term(x, "exclude", 0, fields, stem) for x in rule.exclude]
+            excludes = tuple([e for e in found if e is not None])
+        # The query's terminals are counted as it is compiled, and forgotten if the rule is.
+        counted = len(self.terminals)
         query = self.node(rule.query, rule, fields, stem) if rule.query is not None else None
         if actors_part is None and keywords_part is None and query is None:
+            del self.terminals[counted:]
             return None
-        return _Compiled(rule, actors_part, keywords_part, excludes, query, ())
+        if actors_part is not None:
+            self.terminals += actors_part.children
+        if keywords_part is not None:
+            self.terminals += keywords_part.children
+        return _Compiled(rule, actors_part, keywords_part, excludes, query)
 
     def term(
         self, term: Term, kind: str, slop: int, fields: tuple[str, ...], stem: str | None
@@ -629,6 +664,7 @@ class _Compiler:
         if found is None:
             found = _leaf(phrase, kind, slop, fields, stem, case_sensitive=case_sensitive)
             self._leaves[key] = found
+            self._stemmed = self._stemmed or stem is not None
         return found
 
     def actor(self, actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
@@ -641,23 +677,22 @@ class _Compiler:
         return found
 
     def node(self, node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
+        # The most common nodes first: a query is mostly phrases, ORs and ANDs of them.
         match node:
             case q.Phrase():
-                return self.leaf(
+                leaf = self.leaf(
                     node, "query", node.slop, fields, stem, case_sensitive=node.case_sensitive
                 )
-            case q.ActorRef(actor_id, scope):
-                actor = next(a for a in (*rule.query_actors, *rule.actors) if a.id == actor_id)
-                return self.actor(actor, scope or fields, stem)
-            case q.Regex(pattern, scope):
-                options = re2.Options()
-                options.case_sensitive = False
-                options.log_errors = False
-                return _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
-            case q.And(children):
-                return _All(tuple(self.node(c, rule, fields, stem) for c in children))
+                self.terminals.append(leaf)
+                return leaf
             case q.Or(children):
-                return _Any(tuple(self.node(c, rule, fields, stem) for c in children))
+                return _Any(tuple([self.node(c, rule, fields, stem) for c in children]))
+            case q.And(children):
+                return _All(tuple([self.node(c, rule, fields, stem) for c in children]))
+            case q.ActorRef(actor_id, scope):
+                aliases = self.actor(_actor(rule, actor_id), scope or fields, stem)
+                self.terminals += aliases.children
+                return aliases
             case q.Not(child):
                 return _None(self.node(child, rule, fields, stem))
             case q.Near(left, right, distance):
@@ -666,89 +701,119 @@ class _Compiler:
                     self.node(right, rule, fields, stem),
                     distance,
                 )
+            case q.Regex(pattern, scope):
+                options = re2.Options()
+                options.case_sensitive = False
+                options.log_errors = False
+                regex = _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
+                self.terminals.append(regex)
+                return regex
         raise AssertionError(node)
 
-    def keys(self, leaf: _Leaf) -> tuple[frozenset[str], str | None]:
-        """What the article's keys must hold for a leaf to occur, cheaply checked: the keys of
-        its whole words (stems as stem keys), else its prefix when it is one prefix; or
-        nothing."""
-        found = self._keys.get(leaf)
-        if found is None:
-            keys = frozenset(
-                f"\x01{leaf.stem}:{word}" if leaf.stem else word
-                for word, prefix in zip(leaf.words, leaf.prefixes, strict=True)
-                if not prefix
-            )
-            prefix = leaf.words[0] if not keys and len(leaf.words) == 1 else None
-            found = self._keys[leaf] = (keys, prefix)
-        return found
-
-    def checks(self, entry: _Compiled) -> _Checks:
+    def checks(self, entry: _Compiled, groups: Sequence[frozenset[str]]) -> _Checks:
         """The checks a candidate must pass before it is evaluated.
 
-        First its index groups after the first (the index found it by that one), then its
+        First its index ``groups`` after the first (the index found it by that one), then its
         required parts: each needs one term whose words all occur in the article (prefixes
         aside), so an alias indexed under "President" is not worth a phrase search when the name
         beside it is absent. Terms of one word are single keys (one C call decides them all);
         identical checks are shared between rules, and a shared part's check is made once.
         """
-        shared = self._checks
-        checks: list[_Check] = [
-            (
-                tuple(sorted(key for key in group if not key.startswith("\x02"))),
-                (),
-                tuple(sorted(key[1:] for key in group if key.startswith("\x02"))),
-            )
-            for group in entry.groups[1:]
-        ]
+        checks: list[_Check] = []
+        for group in groups:
+            singles: list[str] = []
+            prefixes: list[str] = []
+            for key in group:
+                if key.startswith("\x02"):
+                    prefixes.append(key[1:])
+                else:
+                    singles.append(key)
+            singles.sort()
+            prefixes.sort()
+            checks.append(self._intern((tuple(singles), (), tuple(prefixes))))
         parts: list[tuple[_Leaf, ...]] = []
-        for part in (entry.actors, entry.keywords):
-            if part is not None:
-                parts += _query_parts(part)
+        if entry.actors is not None:
+            _required(entry.actors, parts)
+        if entry.keywords is not None:
+            _required(entry.keywords, parts)
         if entry.query is not None:
-            parts += _query_parts(entry.query)
+            _required(entry.query, parts)
+        known = self._parts
         for alternatives in parts:
-            if alternatives in shared:
-                check = shared[alternatives]
+            if alternatives in known:
+                check = known[alternatives]
             else:
-                check = shared[alternatives] = self._check(alternatives)
+                check = known[alternatives] = self._check(alternatives)
             if check is not None:
                 checks.append(check)
-        return tuple(shared.setdefault(check, check) for check in checks)
+        return tuple(checks)
 
     def _check(self, alternatives: tuple[_Leaf, ...]) -> _Check | None:
         """The check of a part that one of ``alternatives`` must hold; None if one always
         passes."""
-        shared = self._checks
-        needs = [self.keys(leaf) for leaf in alternatives]
-        if any(not keys and prefix is None for keys, prefix in needs):
-            return None  # an alternative with nothing to check always passes
-        singles = tuple(sorted({next(iter(keys)) for keys, _ in needs if len(keys) == 1}))
-        groups = tuple(
-            shared.setdefault(group, group)
-            for group in (tuple(sorted(keys)) for keys, _ in needs if len(keys) > 1)
-        )
-        prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
-        check = (singles, groups, prefixes)
-        one: _Check = shared.setdefault(check, check)
-        return one
+        singles: set[str] = set()
+        groups: list[tuple[str, ...]] = []
+        prefixes: set[str] = set()
+        for leaf in alternatives:
+            keys, prefix = self._need(leaf)
+            if len(keys) == 1:
+                singles.add(keys[0])
+            elif keys:
+                groups.append(keys)
+            elif prefix is not None:
+                prefixes.add(prefix)
+            else:
+                return None  # an alternative with nothing to check always passes
+        return self._intern((tuple(sorted(singles)), tuple(groups), tuple(sorted(prefixes))))
+
+    def _need(self, leaf: _Leaf) -> tuple[tuple[str, ...], str | None]:
+        """What the article's keys must hold for a leaf to occur, cheaply checked: the keys of
+        its whole words (stems as stem keys), sorted, else its prefix when it is one prefix; or
+        nothing."""
+        found = self._needs.get(leaf)
+        if found is None:
+            if leaf.stem is None:
+                keys: Iterable[str] = leaf.needs  # its whole words
+            else:
+                keys = [
+                    f"\x01{leaf.stem}:{word}"
+                    for word, prefix in zip(leaf.words, leaf.prefixes, strict=True)
+                    if not prefix
+                ]
+            ordered = tuple(sorted(set(keys)))
+            prefix = leaf.words[0] if not ordered and len(leaf.words) == 1 else None
+            # Equal leaves of other fields or kinds need the same keys: one tuple for them all.
+            ordered = self._keys.setdefault(ordered, ordered)
+            found = self._needs[leaf] = (ordered, prefix)
+        return found
+
+    def _intern(self, check: _Check) -> _Check:
+        """One tuple for equal checks, however many rules have them."""
+        found = self._checks.get(check)
+        if found is None:
+            found = self._checks[check] = check
+        return found
+
+    def stem_languages(self, keys: Iterable[str]) -> list[str]:
+        """The languages of the stem keys among ``keys`` and the keys of the checks: an article
+        computes the stems of its words in each."""
+        if not self._stemmed:
+            return []  # no leaf is stemmed, so there are no stem keys to look for
+        every_key = set(keys)
+        for singles, groups, _prefixes in self._checks:
+            every_key.update(singles, *groups)
+        return sorted({key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")})
 
 
-def _terminals(roots: Iterable[_Node | None]) -> list[_Leaf | _Regex]:
-    """Every phrase and regex under ``roots``."""
-    nodes = [root for root in roots if root is not None]
-    found: list[_Leaf | _Regex] = []
-    while nodes:
-        match nodes.pop():
-            case _Leaf() | _Regex() as terminal:
-                found.append(terminal)
-            case _Any(children) | _All(children):
-                nodes.extend(children)
-            case _None(child):
-                nodes.append(child)
-            case _Near(left, right, _):
-                nodes += [left, right]
-    return found
+def _actor(rule: Rule, actor_id: str) -> Actor:
+    """The actor a rule's query names ``@actor_id``."""
+    for actor in rule.query_actors:
+        if actor.id == actor_id:
+            return actor
+    for actor in rule.actors:
+        if actor.id == actor_id:
+            return actor
+    raise AssertionError(actor_id)
 
 
 def _part(leaves: list[_Leaf | None]) -> _Any | None:
@@ -826,82 +891,74 @@ one of its groups, or a word that starts with one of its prefixes."""
 _Checks = tuple[_Check, ...]
 
 
-def _query_parts(node: _Node) -> list[tuple[_Leaf, ...]]:
-    """The parts ``node`` requires that are alternatives of leaves (one must occur)."""
-    match node:
-        case _Leaf():
-            return [(node,)]
-        case _Any(children) if children and all(isinstance(c, _Leaf) for c in children):
-            return [children]  # type: ignore[list-item]
-        case _All(children):
-            return [part for child in children for part in _query_parts(child)]
-        case _Near(left, right, _):
-            return _query_parts(left) + _query_parts(right)
-    return []
+def _required(node: _Node, parts: list[tuple[_Leaf, ...]]) -> None:
+    """Add to ``parts`` the alternatives of leaves (one must occur) that ``node`` requires."""
+    if isinstance(node, _Leaf):
+        parts.append((node,))
+    elif isinstance(node, _Any):
+        if node.children and _all_leaves(node.children):
+            parts.append(node.children)  # type: ignore[arg-type]
+    elif isinstance(node, _All):
+        for child in node.children:
+            _required(child, parts)
+    elif isinstance(node, _Near):
+        _required(node.left, parts)
+        _required(node.right, parts)
+
+
+def _all_leaves(nodes: tuple[_Node, ...]) -> bool:
+    for node in nodes:  # noqa: SIM110 (a loop: cheaper than all() over a generator)
+        if not isinstance(node, _Leaf):
+            return False
+    return True
 
 
 class _Grouping:
     """Index groups of compiled rules, keyed on the rarest words of the rule set.
 
     A group is a set of keys of which at least one must occur for a part of a rule to hold.
-    Rules share leaves and actors, so each node's group is computed once.
+    Rules share leaves and actors: the group of each leaf and of each OR is computed once.
     """
 
-    __slots__ = ("_groups", "_rarity")
+    __slots__ = ("_groups", "_keys", "_rarity")
 
     def __init__(self, rarity: Mapping[str, int]) -> None:
         self._rarity = rarity
-        self._groups: dict[_Node, frozenset[str] | None] = {}
+        self._groups: dict[_Any, frozenset[str] | None] = {}
+        self._keys: dict[_Leaf, str | None] = {}
 
-    def entry(self, entry: _Compiled) -> _Compiled:
-        """``entry`` with its index groups."""
-        groups = [
-            group
-            for group in (
-                self.group(entry.actors) if entry.actors else None,
-                self.group(entry.keywords) if entry.keywords else None,
-                *(self.query(entry.query) if entry.query is not None else []),
-            )
-            if group
-        ]
-        # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
-        groups.sort(key=len)
-        return _Compiled(
-            entry.rule,
-            entry.actors,
-            entry.keywords,
-            entry.excludes,
-            entry.query,
-            tuple(groups[:_MAX_GROUPS]),
-        )
-
-    def query(self, node: _Node) -> list[frozenset[str]]:
-        """Independent groups of a query (one per indexable child of a top-level AND)."""
-        if isinstance(node, _All):
-            return [g for g in (self.group(c) for c in node.children) if g]
-        group = self.group(node)
-        return [group] if group else []
+    def entry(self, entry: _Compiled) -> list[frozenset[str]]:
+        """The index groups of ``entry``: at most ``_MAX_GROUPS``, the smallest."""
+        groups: list[frozenset[str]] = []
+        for part in (entry.actors, entry.keywords):
+            if part is not None and (group := self.group(part)):
+                groups.append(group)
+        query = entry.query
+        if isinstance(query, _All):
+            # Independent groups of a query: one per indexable child of a top-level AND.
+            for child in query.children:
+                if group := self.group(child):
+                    groups.append(group)
+        elif query is not None and (group := self.group(query)):
+            groups.append(group)
+        if len(groups) > 1:
+            # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
+            groups.sort(key=len)
+            del groups[_MAX_GROUPS:]
+        return groups
 
     def group(self, node: _Node) -> frozenset[str] | None:
         """Keys of which at least one must occur for ``node`` to hold; None if there are none."""
-        if node in self._groups:
-            return self._groups[node]
-        group = self._groups[node] = self._group(node)
-        return group
-
-    def _group(self, node: _Node) -> frozenset[str] | None:
         match node:
             case _Leaf():
-                key = node.key(self._rarity)
+                key = self._key(node)
                 return frozenset((key,)) if key is not None else None
             case _Any(children):
-                keys: set[str] = set()
-                for child in children:
-                    group = self.group(child)
-                    if group is None:
-                        return None
-                    keys |= group
-                return frozenset(keys) if keys else None
+                # Only an OR can be shared (an actor's aliases): other nodes are one rule's.
+                if node in self._groups:
+                    return self._groups[node]
+                group = self._groups[node] = self._any(children)
+                return group
             case _All(children):
                 candidates = [g for g in (self.group(c) for c in children) if g]
                 return min(candidates, key=len) if candidates else None
@@ -910,6 +967,28 @@ class _Grouping:
                 return min(sides, key=len) if sides else None
             case _:
                 return None
+
+    def _any(self, children: tuple[_Node, ...]) -> frozenset[str] | None:
+        keys: set[str] = set()
+        for child in children:
+            # Most children are leaves, whose key is all their group holds.
+            if isinstance(child, _Leaf):
+                key = self._key(child)
+                if key is None:
+                    return None
+                keys.add(key)
+                continue
+            group = self.group(child)
+            if group is None:
+                return None
+            keys |= group
+        return frozenset(keys) if keys else None
+
+    def _key(self, leaf: _Leaf) -> str | None:
+        if leaf in self._keys:
+            return self._keys[leaf]
+        key = self._keys[leaf] = leaf.key(self._rarity)
+        return key
 
 
 # -- evaluating ---------------------------------------------------------------------------------
