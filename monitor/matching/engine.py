@@ -39,7 +39,14 @@ from monitor.matching import query as q
 from monitor.matching.language import detect_language, stemmer
 from monitor.matching.lifetime import long_lived
 from monitor.matching.rules import Actor, Rule, Term, TermSpec
-from monitor.matching.text import Words, fold_accents, norms, split_words, word_spans
+from monitor.matching.text import (
+    Words,
+    ascii_words,
+    fold_accents,
+    norms,
+    split_words,
+    word_spans,
+)
 from monitor.models import FIELDS, Article, Hit, RuleMatch
 
 __all__ = ["Matcher"]
@@ -48,8 +55,9 @@ ALL_FIELDS: tuple[str, ...] = q.QUERY_FIELDS
 _FIELD_ORDER = {name: order for order, name in enumerate(ALL_FIELDS)}
 _MAX_GROUPS = 2
 """Index a rule under at most this many required parts: more costs postings, saves little."""
-_SCANS_BEFORE_INDEX = 12
-"""Word lookups in a field answered by scanning before its position index is built."""
+_SCANS_BEFORE_INDEX = 32
+"""Word lookups in a field answered by searching before its position index is built: a search
+costs a few microseconds, the index about as much as thirty."""
 _GAP = 128
 """Empty words between two values of a multi-valued field: more than any slop or NEAR distance."""
 _MAX_SPANS = 1000
@@ -195,11 +203,15 @@ class _Field:
     """
 
     __slots__ = (
+        "_ascii_known",
+        "_found",
         "_index",
+        "_joined",
         "_lookups",
         "_prefixes",
         "_segments",
-        "_sorted",
+        "_spaced",
+        "_starts",
         "_stems",
         "_vocabulary",
         "_words",
@@ -221,9 +233,13 @@ class _Field:
                     self.norms.extend([""] * _GAP)
                 self.norms.extend(norms(segment))
         self._words: Words | None = None
+        self._found: dict[str, list[int]] = {}
+        self._ascii_known = False
+        self._spaced: bytes | None = None
+        self._starts: dict[int, int] = {}
         self._vocabulary: set[str] | None = None
         self._index: dict[str, list[int]] | None = None
-        self._sorted: list[str] | None = None
+        self._joined: str | None = None
         self._lookups = 0
         self._stems: dict[str, dict[str, list[int]]] = {}
         self._prefixes: dict[str, list[int]] = {}
@@ -244,20 +260,32 @@ class _Field:
             self._vocabulary = set(self.norms)
         return self._vocabulary
 
+    @property
+    def joined(self) -> str:
+        """The words, each between two NULs (never part of a word): the occurrences of a word,
+        or of the words that start with a prefix, are found with ``str.find``, in C."""
+        if self._joined is None:
+            self._joined = "\x00" + "\x00".join(self.norms) + "\x00"
+        return self._joined
+
     def positions(self, word: str, prefix: bool, stem: str | None) -> Sequence[int]:
         """Ascending word indexes of ``word`` (a stem when ``stem``; a prefix when ``prefix``)."""
         if prefix:
             found = self._prefixes.get(word)
             if found is None:
-                found = self._prefixes[word] = self._with_prefix(word)
+                found = self._prefixes[word] = self._find("\x00" + word)
             return found
         if stem is None:
+            found = self._found.get(word)
+            if found is not None:
+                return found
             if word not in self.vocabulary:
                 return ()
             if self._index is None and self._lookups < _SCANS_BEFORE_INDEX:
-                # A few lookups are cheaper as C-level scans than building the whole index.
+                # Searches are cheaper than building the whole index, up to a point.
                 self._lookups += 1
-                return _find_all(self.norms, word)
+                found = self._found[word] = self._find(f"\x00{word}\x00")
+                return found
             return self.index().get(word, ())
         stems = self._stems.get(stem)
         if stems is None:
@@ -271,18 +299,19 @@ class _Field:
             self._stems[stem] = stems
         return stems.get(word, ())
 
-    def _with_prefix(self, prefix: str) -> list[int]:
-        # The distinct words, sorted once: the words with a prefix are one run found by bisect,
-        # and only those words are looked up (no index of every word is needed).
-        if self._sorted is None:
-            self._sorted = sorted(self.vocabulary)
-        vocabulary = self._sorted
+    def _find(self, needle: str) -> list[int]:
+        """The positions of the words that ``needle`` (a NUL, then a word and a NUL, or a
+        prefix) starts in :attr:`joined`: a word's position is the count of NULs before it."""
+        joined = self.joined
         found: list[int] = []
-        at = bisect_left(vocabulary, prefix)
-        while at < len(vocabulary) and vocabulary[at].startswith(prefix):
-            found += self.positions(vocabulary[at], False, None)
-            at += 1
-        found.sort()
+        position = counted = 0
+        at = joined.find(needle)
+        while at >= 0:
+            position += joined.count("\x00", counted, at)
+            counted = at
+            found.append(position)
+            # The NUL that ends this word may start the next occurrence.
+            at = joined.find(needle, at + len(needle) - 1)
         return found
 
     @property
@@ -298,9 +327,47 @@ class _Field:
                 self._words = _joined_words(self._segments)
         return self._words
 
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """The character offsets of words ``first`` to ``last``."""
+        spaced = self._ascii()
+        if spaced is None:
+            words = self.words
+            return words.starts[first], words.ends[last]
+        start = self._start(spaced, first)
+        if last > first:
+            # The last word is a few words on: split that far, and the rest starts with it.
+            rest = spaced[start + 1 :].split(None, last - first)[-1]
+            return start, len(spaced) - 1 - len(rest) + len(self.norms[last])
+        return start, start + len(self.norms[first])
+
+    def _ascii(self) -> bytes | None:
+        """The text's ASCII words (see :func:`ascii_words`) with a space before and after; None
+        when the text has none, or when its words are those of several values."""
+        if not self._ascii_known:
+            self._ascii_known = True
+            spaced = ascii_words(self.text) if self._segments is None else None
+            if spaced is not None:
+                self._spaced = b" " + spaced + b" "
+        return self._spaced
+
+    def _start(self, spaced: bytes, position: int) -> int:
+        """Where word ``position`` starts: ``spaced`` holds each word where the text does, so it
+        is the occurrence of the word there that has as many before it as the word has in
+        ``norms``. Fields have a hit or two: this saves working out where every word starts."""
+        found = self._starts.get(position)
+        if found is None:
+            word = self.norms[position]
+            needle = f" {word} ".encode("ascii")
+            found = -1
+            for _ in range(bisect_left(self.positions(word, False, None), position) + 1):
+                # The space before the word stands where the word does in the text.
+                found = spaced.find(needle, found + 1)
+            self._starts[position] = found
+        return found
+
     def raw(self, position: int) -> str:
-        words = self.words
-        return self.text[words.starts[position] : words.ends[position]]
+        start, end = self.span(position, position)
+        return self.text[start:end]
 
 
 def _joined_words(segments: Sequence[str]) -> Words:
@@ -323,7 +390,7 @@ def _joined_words(segments: Sequence[str]) -> Words:
 class _Doc:
     """An article being matched: its fields, built as rules ask for them."""
 
-    __slots__ = ("_fields", "_sorted", "_vocabularies", "article", "language", "memo")
+    __slots__ = ("_fields", "_vocabularies", "article", "language", "memo")
 
     def __init__(self, article: Article) -> None:
         self.article = article
@@ -332,10 +399,8 @@ class _Doc:
         # looked at twice (to decide, then to collect hits).
         self.memo: dict[_Leaf | _Regex, list[_Occ]] = {}
         self.language: str | None = article.language
-        # Per tuple of fields (nearly every rule searches the same few): their words, and those
-        # words sorted for prefixes.
+        # Per tuple of fields (nearly every rule searches the same few): their words.
         self._vocabularies: dict[tuple[str, ...], set[str]] = {}
-        self._sorted: dict[tuple[str, ...], list[str]] = {}
 
     def vocabulary(self, fields: tuple[str, ...]) -> set[str]:
         """The distinct words of ``fields``."""
@@ -350,11 +415,11 @@ class _Doc:
 
     def has_prefix(self, prefix: str, fields: tuple[str, ...]) -> bool:
         """Whether a word of ``fields`` starts with ``prefix``."""
-        words = self._sorted.get(fields)
-        if words is None:
-            words = self._sorted[fields] = sorted(self.vocabulary(fields))
-        at = bisect_left(words, prefix)
-        return at < len(words) and words[at].startswith(prefix)
+        needle = "\x00" + prefix
+        for name in fields:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+            if needle in self.field(name).joined:
+                return True
+        return False
 
     def field(self, name: str) -> _Field:
         found = self._fields.get(name)
@@ -372,17 +437,6 @@ class _Doc:
             text = " ".join(self.field(name).text for name in FIELDS)
             self.language = detect_language(text) or ""
         return self.language.split("-")[0].lower() or None
-
-
-def _find_all(items: list[str], word: str) -> list[int]:
-    found = []
-    position = -1
-    try:
-        while True:
-            position = items.index(word, position + 1)
-            found.append(position)
-    except ValueError:
-        return found
 
 
 def _field_text(article: Article, name: str) -> str:
@@ -1258,7 +1312,7 @@ def _hits(doc: _Doc, occurrences: list[_Occ]) -> tuple[Hit, ...]:
         if first < 0:
             start, end = -1 - first, -1 - last
         else:
-            start, end = fld.words.starts[first], fld.words.ends[last]
+            start, end = fld.span(first, last)
         kind = term.kind if isinstance(term, _Leaf) else "query"
         hits.append(Hit(term.text, name, start, end, fld.text[start:end], kind))
     unique = dict.fromkeys(hits)
