@@ -390,7 +390,7 @@ def _joined_words(segments: Sequence[str]) -> Words:
 class _Doc:
     """An article being matched: its fields, built as rules ask for them."""
 
-    __slots__ = ("_fields", "_vocabularies", "article", "language", "memo")
+    __slots__ = ("_fields", "_joined", "_vocabularies", "article", "language", "memo")
 
     def __init__(self, article: Article) -> None:
         self.article = article
@@ -399,8 +399,10 @@ class _Doc:
         # looked at twice (to decide, then to collect hits).
         self.memo: dict[_Leaf | _Regex, list[_Occ]] = {}
         self.language: str | None = article.language
-        # Per tuple of fields (nearly every rule searches the same few): their words.
+        # Per tuple of fields (nearly every rule searches the same few): their words, as a set
+        # and joined (see _Field.joined).
         self._vocabularies: dict[tuple[str, ...], set[str]] = {}
+        self._joined: dict[tuple[str, ...], str] = {}
 
     def vocabulary(self, fields: tuple[str, ...]) -> set[str]:
         """The distinct words of ``fields``."""
@@ -415,11 +417,12 @@ class _Doc:
 
     def has_prefix(self, prefix: str, fields: tuple[str, ...]) -> bool:
         """Whether a word of ``fields`` starts with ``prefix``."""
-        needle = "\x00" + prefix
-        for name in fields:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
-            if needle in self.field(name).joined:
-                return True
-        return False
+        joined = self._joined.get(fields)
+        if joined is None:
+            # The fields' words in one string, for one search: each field's words start and end
+            # with a NUL, so no prefix found runs from one field into the next.
+            joined = self._joined[fields] = "".join([self.field(n).joined for n in fields])
+        return "\x00" + prefix in joined
 
     def field(self, name: str) -> _Field:
         found = self._fields.get(name)
@@ -527,7 +530,7 @@ class Matcher:
                         posting.add(number)
             else:
                 always.append(number)
-            checks.append(compiler.checks(entry, groups[1:]))
+            checks.append(compiler.checks(entry, groups))
         self._index = {key: frozenset(rules) for key, rules in postings.items()}
         self._checks = tuple(checks)
         self._always = tuple(always)
@@ -771,10 +774,12 @@ class _Compiler:
         required parts: each needs one term whose words all occur in the article (prefixes
         aside), so an alias indexed under "President" is not worth a phrase search when the name
         beside it is absent. Terms of one word are single keys (one C call decides them all);
-        identical checks are shared between rules, and a shared part's check is made once.
+        identical checks are shared between rules, and a shared part's check is made once. A
+        part's check that a group makes already (each key of the group is one of its single
+        keys, and one of those keys is present) is left out.
         """
         checks: list[_Check] = []
-        for group in groups:
+        for group in groups[1:]:
             singles: list[str] = []
             prefixes: list[str] = []
             for key in group:
@@ -798,7 +803,7 @@ class _Compiler:
                 check = known[alternatives]
             else:
                 check = known[alternatives] = self._check(alternatives)
-            if check is not None:
+            if check is not None and not _implied(check, groups):
                 checks.append(check)
         return tuple(checks)
 
@@ -857,6 +862,14 @@ class _Compiler:
         for singles, groups, _prefixes in self._checks:
             every_key.update(singles, *groups)
         return sorted({key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")})
+
+
+def _implied(check: _Check, groups: Sequence[frozenset[str]]) -> bool:
+    singles = check[0]
+    for group in groups:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if group.issubset(singles):
+            return True
+    return False
 
 
 def _actor(rule: Rule, actor_id: str) -> Actor:
