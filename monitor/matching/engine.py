@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -477,6 +478,7 @@ class Matcher:
         "_index",
         "_never",
         "_prefix_keys",
+        "_second",
         "_stem_languages",
     )
 
@@ -513,10 +515,12 @@ class Matcher:
             for exclude in entry.excludes:
                 searched.update(exclude.fields)
         # The index maps a key to the rules whose first (smallest, rarest-keyed) group holds it:
-        # an article's candidates are one union of sets, done in C. Each candidate must then
-        # pass its checks (see _Compiler.checks), which few get through.
+        # an article's candidates are one union of sets, done in C. Most candidates lack a key
+        # of their second group, found in C too when it has no prefix (the check of a prefix
+        # is a search); the rest must then pass their checks (see _Compiler.checks).
         grouping = _Grouping(rarity)
         postings: dict[str, set[int]] = {}
+        seconds: list[tuple[str, ...] | None] = []
         checks: list[_Checks] = []
         always: list[int] = []
         for number, entry in enumerate(compiled):
@@ -530,16 +534,19 @@ class Matcher:
                         posting.add(number)
             else:
                 always.append(number)
+            second = groups[1] if len(groups) > 1 and not _has_prefix_key(groups[1]) else None
+            seconds.append(tuple(second) if second is not None else None)
             checks.append(compiler.checks(entry, groups))
         self._index = {key: frozenset(rules) for key, rules in postings.items()}
+        self._second = tuple(seconds)
         self._checks = tuple(checks)
         self._always = tuple(always)
-        # Prefixes are index keys only for rules with nothing better to index (checks look
-        # prefixes up in the sorted vocabulary instead): an article's prefixes are computed
-        # only if there are any.
+        # Prefixes are index keys only for rules with nothing better to index (checks search
+        # for prefixes instead): an article's prefixes are computed only if there are any.
         self._prefix_keys = frozenset(key[1:] for key in postings if key.startswith("\x02"))
         self._fields = tuple(name for name in ALL_FIELDS if name in searched)
-        self._stem_languages = compiler.stem_languages(postings)
+        indexed = chain(postings, chain.from_iterable(filter(None, seconds)))
+        self._stem_languages = compiler.stem_languages(indexed)
 
     def __len__(self) -> int:
         return len(self._compiled)
@@ -582,9 +589,14 @@ class Matcher:
         for language in self._stem_languages:
             stem_of = stemmer(language)
             keys = keys | {f"\x01{language}:{stem_of(word)}" for word in present}
-        index, checks, fields = self._index, self._checks, self._fields
+        index, second, checks, fields = self._index, self._second, self._checks, self._fields
         first: set[int] = set().union(*[index[key] for key in keys & index.keys()])
-        found = [n for n in first if _admits(checks[n], keys, doc, fields)]
+        found = [
+            n
+            for n in first
+            if ((group := second[n]) is None or not keys.isdisjoint(group))
+            and _admits(checks[n], keys, doc, fields)
+        ]
         found.extend(self._always)
         found.sort()
         return found
@@ -780,6 +792,8 @@ class _Compiler:
         """
         checks: list[_Check] = []
         for group in groups[1:]:
+            if not _has_prefix_key(group):
+                continue  # checked ahead of the rest (see Matcher._candidates)
             singles: list[str] = []
             prefixes: list[str] = []
             for key in group:
@@ -854,14 +868,21 @@ class _Compiler:
         return found
 
     def stem_languages(self, keys: Iterable[str]) -> list[str]:
-        """The languages of the stem keys among ``keys`` and the keys of the checks: an article
-        computes the stems of its words in each."""
+        """The languages of the stem keys among ``keys`` (read only if some leaf is stemmed)
+        and the keys of the checks: an article computes the stems of its words in each."""
         if not self._stemmed:
             return []  # no leaf is stemmed, so there are no stem keys to look for
         every_key = set(keys)
         for singles, groups, _prefixes in self._checks:
             every_key.update(singles, *groups)
         return sorted({key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")})
+
+
+def _has_prefix_key(group: frozenset[str]) -> bool:
+    for key in group:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if key.startswith("\x02"):
+            return True
+    return False
 
 
 def _implied(check: _Check, groups: Sequence[frozenset[str]]) -> bool:
