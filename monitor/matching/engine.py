@@ -400,8 +400,8 @@ class _Doc:
         # looked at twice (to decide, then to collect hits).
         self.memo: dict[_Leaf | _Regex, list[_Occ]] = {}
         self.language: str | None = article.language
-        # Per tuple of fields (nearly every rule searches the same few): their words, as a set
-        # and joined (see _Field.joined).
+        # Per tuple of fields (nearly every rule searches the same few): their distinct words,
+        # as a set and joined (see has_prefix).
         self._vocabularies: dict[tuple[str, ...], set[str]] = {}
         self._joined: dict[tuple[str, ...], str] = {}
 
@@ -420,9 +420,9 @@ class _Doc:
         """Whether a word of ``fields`` starts with ``prefix``."""
         joined = self._joined.get(fields)
         if joined is None:
-            # The fields' words in one string, for one search: each field's words start and end
-            # with a NUL, so no prefix found runs from one field into the next.
-            joined = self._joined[fields] = "".join([self.field(n).joined for n in fields])
+            # The fields' distinct words in one string, each after a NUL (never part of a word),
+            # for one search.
+            joined = self._joined[fields] = "\x00" + "\x00".join(self.vocabulary(fields))
         return "\x00" + prefix in joined
 
     def field(self, name: str) -> _Field:
@@ -782,28 +782,18 @@ class _Compiler:
     def checks(self, entry: _Compiled, groups: Sequence[frozenset[str]]) -> _Checks:
         """The checks a candidate must pass before it is evaluated.
 
-        First its index ``groups`` after the first (the index found it by that one), then its
+        First its index ``groups`` after the first (the index found it by that one) that have a
+        prefix (the others are checked ahead of these, see Matcher._candidates), then its
         required parts: each needs one term whose words all occur in the article (prefixes
         aside), so an alias indexed under "President" is not worth a phrase search when the name
         beside it is absent. Terms of one word are single keys (one C call decides them all);
-        identical checks are shared between rules, and a shared part's check is made once. A
-        part's check that a group makes already (each key of the group is one of its single
-        keys, and one of those keys is present) is left out.
+        identical checks are shared between rules, and a shared part's check is made once.
+
+        A check that another makes already is left out: a part's whose single keys hold every
+        key of a group (one of which the candidate has), and a group's that a part's implies
+        (the part's check searches for its terms' whole prefixes, where the group's searches
+        for their first letters: most articles that have those have no term of the part).
         """
-        checks: list[_Check] = []
-        for group in groups[1:]:
-            if not _has_prefix_key(group):
-                continue  # checked ahead of the rest (see Matcher._candidates)
-            singles: list[str] = []
-            prefixes: list[str] = []
-            for key in group:
-                if key.startswith("\x02"):
-                    prefixes.append(key[1:])
-                else:
-                    singles.append(key)
-            singles.sort()
-            prefixes.sort()
-            checks.append(self._intern((tuple(singles), (), tuple(prefixes))))
         parts: list[tuple[_Leaf, ...]] = []
         if entry.actors is not None:
             _required(entry.actors, parts)
@@ -812,14 +802,33 @@ class _Compiler:
         if entry.query is not None:
             _required(entry.query, parts)
         known = self._parts
+        required: list[_Check] = []
         for alternatives in parts:
             if alternatives in known:
                 check = known[alternatives]
             else:
                 check = known[alternatives] = self._check(alternatives)
-            if check is not None and not _implied(check, groups):
-                checks.append(check)
+            if check is not None:
+                required.append(check)
+        checks: list[_Check] = []
+        for group in groups[1:]:
+            if _has_prefix_key(group) and not any(_implies(c, group) for c in required):
+                checks.append(self._group_check(group))
+        checks += [check for check in required if not _implied(check, groups)]
         return tuple(checks)
+
+    def _group_check(self, group: frozenset[str]) -> _Check:
+        """The check that an article has a key of ``group``."""
+        singles: list[str] = []
+        prefixes: list[str] = []
+        for key in group:
+            if key.startswith("\x02"):
+                prefixes.append(key[1:])
+            else:
+                singles.append(key)
+        singles.sort()
+        prefixes.sort()
+        return self._intern((tuple(singles), (), tuple(prefixes)))
 
     def _check(self, alternatives: tuple[_Leaf, ...]) -> _Check | None:
         """The check of a part that one of ``alternatives`` must hold; None if one always
@@ -883,6 +892,21 @@ def _has_prefix_key(group: frozenset[str]) -> bool:
         if key.startswith("\x02"):
             return True
     return False
+
+
+def _implies(check: _Check, group: frozenset[str]) -> bool:
+    """Whether an article that passes ``check`` has a key of ``group``."""
+    singles, groups, prefixes = check
+    if not group.issuperset(singles):
+        return False
+    for keys in groups:
+        if group.isdisjoint(keys):
+            return False
+    for prefix in prefixes:  # noqa: SIM110 (a loop: cheaper than all() over a generator)
+        # A word that starts with the prefix starts with its first letters.
+        if "\x02" + prefix[:_PREFIX_KEY] not in group:
+            return False
+    return True
 
 
 def _implied(check: _Check, groups: Sequence[frozenset[str]]) -> bool:
