@@ -651,6 +651,7 @@ class _Compiler:
         "_leaves",
         "_needs",
         "_parts",
+        "_regexes",
         "_stemmed",
         "_terms",
         "terminals",
@@ -664,6 +665,7 @@ class _Compiler:
         self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._parts: dict[tuple[_Leaf, ...], _Check | None] = {}
         self._checks: dict[_Check, _Check] = {}
+        self._regexes: dict[tuple[str, tuple[str, ...]], _Regex] = {}
         self.terminals: list[_Node] = []
         """Every phrase and regex of every compiled rule, once per use (a shared actor's aliases
         once per rule naming it): how many terms use each word makes the index keys."""
@@ -745,6 +747,19 @@ class _Compiler:
             found = self._actors[key] = _part(leaves) or _Any(())
         return found
 
+    def regex(self, pattern: str, fields: tuple[str, ...]) -> _Regex:
+        """A query's ``/pattern/``: one for all rules that search the same fields for it, so an
+        article runs it once."""
+        key = (pattern, fields)
+        found = self._regexes.get(key)
+        if found is None:
+            options = re2.Options()
+            options.case_sensitive = False
+            options.log_errors = False
+            found = _Regex(re2.compile(pattern, options), f"/{pattern}/", fields)
+            self._regexes[key] = found
+        return found
+
     def node(self, node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
         # The most common nodes first: a query is mostly phrases, ORs and ANDs of them.
         match node:
@@ -771,10 +786,7 @@ class _Compiler:
                     distance,
                 )
             case q.Regex(pattern, scope):
-                options = re2.Options()
-                options.case_sensitive = False
-                options.log_errors = False
-                regex = _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
+                regex = self.regex(pattern, scope or fields)
                 self.terminals.append(regex)
                 return regex
         raise AssertionError(node)
@@ -1295,6 +1307,8 @@ def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
     doc.memo[node] = found
     for name in node.fields:
         text = doc.field(name).text
+        if not text:
+            continue  # nothing to find, and a search costs microseconds even so
         for hit in node.pattern.finditer(text):
             if hit.end() > hit.start():
                 found.append((name, -1 - hit.start(), -1 - hit.end(), node, ()))
