@@ -204,7 +204,6 @@ class _Field:
     """
 
     __slots__ = (
-        "_ascii_known",
         "_found",
         "_index",
         "_joined",
@@ -225,8 +224,17 @@ class _Field:
         self.name = name
         self.text = text
         self._segments = segments
+        # The text's ASCII words, where a hit's offsets are found (see span), between two
+        # spaces; None when the text has none, or when the field has several values.
+        self._spaced: bytes | None = None
         if segments is None:
-            self.norms: list[str] = norms(text)
+            spaced = ascii_words(text)
+            if spaced is None:
+                self.norms: list[str] = norms(text)
+            else:
+                # The words of norms(text), without folding the text a second time.
+                self.norms = spaced.decode("ascii").split()
+                self._spaced = b" " + spaced + b" "
         else:
             self.norms = []
             for number, segment in enumerate(segments):
@@ -235,8 +243,6 @@ class _Field:
                 self.norms.extend(norms(segment))
         self._words: Words | None = None
         self._found: dict[str, list[int]] = {}
-        self._ascii_known = False
-        self._spaced: bytes | None = None
         self._starts: dict[int, int] = {}
         self._vocabulary: set[str] | None = None
         self._index: dict[str, list[int]] | None = None
@@ -330,7 +336,7 @@ class _Field:
 
     def span(self, first: int, last: int) -> tuple[int, int]:
         """The character offsets of words ``first`` to ``last``."""
-        spaced = self._ascii()
+        spaced = self._spaced
         if spaced is None:
             words = self.words
             return words.starts[first], words.ends[last]
@@ -340,16 +346,6 @@ class _Field:
             rest = spaced[start + 1 :].split(None, last - first)[-1]
             return start, len(spaced) - 1 - len(rest) + len(self.norms[last])
         return start, start + len(self.norms[first])
-
-    def _ascii(self) -> bytes | None:
-        """The text's ASCII words (see :func:`ascii_words`) with a space before and after; None
-        when the text has none, or when its words are those of several values."""
-        if not self._ascii_known:
-            self._ascii_known = True
-            spaced = ascii_words(self.text) if self._segments is None else None
-            if spaced is not None:
-                self._spaced = b" " + spaced + b" "
-        return self._spaced
 
     def _start(self, spaced: bytes, position: int) -> int:
         """Where word ``position`` starts: ``spaced`` holds each word where the text does, so it
