@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -39,7 +40,14 @@ from monitor.matching import query as q
 from monitor.matching.language import detect_language, stemmer
 from monitor.matching.lifetime import long_lived
 from monitor.matching.rules import Actor, Rule, Term, TermSpec
-from monitor.matching.text import Words, fold_accents, norms, split_words, word_spans
+from monitor.matching.text import (
+    Words,
+    ascii_words,
+    fold_accents,
+    norms,
+    split_words,
+    word_spans,
+)
 from monitor.models import FIELDS, Article, Hit, RuleMatch
 
 __all__ = ["Matcher"]
@@ -48,8 +56,9 @@ ALL_FIELDS: tuple[str, ...] = q.QUERY_FIELDS
 _FIELD_ORDER = {name: order for order, name in enumerate(ALL_FIELDS)}
 _MAX_GROUPS = 2
 """Index a rule under at most this many required parts: more costs postings, saves little."""
-_SCANS_BEFORE_INDEX = 12
-"""Word lookups in a field answered by scanning before its position index is built."""
+_SCANS_BEFORE_INDEX = 32
+"""Word lookups in a field answered by searching before its position index is built: a search
+costs a few microseconds, the index about as much as thirty."""
 _GAP = 128
 """Empty words between two values of a multi-valued field: more than any slop or NEAR distance."""
 _MAX_SPANS = 1000
@@ -59,8 +68,12 @@ _PREFIX_KEY = 3
 
 # -- compiled terms -----------------------------------------------------------------------------
 
+# Compiled nodes are never changed once built, and rules share them. They are not frozen
+# dataclasses all the same: those set each field through object.__setattr__, which made building
+# the tens of thousands of nodes of a large rule set several times slower.
 
-@dataclass(frozen=True, slots=True, eq=False)
+
+@dataclass(slots=True, eq=False)
 class _Leaf:
     """A phrase in matching form: normalised (and maybe stemmed) words, options, where to look."""
 
@@ -96,15 +109,20 @@ class _Leaf:
         share ("president" in "President X") is a poor key, so the least shared word wins, and
         among those the longest (longer words are rarer in text).
         """
-        whole = [w for w, prefix in zip(self.words, self.prefixes, strict=True) if not prefix]
+        whole = self.words
+        if True in self.prefixes:
+            whole = tuple([w for w, prefix in zip(whole, self.prefixes, strict=True) if not prefix])
         if whole:
-            word = min(whole, key=lambda w: (rarity.get(w, 0), -len(w)))
+            if len(whole) == 1:
+                word = whole[0]
+            else:
+                word = min(whole, key=lambda w: (rarity.get(w, 0), -len(w)))
             return f"\x01{self.stem}:{word}" if self.stem else word
         longest = max(self.words, key=len)
         return "\x02" + longest[:_PREFIX_KEY] if len(longest) >= _PREFIX_KEY else None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Regex:
     pattern: Any  # re2._Regexp
     text: str
@@ -119,7 +137,7 @@ class _Regex:
 # the occurrences that make a node hold is ``_holds``, done for matching rules only.
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Any:
     """At least one child holds (an OR; also a rule's actors or keywords part)."""
 
@@ -132,7 +150,7 @@ class _Any:
         return False
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _All:
     children: tuple[_Node, ...]
 
@@ -143,7 +161,7 @@ class _All:
         return True
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _None:
     """The child does not hold (NOT)."""
 
@@ -153,7 +171,7 @@ class _None:
         return not self.child.holds(doc)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Near:
     left: _Node
     right: _Node
@@ -166,15 +184,13 @@ class _Near:
 _Node = _Leaf | _Regex | _Any | _All | _None | _Near
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class _Compiled:
     rule: Rule
     actors: _Any | None
     keywords: _Any | None
     excludes: tuple[_Leaf, ...]
     query: _Node | None
-    groups: tuple[frozenset[str], ...]
-    """Index keys: the rule can match only if, for each group, one of its keys occurs."""
 
 
 # -- per-article state --------------------------------------------------------------------------
@@ -188,11 +204,14 @@ class _Field:
     """
 
     __slots__ = (
+        "_found",
         "_index",
+        "_joined",
         "_lookups",
         "_prefixes",
         "_segments",
-        "_sorted",
+        "_spaced",
+        "_starts",
         "_stems",
         "_vocabulary",
         "_words",
@@ -205,8 +224,17 @@ class _Field:
         self.name = name
         self.text = text
         self._segments = segments
+        # The text's ASCII words, where a hit's offsets are found (see span), between two
+        # spaces; None when the text has none, or when the field has several values.
+        self._spaced: bytes | None = None
         if segments is None:
-            self.norms: list[str] = norms(text)
+            spaced = ascii_words(text)
+            if spaced is None:
+                self.norms: list[str] = norms(text)
+            else:
+                # The words of norms(text), without folding the text a second time.
+                self.norms = spaced.decode("ascii").split()
+                self._spaced = b" " + spaced + b" "
         else:
             self.norms = []
             for number, segment in enumerate(segments):
@@ -214,9 +242,11 @@ class _Field:
                     self.norms.extend([""] * _GAP)
                 self.norms.extend(norms(segment))
         self._words: Words | None = None
+        self._found: dict[str, list[int]] = {}
+        self._starts: dict[int, int] = {}
         self._vocabulary: set[str] | None = None
         self._index: dict[str, list[int]] | None = None
-        self._sorted: list[str] | None = None
+        self._joined: str | None = None
         self._lookups = 0
         self._stems: dict[str, dict[str, list[int]]] = {}
         self._prefixes: dict[str, list[int]] = {}
@@ -237,20 +267,32 @@ class _Field:
             self._vocabulary = set(self.norms)
         return self._vocabulary
 
+    @property
+    def joined(self) -> str:
+        """The words, each between two NULs (never part of a word): the occurrences of a word,
+        or of the words that start with a prefix, are found with ``str.find``, in C."""
+        if self._joined is None:
+            self._joined = "\x00" + "\x00".join(self.norms) + "\x00"
+        return self._joined
+
     def positions(self, word: str, prefix: bool, stem: str | None) -> Sequence[int]:
         """Ascending word indexes of ``word`` (a stem when ``stem``; a prefix when ``prefix``)."""
         if prefix:
             found = self._prefixes.get(word)
             if found is None:
-                found = self._prefixes[word] = self._with_prefix(word)
+                found = self._prefixes[word] = self._find("\x00" + word)
             return found
         if stem is None:
+            found = self._found.get(word)
+            if found is not None:
+                return found
             if word not in self.vocabulary:
                 return ()
             if self._index is None and self._lookups < _SCANS_BEFORE_INDEX:
-                # A few lookups are cheaper as C-level scans than building the whole index.
+                # Searches are cheaper than building the whole index, up to a point.
                 self._lookups += 1
-                return _find_all(self.norms, word)
+                found = self._found[word] = self._find(f"\x00{word}\x00")
+                return found
             return self.index().get(word, ())
         stems = self._stems.get(stem)
         if stems is None:
@@ -264,18 +306,19 @@ class _Field:
             self._stems[stem] = stems
         return stems.get(word, ())
 
-    def _with_prefix(self, prefix: str) -> list[int]:
-        # The distinct words, sorted once: the words with a prefix are one run found by bisect,
-        # and only those words are looked up (no index of every word is needed).
-        if self._sorted is None:
-            self._sorted = sorted(self.vocabulary)
-        vocabulary = self._sorted
+    def _find(self, needle: str) -> list[int]:
+        """The positions of the words that ``needle`` (a NUL, then a word and a NUL, or a
+        prefix) starts in :attr:`joined`: a word's position is the count of NULs before it."""
+        joined = self.joined
         found: list[int] = []
-        at = bisect_left(vocabulary, prefix)
-        while at < len(vocabulary) and vocabulary[at].startswith(prefix):
-            found += self.positions(vocabulary[at], False, None)
-            at += 1
-        found.sort()
+        position = counted = 0
+        at = joined.find(needle)
+        while at >= 0:
+            position += joined.count("\x00", counted, at)
+            counted = at
+            found.append(position)
+            # The NUL that ends this word may start the next occurrence.
+            at = joined.find(needle, at + len(needle) - 1)
         return found
 
     @property
@@ -291,9 +334,37 @@ class _Field:
                 self._words = _joined_words(self._segments)
         return self._words
 
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """The character offsets of words ``first`` to ``last``."""
+        spaced = self._spaced
+        if spaced is None:
+            words = self.words
+            return words.starts[first], words.ends[last]
+        start = self._start(spaced, first)
+        if last > first:
+            # The last word is a few words on: split that far, and the rest starts with it.
+            rest = spaced[start + 1 :].split(None, last - first)[-1]
+            return start, len(spaced) - 1 - len(rest) + len(self.norms[last])
+        return start, start + len(self.norms[first])
+
+    def _start(self, spaced: bytes, position: int) -> int:
+        """Where word ``position`` starts: ``spaced`` holds each word where the text does, so it
+        is the occurrence of the word there that has as many before it as the word has in
+        ``norms``. Fields have a hit or two: this saves working out where every word starts."""
+        found = self._starts.get(position)
+        if found is None:
+            word = self.norms[position]
+            needle = f" {word} ".encode("ascii")
+            found = -1
+            for _ in range(bisect_left(self.positions(word, False, None), position) + 1):
+                # The space before the word stands where the word does in the text.
+                found = spaced.find(needle, found + 1)
+            self._starts[position] = found
+        return found
+
     def raw(self, position: int) -> str:
-        words = self.words
-        return self.text[words.starts[position] : words.ends[position]]
+        start, end = self.span(position, position)
+        return self.text[start:end]
 
 
 def _joined_words(segments: Sequence[str]) -> Words:
@@ -316,7 +387,7 @@ def _joined_words(segments: Sequence[str]) -> Words:
 class _Doc:
     """An article being matched: its fields, built as rules ask for them."""
 
-    __slots__ = ("_fields", "_sorted", "_vocabularies", "article", "language", "memo")
+    __slots__ = ("_fields", "_joined", "_vocabularies", "article", "language", "memo")
 
     def __init__(self, article: Article) -> None:
         self.article = article
@@ -325,10 +396,10 @@ class _Doc:
         # looked at twice (to decide, then to collect hits).
         self.memo: dict[_Leaf | _Regex, list[_Occ]] = {}
         self.language: str | None = article.language
-        # Per tuple of fields (nearly every rule searches the same few): their words, and those
-        # words sorted for prefixes.
+        # Per tuple of fields (nearly every rule searches the same few): their distinct words,
+        # as a set and joined (see has_prefix).
         self._vocabularies: dict[tuple[str, ...], set[str]] = {}
-        self._sorted: dict[tuple[str, ...], list[str]] = {}
+        self._joined: dict[tuple[str, ...], str] = {}
 
     def vocabulary(self, fields: tuple[str, ...]) -> set[str]:
         """The distinct words of ``fields``."""
@@ -343,11 +414,12 @@ class _Doc:
 
     def has_prefix(self, prefix: str, fields: tuple[str, ...]) -> bool:
         """Whether a word of ``fields`` starts with ``prefix``."""
-        words = self._sorted.get(fields)
-        if words is None:
-            words = self._sorted[fields] = sorted(self.vocabulary(fields))
-        at = bisect_left(words, prefix)
-        return at < len(words) and words[at].startswith(prefix)
+        joined = self._joined.get(fields)
+        if joined is None:
+            # The fields' distinct words in one string, each after a NUL (never part of a word),
+            # for one search.
+            joined = self._joined[fields] = "\x00" + "\x00".join(self.vocabulary(fields))
+        return "\x00" + prefix in joined
 
     def field(self, name: str) -> _Field:
         found = self._fields.get(name)
@@ -365,17 +437,6 @@ class _Doc:
             text = " ".join(self.field(name).text for name in FIELDS)
             self.language = detect_language(text) or ""
         return self.language.split("-")[0].lower() or None
-
-
-def _find_all(items: list[str], word: str) -> list[int]:
-    found = []
-    position = -1
-    try:
-        while True:
-            position = items.index(word, position + 1)
-            found.append(position)
-    except ValueError:
-        return found
 
 
 def _field_text(article: Article, name: str) -> str:
@@ -413,6 +474,7 @@ class Matcher:
         "_index",
         "_never",
         "_prefix_keys",
+        "_second",
         "_stem_languages",
     )
 
@@ -432,42 +494,55 @@ class Matcher:
                 self._never[rule.id] = "disabled" if not rule.enabled else "nothing it can match"
             else:
                 compiled.append(entry)
-        # One walk of each rule's terms: which words the rule set's terms share (for the index
-        # keys), and which fields some rule searches (index keys come from all of them).
-        used: list[str] = []
+        self._compiled = tuple(compiled)
+        # Which words the rule set's terms share (for the index keys), and which fields some rule
+        # searches (index keys come from all of them): the compiler counted the uses of each
+        # distinct term, so shared actors and terms are looked at once, not once per rule.
+        rarity: dict[str, int] = {}
         searched: set[str] = set()
-        for entry in compiled:
-            for terminal in _terminals((entry.actors, entry.keywords, entry.query)):
+        for terminal, uses in Counter(compiler.terminals).items():
+            if isinstance(terminal, _Leaf):
                 searched.update(terminal.fields)
-                if isinstance(terminal, _Leaf):
-                    used.extend(set(terminal.words))
+                for word in set(terminal.words):
+                    rarity[word] = rarity.get(word, 0) + uses
+            elif isinstance(terminal, _Regex):
+                searched.update(terminal.fields)
+        for entry in compiled:
             for exclude in entry.excludes:
                 searched.update(exclude.fields)
-        grouping = _Grouping(Counter(used))
-        compiled = [grouping.entry(entry) for entry in compiled]
-        self._compiled = tuple(compiled)
         # The index maps a key to the rules whose first (smallest, rarest-keyed) group holds it:
-        # an article's candidates are one union of sets, done in C. Each candidate must then
-        # pass its checks (see _Compiler.checks), which few get through.
+        # an article's candidates are one union of sets, done in C. Most candidates lack a key
+        # of their second group, found in C too when it has no prefix (the check of a prefix
+        # is a search); the rest must then pass their checks (see _Compiler.checks).
+        grouping = _Grouping(rarity)
         postings: dict[str, set[int]] = {}
+        seconds: list[tuple[str, ...] | None] = []
+        checks: list[_Checks] = []
+        always: list[int] = []
         for number, entry in enumerate(compiled):
-            for key in entry.groups[0] if entry.groups else ():
-                postings.setdefault(key, set()).add(number)
+            groups = grouping.entry(entry)
+            if groups:
+                for key in groups[0]:
+                    posting = postings.get(key)
+                    if posting is None:
+                        postings[key] = {number}
+                    else:
+                        posting.add(number)
+            else:
+                always.append(number)
+            second = groups[1] if len(groups) > 1 and not _has_prefix_key(groups[1]) else None
+            seconds.append(tuple(second) if second is not None else None)
+            checks.append(compiler.checks(entry, groups))
         self._index = {key: frozenset(rules) for key, rules in postings.items()}
-        self._checks = tuple(compiler.checks(entry) for entry in compiled)
-        self._always = tuple(n for n, e in enumerate(compiled) if not e.groups)
-        every_key = set(postings)
-        for checks in self._checks:
-            for singles, groups, _prefixes in checks:
-                every_key.update(singles, *groups)
-        # Prefixes are index keys only for rules with nothing better to index (checks look
-        # prefixes up in the sorted vocabulary instead): an article's prefixes are computed
-        # only if there are any.
+        self._second = tuple(seconds)
+        self._checks = tuple(checks)
+        self._always = tuple(always)
+        # Prefixes are index keys only for rules with nothing better to index (checks search
+        # for prefixes instead): an article's prefixes are computed only if there are any.
         self._prefix_keys = frozenset(key[1:] for key in postings if key.startswith("\x02"))
         self._fields = tuple(name for name in ALL_FIELDS if name in searched)
-        self._stem_languages = sorted(
-            {key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")}
-        )
+        indexed = chain(postings, chain.from_iterable(filter(None, seconds)))
+        self._stem_languages = compiler.stem_languages(indexed)
 
     def __len__(self) -> int:
         return len(self._compiled)
@@ -510,9 +585,14 @@ class Matcher:
         for language in self._stem_languages:
             stem_of = stemmer(language)
             keys = keys | {f"\x01{language}:{stem_of(word)}" for word in present}
-        index, checks, fields = self._index, self._checks, self._fields
+        index, second, checks, fields = self._index, self._second, self._checks, self._fields
         first: set[int] = set().union(*[index[key] for key in keys & index.keys()])
-        found = [n for n in first if _admits(checks[n], keys, doc, fields)]
+        found = [
+            n
+            for n in first
+            if ((group := second[n]) is None or not keys.isdisjoint(group))
+            and _admits(checks[n], keys, doc, fields)
+        ]
         found.extend(self._always)
         found.sort()
         return found
@@ -555,19 +635,37 @@ def _any_prefix(prefixes: tuple[str, ...], doc: _Doc, fields: tuple[str, ...]) -
 class _Compiler:
     """Compiles the rules of one rule set, sharing what they have in common.
 
-    Rules repeat actors and terms: equal terms become one leaf (leaves are immutable, so safe to
-    share), which also lets an article look each one up once however many rules use it. The
-    caches live for one build, so a reload does not keep the previous rule set alive.
+    Rules repeat actors and terms: equal terms become one leaf (leaves are never changed once
+    built, so safe to share), which also lets an article look each one up once however many rules
+    use it. The caches live for one build, so a reload does not keep the previous rule set alive.
     """
 
-    __slots__ = ("_actors", "_checks", "_keys", "_leaves", "_terms")
+    __slots__ = (
+        "_actors",
+        "_checks",
+        "_keys",
+        "_leaves",
+        "_needs",
+        "_parts",
+        "_regexes",
+        "_stemmed",
+        "_terms",
+        "terminals",
+    )
 
     def __init__(self) -> None:
         self._terms: dict[str, q.Phrase | None] = {}
         self._leaves: dict[tuple[Any, ...], _Leaf] = {}
         self._actors: dict[tuple[Actor, tuple[str, ...], str | None], _Any] = {}
-        self._keys: dict[_Leaf, tuple[frozenset[str], str | None]] = {}
-        self._checks: dict[Any, Any] = {}
+        self._needs: dict[_Leaf, tuple[tuple[str, ...], str | None]] = {}
+        self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._parts: dict[tuple[_Leaf, ...], _Check | None] = {}
+        self._checks: dict[_Check, _Check] = {}
+        self._regexes: dict[tuple[str, tuple[str, ...]], _Regex] = {}
+        self.terminals: list[_Node] = []
+        """Every phrase and regex of every compiled rule, once per use (a shared actor's aliases
+        once per rule naming it): how many terms use each word makes the index keys."""
+        self._stemmed = False
 
     def rule(self, rule: Rule) -> _Compiled | None:
         """The rule in matching form, or None if it can never match."""
@@ -588,13 +686,21 @@ class _Compiler:
         keywords_part = _part(keywords) if rule.keywords else None
         if (rule.actors and actors_part is None) or (rule.keywords and keywords_part is None):
             return None  # a required part with no usable term can never hold
-        excludes = tuple(
-            e for e in (self.term(x, "exclude", 0, fields, stem) for x in rule.exclude) if e
-        )
+        excludes: tuple[_Leaf, ...] = ()
+        if rule.exclude:
+            found = [self.term(x, "exclude", 0, fields, stem) for x in rule.exclude]
+            excludes = tuple([e for e in found if e is not None])
+        # The query's terminals are counted as it is compiled, and forgotten if the rule is.
+        counted = len(self.terminals)
         query = self.node(rule.query, rule, fields, stem) if rule.query is not None else None
         if actors_part is None and keywords_part is None and query is None:
+            del self.terminals[counted:]
             return None
-        return _Compiled(rule, actors_part, keywords_part, excludes, query, ())
+        if actors_part is not None:
+            self.terminals += actors_part.children
+        if keywords_part is not None:
+            self.terminals += keywords_part.children
+        return _Compiled(rule, actors_part, keywords_part, excludes, query)
 
     def term(
         self, term: Term, kind: str, slop: int, fields: tuple[str, ...], stem: str | None
@@ -625,6 +731,7 @@ class _Compiler:
         if found is None:
             found = _leaf(phrase, kind, slop, fields, stem, case_sensitive=case_sensitive)
             self._leaves[key] = found
+            self._stemmed = self._stemmed or stem is not None
         return found
 
     def actor(self, actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
@@ -636,24 +743,36 @@ class _Compiler:
             found = self._actors[key] = _part(leaves) or _Any(())
         return found
 
+    def regex(self, pattern: str, fields: tuple[str, ...]) -> _Regex:
+        """A query's ``/pattern/``: one for all rules that search the same fields for it, so an
+        article runs it once."""
+        key = (pattern, fields)
+        found = self._regexes.get(key)
+        if found is None:
+            options = re2.Options()
+            options.case_sensitive = False
+            options.log_errors = False
+            found = _Regex(re2.compile(pattern, options), f"/{pattern}/", fields)
+            self._regexes[key] = found
+        return found
+
     def node(self, node: q.Node, rule: Rule, fields: tuple[str, ...], stem: str | None) -> _Node:
+        # The most common nodes first: a query is mostly phrases, ORs and ANDs of them.
         match node:
             case q.Phrase():
-                return self.leaf(
+                leaf = self.leaf(
                     node, "query", node.slop, fields, stem, case_sensitive=node.case_sensitive
                 )
-            case q.ActorRef(actor_id, scope):
-                actor = next(a for a in (*rule.query_actors, *rule.actors) if a.id == actor_id)
-                return self.actor(actor, scope or fields, stem)
-            case q.Regex(pattern, scope):
-                options = re2.Options()
-                options.case_sensitive = False
-                options.log_errors = False
-                return _Regex(re2.compile(pattern, options), f"/{pattern}/", scope or fields)
-            case q.And(children):
-                return _All(tuple(self.node(c, rule, fields, stem) for c in children))
+                self.terminals.append(leaf)
+                return leaf
             case q.Or(children):
-                return _Any(tuple(self.node(c, rule, fields, stem) for c in children))
+                return _Any(tuple([self.node(c, rule, fields, stem) for c in children]))
+            case q.And(children):
+                return _All(tuple([self.node(c, rule, fields, stem) for c in children]))
+            case q.ActorRef(actor_id, scope):
+                aliases = self.actor(_actor(rule, actor_id), scope or fields, stem)
+                self.terminals += aliases.children
+                return aliases
             case q.Not(child):
                 return _None(self.node(child, rule, fields, stem))
             case q.Near(left, right, distance):
@@ -662,89 +781,159 @@ class _Compiler:
                     self.node(right, rule, fields, stem),
                     distance,
                 )
+            case q.Regex(pattern, scope):
+                regex = self.regex(pattern, scope or fields)
+                self.terminals.append(regex)
+                return regex
         raise AssertionError(node)
 
-    def keys(self, leaf: _Leaf) -> tuple[frozenset[str], str | None]:
-        """What the article's keys must hold for a leaf to occur, cheaply checked: the keys of
-        its whole words (stems as stem keys), else its prefix when it is one prefix; or
-        nothing."""
-        found = self._keys.get(leaf)
-        if found is None:
-            keys = frozenset(
-                f"\x01{leaf.stem}:{word}" if leaf.stem else word
-                for word, prefix in zip(leaf.words, leaf.prefixes, strict=True)
-                if not prefix
-            )
-            prefix = leaf.words[0] if not keys and len(leaf.words) == 1 else None
-            found = self._keys[leaf] = (keys, prefix)
-        return found
-
-    def checks(self, entry: _Compiled) -> _Checks:
+    def checks(self, entry: _Compiled, groups: Sequence[frozenset[str]]) -> _Checks:
         """The checks a candidate must pass before it is evaluated.
 
-        First its index groups after the first (the index found it by that one), then its
+        First its index ``groups`` after the first (the index found it by that one) that have a
+        prefix (the others are checked ahead of these, see Matcher._candidates), then its
         required parts: each needs one term whose words all occur in the article (prefixes
         aside), so an alias indexed under "President" is not worth a phrase search when the name
         beside it is absent. Terms of one word are single keys (one C call decides them all);
         identical checks are shared between rules, and a shared part's check is made once.
+
+        A check that another makes already is left out: a part's whose single keys hold every
+        key of a group (one of which the candidate has), and a group's that a part's implies
+        (the part's check searches for its terms' whole prefixes, where the group's searches
+        for their first letters: most articles that have those have no term of the part).
         """
-        shared = self._checks
-        checks: list[_Check] = [
-            (
-                tuple(sorted(key for key in group if not key.startswith("\x02"))),
-                (),
-                tuple(sorted(key[1:] for key in group if key.startswith("\x02"))),
-            )
-            for group in entry.groups[1:]
-        ]
         parts: list[tuple[_Leaf, ...]] = []
-        for part in (entry.actors, entry.keywords):
-            if part is not None:
-                parts += _query_parts(part)
+        if entry.actors is not None:
+            _required(entry.actors, parts)
+        if entry.keywords is not None:
+            _required(entry.keywords, parts)
         if entry.query is not None:
-            parts += _query_parts(entry.query)
+            _required(entry.query, parts)
+        known = self._parts
+        required: list[_Check] = []
         for alternatives in parts:
-            if alternatives in shared:
-                check = shared[alternatives]
+            if alternatives in known:
+                check = known[alternatives]
             else:
-                check = shared[alternatives] = self._check(alternatives)
+                check = known[alternatives] = self._check(alternatives)
             if check is not None:
-                checks.append(check)
-        return tuple(shared.setdefault(check, check) for check in checks)
+                required.append(check)
+        checks: list[_Check] = []
+        for group in groups[1:]:
+            if _has_prefix_key(group) and not any(_implies(c, group) for c in required):
+                checks.append(self._group_check(group))
+        checks += [check for check in required if not _implied(check, groups)]
+        return tuple(checks)
+
+    def _group_check(self, group: frozenset[str]) -> _Check:
+        """The check that an article has a key of ``group``."""
+        singles: list[str] = []
+        prefixes: list[str] = []
+        for key in group:
+            if key.startswith("\x02"):
+                prefixes.append(key[1:])
+            else:
+                singles.append(key)
+        singles.sort()
+        prefixes.sort()
+        return self._intern((tuple(singles), (), tuple(prefixes)))
 
     def _check(self, alternatives: tuple[_Leaf, ...]) -> _Check | None:
         """The check of a part that one of ``alternatives`` must hold; None if one always
         passes."""
-        shared = self._checks
-        needs = [self.keys(leaf) for leaf in alternatives]
-        if any(not keys and prefix is None for keys, prefix in needs):
-            return None  # an alternative with nothing to check always passes
-        singles = tuple(sorted({next(iter(keys)) for keys, _ in needs if len(keys) == 1}))
-        groups = tuple(
-            shared.setdefault(group, group)
-            for group in (tuple(sorted(keys)) for keys, _ in needs if len(keys) > 1)
-        )
-        prefixes = tuple(sorted({prefix for keys, prefix in needs if prefix is not None}))
-        check = (singles, groups, prefixes)
-        one: _Check = shared.setdefault(check, check)
-        return one
+        singles: set[str] = set()
+        groups: list[tuple[str, ...]] = []
+        prefixes: set[str] = set()
+        for leaf in alternatives:
+            keys, prefix = self._need(leaf)
+            if len(keys) == 1:
+                singles.add(keys[0])
+            elif keys:
+                groups.append(keys)
+            elif prefix is not None:
+                prefixes.add(prefix)
+            else:
+                return None  # an alternative with nothing to check always passes
+        return self._intern((tuple(sorted(singles)), tuple(groups), tuple(sorted(prefixes))))
+
+    def _need(self, leaf: _Leaf) -> tuple[tuple[str, ...], str | None]:
+        """What the article's keys must hold for a leaf to occur, cheaply checked: the keys of
+        its whole words (stems as stem keys), sorted, else its prefix when it is one prefix; or
+        nothing."""
+        found = self._needs.get(leaf)
+        if found is None:
+            if leaf.stem is None:
+                keys: Iterable[str] = leaf.needs  # its whole words
+            else:
+                keys = [
+                    f"\x01{leaf.stem}:{word}"
+                    for word, prefix in zip(leaf.words, leaf.prefixes, strict=True)
+                    if not prefix
+                ]
+            ordered = tuple(sorted(set(keys)))
+            prefix = leaf.words[0] if not ordered and len(leaf.words) == 1 else None
+            # Equal leaves of other fields or kinds need the same keys: one tuple for them all.
+            ordered = self._keys.setdefault(ordered, ordered)
+            found = self._needs[leaf] = (ordered, prefix)
+        return found
+
+    def _intern(self, check: _Check) -> _Check:
+        """One tuple for equal checks, however many rules have them."""
+        found = self._checks.get(check)
+        if found is None:
+            found = self._checks[check] = check
+        return found
+
+    def stem_languages(self, keys: Iterable[str]) -> list[str]:
+        """The languages of the stem keys among ``keys`` (read only if some leaf is stemmed)
+        and the keys of the checks: an article computes the stems of its words in each."""
+        if not self._stemmed:
+            return []  # no leaf is stemmed, so there are no stem keys to look for
+        every_key = set(keys)
+        for singles, groups, _prefixes in self._checks:
+            every_key.update(singles, *groups)
+        return sorted({key[1:].split(":", 1)[0] for key in every_key if key.startswith("\x01")})
 
 
-def _terminals(roots: Iterable[_Node | None]) -> list[_Leaf | _Regex]:
-    """Every phrase and regex under ``roots``."""
-    nodes = [root for root in roots if root is not None]
-    found: list[_Leaf | _Regex] = []
-    while nodes:
-        match nodes.pop():
-            case _Leaf() | _Regex() as terminal:
-                found.append(terminal)
-            case _Any(children) | _All(children):
-                nodes.extend(children)
-            case _None(child):
-                nodes.append(child)
-            case _Near(left, right, _):
-                nodes += [left, right]
-    return found
+def _has_prefix_key(group: frozenset[str]) -> bool:
+    for key in group:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if key.startswith("\x02"):
+            return True
+    return False
+
+
+def _implies(check: _Check, group: frozenset[str]) -> bool:
+    """Whether an article that passes ``check`` has a key of ``group``."""
+    singles, groups, prefixes = check
+    if not group.issuperset(singles):
+        return False
+    for keys in groups:
+        if group.isdisjoint(keys):
+            return False
+    for prefix in prefixes:  # noqa: SIM110 (a loop: cheaper than all() over a generator)
+        # A word that starts with the prefix starts with its first letters.
+        if "\x02" + prefix[:_PREFIX_KEY] not in group:
+            return False
+    return True
+
+
+def _implied(check: _Check, groups: Sequence[frozenset[str]]) -> bool:
+    singles = check[0]
+    for group in groups:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if group.issubset(singles):
+            return True
+    return False
+
+
+def _actor(rule: Rule, actor_id: str) -> Actor:
+    """The actor a rule's query names ``@actor_id``."""
+    for actor in rule.query_actors:
+        if actor.id == actor_id:
+            return actor
+    for actor in rule.actors:
+        if actor.id == actor_id:
+            return actor
+    raise AssertionError(actor_id)
 
 
 def _part(leaves: list[_Leaf | None]) -> _Any | None:
@@ -767,30 +956,32 @@ def _leaf(
     case_sensitive: bool,
 ) -> _Leaf:
     words = phrase.words
+    prefixes = phrase.prefixes
+    prefixed = True in prefixes
     if stem is not None:
         stem_of = stemmer(stem)
-        words = tuple(w if p else stem_of(w) for w, p in zip(words, phrase.prefixes, strict=True))
+        words = tuple([w if p else stem_of(w) for w, p in zip(words, prefixes, strict=True)])
     raw = None
     if case_sensitive:
-        raw = tuple(fold_accents(word.rstrip("*")) for word in q.raw_words(phrase.text))
-    prefixes = phrase.prefixes
+        raw = tuple([fold_accents(word.rstrip("*")) for word in q.raw_words(phrase.text)])
     alone = len(words) == 1 and raw is None
+    # Stems are not the article's words, so only unstemmed whole words can be required.
+    if stem is not None:
+        needs: tuple[str, ...] = ()
+    elif prefixed:
+        needs = tuple([w for w, p in zip(words, prefixes, strict=True) if not p])
+    else:
+        needs = words
+    text = phrase.text
+    glued = _glue(text, len(words))
+    plain = stem is None and raw is None and not prefixed
+    word = words[0] if alone and not prefixed and stem is None else None
+    # Prefixes are never stemmed: a prefix leaf is decided on the vocabulary even when stemming.
+    prefix = words[0] if alone and prefixed else None
+    fields = phrase.fields or fields
+    # Positional: tens of thousands of leaves, and keywords cost more than the rest of the call.
     return _Leaf(
-        text=phrase.text,
-        kind=kind,
-        words=words,
-        prefixes=prefixes,
-        slop=slop,
-        fields=phrase.fields or fields,
-        stem=stem,
-        raw=raw,
-        glued=_glue(phrase.text, len(words)),
-        # Stems are not the article's words, so only unstemmed whole words can be required.
-        needs=tuple(w for w, p in zip(words, prefixes, strict=True) if not p and stem is None),
-        plain=stem is None and raw is None and not any(prefixes),
-        word=words[0] if alone and not prefixes[0] and stem is None else None,
-        # Prefixes are never stemmed: a prefix leaf is decided on the vocabulary even when stemming.
-        prefix=words[0] if alone and prefixes[0] else None,
+        text, kind, words, prefixes, slop, fields, stem, raw, glued, needs, plain, word, prefix
     )
 
 
@@ -798,8 +989,13 @@ def _leaf(
 def _glue(text: str, size: int) -> tuple[bool, ...]:
     """Which consecutive words of a term were written as one word ("Kassym-Jomart", "习近平"):
     slop never applies inside a written word. ``glued[i]`` is about words i and i+1."""
+    if size < 2:
+        return ()  # nothing to glue: most terms are one word
     parts = text.split()
-    if all(part.isascii() and part.rstrip("*").isalnum() for part in parts):
+    for part in parts:  # a loop: cheaper than all() over a generator
+        if not (part.isascii() and part.rstrip("*").isalnum()):
+            break
+    else:
         return (False,) * max(0, size - 1)  # each written word is one word
     starts: list[bool] = []  # for each word: does it start a written word?
     for part in parts:
@@ -815,82 +1011,74 @@ one of its groups, or a word that starts with one of its prefixes."""
 _Checks = tuple[_Check, ...]
 
 
-def _query_parts(node: _Node) -> list[tuple[_Leaf, ...]]:
-    """The parts ``node`` requires that are alternatives of leaves (one must occur)."""
-    match node:
-        case _Leaf():
-            return [(node,)]
-        case _Any(children) if children and all(isinstance(c, _Leaf) for c in children):
-            return [children]  # type: ignore[list-item]
-        case _All(children):
-            return [part for child in children for part in _query_parts(child)]
-        case _Near(left, right, _):
-            return _query_parts(left) + _query_parts(right)
-    return []
+def _required(node: _Node, parts: list[tuple[_Leaf, ...]]) -> None:
+    """Add to ``parts`` the alternatives of leaves (one must occur) that ``node`` requires."""
+    if isinstance(node, _Leaf):
+        parts.append((node,))
+    elif isinstance(node, _Any):
+        if node.children and _all_leaves(node.children):
+            parts.append(node.children)  # type: ignore[arg-type]
+    elif isinstance(node, _All):
+        for child in node.children:
+            _required(child, parts)
+    elif isinstance(node, _Near):
+        _required(node.left, parts)
+        _required(node.right, parts)
+
+
+def _all_leaves(nodes: tuple[_Node, ...]) -> bool:
+    for node in nodes:  # noqa: SIM110 (a loop: cheaper than all() over a generator)
+        if not isinstance(node, _Leaf):
+            return False
+    return True
 
 
 class _Grouping:
     """Index groups of compiled rules, keyed on the rarest words of the rule set.
 
     A group is a set of keys of which at least one must occur for a part of a rule to hold.
-    Rules share leaves and actors, so each node's group is computed once.
+    Rules share leaves and actors: the group of each leaf and of each OR is computed once.
     """
 
-    __slots__ = ("_groups", "_rarity")
+    __slots__ = ("_groups", "_keys", "_rarity")
 
     def __init__(self, rarity: Mapping[str, int]) -> None:
         self._rarity = rarity
-        self._groups: dict[_Node, frozenset[str] | None] = {}
+        self._groups: dict[_Any, frozenset[str] | None] = {}
+        self._keys: dict[_Leaf, str | None] = {}
 
-    def entry(self, entry: _Compiled) -> _Compiled:
-        """``entry`` with its index groups."""
-        groups = [
-            group
-            for group in (
-                self.group(entry.actors) if entry.actors else None,
-                self.group(entry.keywords) if entry.keywords else None,
-                *(self.query(entry.query) if entry.query is not None else []),
-            )
-            if group
-        ]
-        # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
-        groups.sort(key=len)
-        return _Compiled(
-            entry.rule,
-            entry.actors,
-            entry.keywords,
-            entry.excludes,
-            entry.query,
-            tuple(groups[:_MAX_GROUPS]),
-        )
-
-    def query(self, node: _Node) -> list[frozenset[str]]:
-        """Independent groups of a query (one per indexable child of a top-level AND)."""
-        if isinstance(node, _All):
-            return [g for g in (self.group(c) for c in node.children) if g]
-        group = self.group(node)
-        return [group] if group else []
+    def entry(self, entry: _Compiled) -> list[frozenset[str]]:
+        """The index groups of ``entry``: at most ``_MAX_GROUPS``, the smallest."""
+        groups: list[frozenset[str]] = []
+        for part in (entry.actors, entry.keywords):
+            if part is not None and (group := self.group(part)):
+                groups.append(group)
+        query = entry.query
+        if isinstance(query, _All):
+            # Independent groups of a query: one per indexable child of a top-level AND.
+            for child in query.children:
+                if group := self.group(child):
+                    groups.append(group)
+        elif query is not None and (group := self.group(query)):
+            groups.append(group)
+        if len(groups) > 1:
+            # Fewer, smaller groups are cheaper: keep the ones with the fewest keys.
+            groups.sort(key=len)
+            del groups[_MAX_GROUPS:]
+        return groups
 
     def group(self, node: _Node) -> frozenset[str] | None:
         """Keys of which at least one must occur for ``node`` to hold; None if there are none."""
-        if node in self._groups:
-            return self._groups[node]
-        group = self._groups[node] = self._group(node)
-        return group
-
-    def _group(self, node: _Node) -> frozenset[str] | None:
         match node:
             case _Leaf():
-                key = node.key(self._rarity)
+                key = self._key(node)
                 return frozenset((key,)) if key is not None else None
             case _Any(children):
-                keys: set[str] = set()
-                for child in children:
-                    group = self.group(child)
-                    if group is None:
-                        return None
-                    keys |= group
-                return frozenset(keys) if keys else None
+                # Only an OR can be shared (an actor's aliases): other nodes are one rule's.
+                if node in self._groups:
+                    return self._groups[node]
+                group = self._groups[node] = self._any(children)
+                return group
             case _All(children):
                 candidates = [g for g in (self.group(c) for c in children) if g]
                 return min(candidates, key=len) if candidates else None
@@ -899,6 +1087,28 @@ class _Grouping:
                 return min(sides, key=len) if sides else None
             case _:
                 return None
+
+    def _any(self, children: tuple[_Node, ...]) -> frozenset[str] | None:
+        keys: set[str] = set()
+        for child in children:
+            # Most children are leaves, whose key is all their group holds.
+            if isinstance(child, _Leaf):
+                key = self._key(child)
+                if key is None:
+                    return None
+                keys.add(key)
+                continue
+            group = self.group(child)
+            if group is None:
+                return None
+            keys |= group
+        return frozenset(keys) if keys else None
+
+    def _key(self, leaf: _Leaf) -> str | None:
+        if leaf in self._keys:
+            return self._keys[leaf]
+        key = self._keys[leaf] = leaf.key(self._rarity)
+        return key
 
 
 # -- evaluating ---------------------------------------------------------------------------------
@@ -1093,6 +1303,8 @@ def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
     doc.memo[node] = found
     for name in node.fields:
         text = doc.field(name).text
+        if not text:
+            continue  # nothing to find, and a search costs microseconds even so
         for hit in node.pattern.finditer(text):
             if hit.end() > hit.start():
                 found.append((name, -1 - hit.start(), -1 - hit.end(), node, ()))
@@ -1168,7 +1380,7 @@ def _hits(doc: _Doc, occurrences: list[_Occ]) -> tuple[Hit, ...]:
         if first < 0:
             start, end = -1 - first, -1 - last
         else:
-            start, end = fld.words.starts[first], fld.words.ends[last]
+            start, end = fld.span(first, last)
         kind = term.kind if isinstance(term, _Leaf) else "query"
         hits.append(Hit(term.text, name, start, end, fld.text[start:end], kind))
     unique = dict.fromkeys(hits)

@@ -28,6 +28,7 @@ import regex
 __all__ = [
     "Token",
     "Words",
+    "ascii_words",
     "fold_accents",
     "normalize",
     "norms",
@@ -234,6 +235,22 @@ def _ascii_fold(char: str) -> tuple[str, bool] | None:
     return known
 
 
+def ascii_words(s: str) -> bytes | None:
+    """``s`` as ASCII bytes at the same offsets: each of its words normalised where ``s`` has it,
+    and a space for every other character; None unless ``s`` folds to ASCII one character for
+    one (see :func:`_to_ascii`).
+
+    Its words, split on spaces, are :func:`norms` of ``s``: the offsets of the few words that
+    hit can be found by searching for them, without working out those of every word.
+    """
+    folded = s if s.isascii() else _to_ascii(s)
+    if isinstance(folded, tuple) and folded[1]:
+        folded = folded[0]
+    if isinstance(folded, str):
+        return folded.encode("ascii").translate(_ASCII_TABLE)
+    return None
+
+
 def word_spans(s: str) -> tuple[list[int], list[int]] | None:
     """The ``(starts, ends)`` of :func:`split_words` without normalising each word, or None when
     the shortcut cannot be sure to agree (text with combining marks, some of which normalise to
@@ -242,11 +259,9 @@ def word_spans(s: str) -> tuple[list[int], list[int]] | None:
     Text that folds to ASCII one character for one (see :func:`_to_ascii`) is split on spaces
     after translating every non-word byte to one, and the offsets summed up, all in C.
     """
-    folded = s if s.isascii() else _to_ascii(s)
-    if isinstance(folded, tuple) and folded[1]:
-        folded = folded[0]
-    if isinstance(folded, str):
-        pieces = folded.encode("ascii").translate(_ASCII_TABLE).split(b" ")
+    spaced = ascii_words(s)
+    if spaced is not None:
+        pieces = spaced.split(b" ")
         # Piece i starts after the pieces before it and one space after each.
         starts = list(compress(accumulate(map(_PLUS_ONE, map(len, pieces)), initial=0), pieces))
         return starts, list(map(add, starts, map(len, filter(None, pieces))))

@@ -9,7 +9,15 @@ import regex
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.matching.text import Token, normalize, norms, split_words, tokenize, word_spans
+from monitor.matching.text import (
+    Token,
+    ascii_words,
+    normalize,
+    norms,
+    split_words,
+    tokenize,
+    word_spans,
+)
 
 NORMALIZE_CASES = [
     ("ERDOĞAN", "erdogan"),
@@ -208,3 +216,19 @@ def test_word_spans_shortcut_agrees_with_split_words(text: str) -> None:
     words = split_words(text)
     if spans is not None:
         assert spans == (words.starts, words.ends)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+    | st.text(alphabet="ab c’–é\u0301中.", max_size=30)
+)
+def test_ascii_words_stand_where_split_words_finds_them(text: str) -> None:
+    """When `ascii_words` answers, its words are those of `split_words`, at their offsets."""
+    spaced = ascii_words(text)
+    words = split_words(text)
+    if spaced is not None:
+        assert len(spaced) == len(text)
+        assert spaced.decode("ascii").split() == words.norms
+        for norm, start, end in zip(words.norms, words.starts, words.ends, strict=True):
+            assert spaced[start:end].decode("ascii") == norm
