@@ -91,7 +91,7 @@ def parse(text: str, name: str, *, interpolate: Interpolate | None = None) -> Do
         doc.problems.append(Problem(name, line, f"YAML syntax error: {reason}"))
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(name, 0, f"YAML error: {exc}"))
-    except _TooManyNodesError as exc:
+    except (_TooManyNodesError, _CycleError) as exc:
         doc.problems.append(Problem(name, exc.line, str(exc)))
     finally:
         loader.dispose()
@@ -111,6 +111,12 @@ class _TooManyNodesError(Exception):
         super().__init__(f"document expands to more than {MAX_NODES} nodes (alias bomb?)")
 
 
+class _CycleError(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__("an alias refers to a node that contains it (a cycle)")
+
+
 class _Builder:
     def __init__(
         self, loader: yaml.SafeLoader, doc: Document, interpolate: Interpolate | None
@@ -119,6 +125,8 @@ class _Builder:
         self.doc = doc
         self.interpolate = interpolate
         self.count = 0
+        self._open: set[int] = set()
+        """The collections being built, by id: one met again inside itself is a cycle."""
 
     def build(self, node: yaml.Node, key: Key) -> Any:
         line = self._count(node)
@@ -127,10 +135,16 @@ class _Builder:
             raise yaml.constructor.ConstructorError(
                 None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark
             )
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, key)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*key, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in self._open:
+                raise _CycleError(line)
+            self._open.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self._mapping(node, key)
+                return [self.build(item, (*key, i)) for i, item in enumerate(node.value)]
+            finally:
+                self._open.discard(id(node))
         # Strings are most scalars of a rule file; the resolver has tagged them already, so
         # their value needs no constructor (the constructor costs more than all the rest).
         value = node.value if node.tag == _STR else self.loader.construct_object(node, deep=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -91,3 +92,19 @@ def test_alias_bomb_is_refused_at_the_same_node_either_way() -> None:
         f"document expands to more than {yamlfile.MAX_NODES} nodes (alias bomb?)"
     ]
     assert plain.problems == yamlfile.parse(text, "f.yaml", interpolate=str).problems
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("keywords: &x [*x]\n", 1),
+        ("rules:\n  - &r {id: a, more: [*r]}\n", 2),
+        ("a: &m\n  b: *m\n", 1),
+    ],
+)
+def test_an_alias_inside_the_node_it_names_is_a_problem_at_its_line(text: str, line: int) -> None:
+    """A recursive alias (a cycle) is reported as a problem at the node's line, not a crash."""
+    doc = yamlfile.parse(text, "f.yaml")
+    assert [(p.line, p.message) for p in doc.problems] == [
+        (line, "an alias refers to a node that contains it (a cycle)")
+    ]
