@@ -102,6 +102,24 @@ def postgres(postgres_schema_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+def folder_config(
+    channel_url: str, *, channel: str = "desk", sources: str = "", extra: str = ""
+) -> str:
+    """The config of a daemon on ``data/monitor.db`` that reads the folder ``inbox`` (and
+    ``sources``, more source lines) with the rules of ``rules/`` and alerts one channel."""
+    return (
+        "database: sqlite:///data/monitor.db\n"
+        "rules: rules\n"
+        "sources:\n"
+        "  - {id: inbox, type: folder, path: inbox, interval: 1h}\n"
+        f"{sources}"
+        "channels:\n"
+        f"  - {{id: {channel}, url: '{channel_url}'}}\n"
+        f"notify: [{channel}]\n"
+        f"{extra}"
+    )
+
+
 async def start_daemon(config: Path, log: Path) -> asyncio.subprocess.Process:
     """``python -m monitor --config CONFIG run`` on the code under test (not an installed copy),
     in the config's folder, its output appended to ``log``, no proxy in the way of loopback."""

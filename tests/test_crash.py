@@ -32,7 +32,7 @@ from sqlmodel import func, select
 from monitor.store import outbox as store
 from monitor.store.db import Database
 from monitor.store.tables import DeliveryRow, MatchRow
-from tests.conftest import start_daemon
+from tests.conftest import folder_config, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 52
@@ -91,14 +91,8 @@ def write_project(tmp_path: Path, port: int) -> Path:
     )
     config = tmp_path / "monitor.yaml"
     config.write_text(
-        "database: sqlite:///data/monitor.db\n"
-        "rules: rules\n"
-        "sources:\n"
-        "  - {id: inbox, type: folder, path: inbox, interval: 1h}\n"
-        "channels:\n"
-        f"  - {{id: hook, url: 'json://monitor:{WEBHOOK_PASSWORD}@127.0.0.1:{port}/alerts'}}\n"
-        "notify: [hook]\n"
-        "delivery_lease: 4s\n"
+        folder_config(f"json://monitor:{WEBHOOK_PASSWORD}@127.0.0.1:{port}/alerts", channel="hook")
+        + "delivery_lease: 4s\n"
         "retry_first: 1s\n"
         "retry_max: 2s\n",
         encoding="utf-8",

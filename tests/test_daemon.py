@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from monitor.app import App, Daemon
 from monitor.store.tables import DeliveryRow, SourceRow
+from tests.conftest import folder_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_b84c25b2169af3e7.txt"
@@ -25,13 +26,7 @@ def write_config(tmp_path: Path, channel_url: str) -> Path:
     shutil.copytree(ROOT / "rules", tmp_path / "rules")
     config = tmp_path / "monitor.yaml"
     config.write_text(
-        "database: sqlite:///data/monitor.db\n"
-        "rules: rules\n"
-        "sources:\n"
-        "  - {id: inbox, type: folder, path: inbox, interval: 1h}\n"
-        "channels:\n"
-        f"  - {{id: desk, url: '{channel_url}'}}\n"
-        "notify: [desk]\n",
+        folder_config(channel_url),
         encoding="utf-8",
     )
     # The shipped rules send kz-lethal-force to the console; route everything to the sink here.

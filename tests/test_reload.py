@@ -31,7 +31,7 @@ from monitor.reload import (
     watch_roots,
 )
 from monitor.store.tables import ArticleRow, MatchRow, SourceRow
-from tests.conftest import free_port, start_daemon
+from tests.conftest import folder_config, free_port, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 WaitUntil = Callable[..., Awaitable[None]]
@@ -53,16 +53,7 @@ def write_project(tmp_path: Path, channel_url: str) -> Path:
 
 def config_text(channel_url: str, *, extra_source: bool = False) -> str:
     more = "  - {id: annex, type: folder, path: annex, interval: 1h}\n" if extra_source else ""
-    return (
-        "database: sqlite:///data/monitor.db\n"
-        "rules: rules\n"
-        "sources:\n"
-        "  - {id: inbox, type: folder, path: inbox, interval: 1h}\n"
-        f"{more}"
-        "channels:\n"
-        f"  - {{id: desk, url: '{channel_url}'}}\n"
-        "notify: [desk]\n"
-    )
+    return folder_config(channel_url, sources=more)
 
 
 def words(seed: str) -> str:

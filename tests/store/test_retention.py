@@ -24,6 +24,7 @@ from monitor.pipeline import CompiledRules, Pipeline
 from monitor.retention import purge, purge_batch, referencing_columns
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
+from tests.conftest import folder_config
 
 WaitUntil = Callable[..., Awaitable[None]]
 NOW = datetime.now(UTC)
@@ -125,13 +126,7 @@ def write_project(tmp_path: Path, retention: str | None) -> Path:
     )
     config = base / "monitor.yaml"
     config.write_text(
-        "database: sqlite:///data/monitor.db\n"
-        "rules: rules\n"
-        "sources:\n"
-        "  - {id: inbox, type: folder, path: inbox, interval: 1h}\n"
-        "channels:\n"
-        "  - {id: desk, url: 'console://'}\n"
-        "notify: [desk]\n" + (f"retention: {retention}\n" if retention else ""),
+        folder_config("console://", extra=f"retention: {retention}\n" if retention else ""),
         encoding="utf-8",
     )
     return config
