@@ -127,6 +127,9 @@ class _Regex:
     pattern: Any  # re2._Regexp
     text: str
     fields: tuple[str, ...]
+    literal: str | None
+    """Casefolded text every match holds (see _required_literal): a field without it is not
+    searched, as a search costs far more than looking for the literal."""
 
     def holds(self, doc: _Doc) -> bool:
         return bool(_regex_occurrences(self, doc))
@@ -204,6 +207,7 @@ class _Field:
     """
 
     __slots__ = (
+        "_casefolded",
         "_found",
         "_index",
         "_joined",
@@ -243,6 +247,7 @@ class _Field:
                 self.norms.extend(norms(segment))
         self._words: Words | None = None
         self._found: dict[str, list[int]] = {}
+        self._casefolded: str | None = None
         self._starts: dict[int, int] = {}
         self._vocabulary: set[str] | None = None
         self._index: dict[str, list[int]] | None = None
@@ -266,6 +271,13 @@ class _Field:
         if self._vocabulary is None:
             self._vocabulary = set(self.norms)
         return self._vocabulary
+
+    @property
+    def casefolded(self) -> str:
+        """The text casefolded, where a regex's required literal is looked for."""
+        if self._casefolded is None:
+            self._casefolded = self.text.casefold()
+        return self._casefolded
 
     @property
     def joined(self) -> str:
@@ -752,7 +764,8 @@ class _Compiler:
             options = re2.Options()
             options.case_sensitive = False
             options.log_errors = False
-            found = _Regex(re2.compile(pattern, options), f"/{pattern}/", fields)
+            literal = _required_literal(pattern)
+            found = _Regex(re2.compile(pattern, options), f"/{pattern}/", fields, literal)
             self._regexes[key] = found
         return found
 
@@ -923,6 +936,38 @@ def _implied(check: _Check, groups: Sequence[frozenset[str]]) -> bool:
         if group.issubset(singles):
             return True
     return False
+
+
+_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+_ZERO_WIDTH = ("^", "\\A", "\\b", "\\B")
+
+
+def _required_literal(pattern: str) -> str | None:
+    """Casefolded text that every match of ``pattern`` (RE2 syntax, case-insensitive) holds,
+    or None if none is found.
+
+    Only the plain characters that open the pattern, after zero-width assertions, are taken,
+    and only when the pattern has no ``|`` at all: a match must then hold them one after the
+    other. A character followed by a repetition may be absent, so it ends the run before it. A
+    character matches its case variants only (K and the Kelvin sign, s and the long s), which
+    casefold alike, so the casefolded literal is in the casefolded text of every match.
+    """
+    if "|" in pattern:
+        return None
+    at = 0
+    while True:
+        for assertion in _ZERO_WIDTH:
+            if pattern.startswith(assertion, at):
+                at += len(assertion)
+                break
+        else:
+            break
+    end = at
+    while end < len(pattern) and pattern[end] not in _REGEX_SPECIAL:
+        end += 1
+    if end < len(pattern) and pattern[end] in "?*{":
+        end -= 1  # repeated, maybe zero times
+    return pattern[at:end].casefold() or None
 
 
 def _actor(rule: Rule, actor_id: str) -> Actor:
@@ -1302,10 +1347,10 @@ def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
     found: list[_Occ] = []
     doc.memo[node] = found
     for name in node.fields:
-        text = doc.field(name).text
-        if not text:
-            continue  # nothing to find, and a search costs microseconds even so
-        for hit in node.pattern.finditer(text):
+        fld = doc.field(name)
+        if not fld.text or (node.literal is not None and node.literal not in fld.casefolded):
+            continue  # nothing to find: a search costs microseconds even so
+        for hit in node.pattern.finditer(fld.text):
             if hit.end() > hit.start():
                 found.append((name, -1 - hit.start(), -1 - hit.end(), node, ()))
     return found
