@@ -123,13 +123,20 @@ class _Leaf:
 
 
 @dataclass(slots=True, eq=False)
+class _Literal:
+    """Text that every match of a regex holds (see _required_literal), in the forms a field is
+    searched for it: a field without it is not searched with the regex, which costs far more."""
+
+    folded: str  # casefolded, for the casefolded text
+    ascii: bytes | None  # of an ASCII literal, as text.ascii_words has it, for a field's own
+
+
+@dataclass(slots=True, eq=False)
 class _Regex:
     pattern: Any  # re2._Regexp
     text: str
     fields: tuple[str, ...]
-    literal: str | None
-    """Casefolded text every match holds (see _required_literal): a field without it is not
-    searched, as a search costs far more than looking for the literal."""
+    literal: _Literal | None
 
     def holds(self, doc: _Doc) -> bool:
         return bool(_regex_occurrences(self, doc))
@@ -272,12 +279,15 @@ class _Field:
             self._vocabulary = set(self.norms)
         return self._vocabulary
 
-    @property
-    def casefolded(self) -> str:
-        """The text casefolded, where a regex's required literal is looked for."""
+    def may_hold(self, literal: _Literal) -> bool:
+        """Whether the text holds ``literal``, but for case: whether a regex that needs it may
+        match."""
+        if literal.ascii is not None and self._spaced is not None:
+            # Cheaper than casefolding a text that is not ASCII.
+            return literal.ascii in self._spaced
         if self._casefolded is None:
             self._casefolded = self.text.casefold()
-        return self._casefolded
+        return literal.folded in self._casefolded
 
     @property
     def joined(self) -> str:
@@ -764,7 +774,9 @@ class _Compiler:
             options = re2.Options()
             options.case_sensitive = False
             options.log_errors = False
-            literal = _required_literal(pattern)
+            literal = None
+            if text := _required_literal(pattern):
+                literal = _Literal(text.casefold(), ascii_words(text) if text.isascii() else None)
             found = _Regex(re2.compile(pattern, options), f"/{pattern}/", fields, literal)
             self._regexes[key] = found
         return found
@@ -942,18 +954,20 @@ _REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 _ZERO_WIDTH = ("^", "\\A", "\\b", "\\B")
 
 
-def _required_literal(pattern: str) -> str | None:
-    """Casefolded text that every match of ``pattern`` (RE2 syntax, case-insensitive) holds,
-    or None if none is found.
+def _required_literal(pattern: str) -> str:
+    """Text that every match of ``pattern`` (RE2 syntax) holds but for case, or "".
 
     Only the plain characters that open the pattern, after zero-width assertions, are taken,
     and only when the pattern has no ``|`` at all: a match must then hold them one after the
-    other. A character followed by a repetition may be absent, so it ends the run before it. A
-    character matches its case variants only (K and the Kelvin sign, s and the long s), which
-    casefold alike, so the casefolded literal is in the casefolded text of every match.
+    other. A character followed by a repetition may be absent, so it ends the run before it.
+
+    A character matches its case variants only (k and the Kelvin sign, s and the long s), which
+    casefold alike, so the casefolded literal is in the casefolded text of every match; and
+    the variants of an ASCII character fold to it in text.ascii_words (both checked for every
+    character against RE2 itself).
     """
     if "|" in pattern:
-        return None
+        return ""
     at = 0
     while True:
         for assertion in _ZERO_WIDTH:
@@ -967,7 +981,7 @@ def _required_literal(pattern: str) -> str | None:
         end += 1
     if end < len(pattern) and pattern[end] in "?*{":
         end -= 1  # repeated, maybe zero times
-    return pattern[at:end].casefold() or None
+    return pattern[at:end]
 
 
 def _actor(rule: Rule, actor_id: str) -> Actor:
@@ -1348,7 +1362,7 @@ def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
     doc.memo[node] = found
     for name in node.fields:
         fld = doc.field(name)
-        if not fld.text or (node.literal is not None and node.literal not in fld.casefolded):
+        if not fld.text or (node.literal is not None and not fld.may_hold(node.literal)):
             continue  # nothing to find: a search costs microseconds even so
         for hit in node.pattern.finditer(fld.text):
             if hit.end() > hit.start():
