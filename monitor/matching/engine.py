@@ -678,7 +678,7 @@ class _Compiler:
     def __init__(self) -> None:
         self._terms: dict[str, q.Phrase | None] = {}
         self._leaves: dict[tuple[Any, ...], _Leaf] = {}
-        self._actors: dict[tuple[Actor, tuple[str, ...], str | None], _Any] = {}
+        self._actors: dict[tuple[Any, ...], _Any] = {}
         self._needs: dict[_Leaf, tuple[tuple[str, ...], str | None]] = {}
         self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._parts: dict[tuple[_Leaf, ...], _Check | None] = {}
@@ -748,7 +748,20 @@ class _Compiler:
         *,
         case_sensitive: bool,
     ) -> _Leaf:
-        key = (phrase, kind, slop, fields, stem, case_sensitive)
+        # The phrase's fields rather than the phrase: a dataclass hashes in Python, a tuple in C.
+        key = (
+            phrase.text,
+            phrase.words,
+            phrase.prefixes,
+            phrase.slop,
+            phrase.fields,
+            phrase.case_sensitive,
+            kind,
+            slop,
+            fields,
+            stem,
+            case_sensitive,
+        )
         found = self._leaves.get(key)
         if found is None:
             found = _leaf(phrase, kind, slop, fields, stem, case_sensitive=case_sensitive)
@@ -758,7 +771,7 @@ class _Compiler:
 
     def actor(self, actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
         """An actor's aliases in matching form, as a query's ``@actor`` names them."""
-        key = (actor, fields, stem)
+        key = (actor.id, actor.name, actor.aliases, fields, stem)  # hashed in C, as for a leaf
         found = self._actors.get(key)
         if found is None:
             leaves = [self.term(alias, "actor", 0, fields, stem) for alias in actor.aliases]
