@@ -17,10 +17,17 @@ Semantics (the contract users write their watchlists against):
   total, its ``sources`` and ``languages``. Disabled rules never match.
 
 Cost: one tokenisation per article field, then work for the rules that could match only. Every
-rule is indexed under a few words it cannot match without (one word of each alias or keyword of
-a required part, the longest, as rarer words are longer); an article evaluates only the rules all
-of whose indexed parts it contains. Rules with nothing to index (a purely negative query, a lone
-regex) are evaluated for every article.
+rule is indexed under a few words it cannot match without: for each of at most two required
+parts, one word of each of its aliases or keywords (the word fewest terms of the rule set share,
+then the longest, as rarer words are longer; a prefix term under its first letters, a stemmed
+word under its stem). An article's candidates are the rules the index holds under one of its
+words for their first part that have a word of their second too (one C call, or a search for a
+prefix); each must then have, for every required part, a term all of whose words it holds before
+it is evaluated. Rules with nothing to index (a purely negative query, a lone regex) are
+evaluated for every article; a regex runs only over fields that hold the text it opens with.
+Words and prefixes are found in a field by searching its words joined into one string, and a
+hit's offsets by searching its folded text, so an article pays for neither a position index nor
+the offsets of every word unless it needs them.
 """
 
 from __future__ import annotations
