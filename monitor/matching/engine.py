@@ -17,10 +17,17 @@ Semantics (the contract users write their watchlists against):
   total, its ``sources`` and ``languages``. Disabled rules never match.
 
 Cost: one tokenisation per article field, then work for the rules that could match only. Every
-rule is indexed under a few words it cannot match without (one word of each alias or keyword of
-a required part, the longest, as rarer words are longer); an article evaluates only the rules all
-of whose indexed parts it contains. Rules with nothing to index (a purely negative query, a lone
-regex) are evaluated for every article.
+rule is indexed under a few words it cannot match without: for each of at most two required
+parts, one word of each of its aliases or keywords (the word fewest terms of the rule set share,
+then the longest, as rarer words are longer; a prefix term under its first letters, a stemmed
+word under its stem). An article's candidates are the rules the index holds under one of its
+words for their first part that have a word of their second too (one C call, or a search for a
+prefix); each must then have, for every required part, a term all of whose words it holds before
+it is evaluated. Rules with nothing to index (a purely negative query, a lone regex) are
+evaluated for every article; a regex runs only over fields that hold the text it opens with.
+Words and prefixes are found in a field by searching its words joined into one string, and a
+hit's offsets by searching its folded text, so an article pays for neither a position index nor
+the offsets of every word unless it needs them.
 """
 
 from __future__ import annotations
@@ -123,10 +130,20 @@ class _Leaf:
 
 
 @dataclass(slots=True, eq=False)
+class _Literal:
+    """Text that every match of a regex holds (see _required_literal), in the forms a field is
+    searched for it: a field without it is not searched with the regex, which costs far more."""
+
+    folded: str  # casefolded, for the casefolded text
+    ascii: bytes | None  # of an ASCII literal, as text.ascii_words has it, for a field's own
+
+
+@dataclass(slots=True, eq=False)
 class _Regex:
     pattern: Any  # re2._Regexp
     text: str
     fields: tuple[str, ...]
+    literal: _Literal | None
 
     def holds(self, doc: _Doc) -> bool:
         return bool(_regex_occurrences(self, doc))
@@ -204,6 +221,7 @@ class _Field:
     """
 
     __slots__ = (
+        "_casefolded",
         "_found",
         "_index",
         "_joined",
@@ -243,6 +261,7 @@ class _Field:
                 self.norms.extend(norms(segment))
         self._words: Words | None = None
         self._found: dict[str, list[int]] = {}
+        self._casefolded: str | None = None
         self._starts: dict[int, int] = {}
         self._vocabulary: set[str] | None = None
         self._index: dict[str, list[int]] | None = None
@@ -266,6 +285,16 @@ class _Field:
         if self._vocabulary is None:
             self._vocabulary = set(self.norms)
         return self._vocabulary
+
+    def may_hold(self, literal: _Literal) -> bool:
+        """Whether the text holds ``literal``, but for case: whether a regex that needs it may
+        match."""
+        if literal.ascii is not None and self._spaced is not None:
+            # Cheaper than casefolding a text that is not ASCII.
+            return literal.ascii in self._spaced
+        if self._casefolded is None:
+            self._casefolded = self.text.casefold()
+        return literal.folded in self._casefolded
 
     @property
     def joined(self) -> str:
@@ -656,7 +685,7 @@ class _Compiler:
     def __init__(self) -> None:
         self._terms: dict[str, q.Phrase | None] = {}
         self._leaves: dict[tuple[Any, ...], _Leaf] = {}
-        self._actors: dict[tuple[Actor, tuple[str, ...], str | None], _Any] = {}
+        self._actors: dict[tuple[Any, ...], _Any] = {}
         self._needs: dict[_Leaf, tuple[tuple[str, ...], str | None]] = {}
         self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._parts: dict[tuple[_Leaf, ...], _Check | None] = {}
@@ -726,7 +755,20 @@ class _Compiler:
         *,
         case_sensitive: bool,
     ) -> _Leaf:
-        key = (phrase, kind, slop, fields, stem, case_sensitive)
+        # The phrase's fields rather than the phrase: a dataclass hashes in Python, a tuple in C.
+        key = (
+            phrase.text,
+            phrase.words,
+            phrase.prefixes,
+            phrase.slop,
+            phrase.fields,
+            phrase.case_sensitive,
+            kind,
+            slop,
+            fields,
+            stem,
+            case_sensitive,
+        )
         found = self._leaves.get(key)
         if found is None:
             found = _leaf(phrase, kind, slop, fields, stem, case_sensitive=case_sensitive)
@@ -736,7 +778,7 @@ class _Compiler:
 
     def actor(self, actor: Actor, fields: tuple[str, ...], stem: str | None) -> _Any:
         """An actor's aliases in matching form, as a query's ``@actor`` names them."""
-        key = (actor, fields, stem)
+        key = (actor.id, actor.name, actor.aliases, fields, stem)  # hashed in C, as for a leaf
         found = self._actors.get(key)
         if found is None:
             leaves = [self.term(alias, "actor", 0, fields, stem) for alias in actor.aliases]
@@ -752,7 +794,10 @@ class _Compiler:
             options = re2.Options()
             options.case_sensitive = False
             options.log_errors = False
-            found = _Regex(re2.compile(pattern, options), f"/{pattern}/", fields)
+            literal = None
+            if text := _required_literal(pattern):
+                literal = _Literal(text.casefold(), ascii_words(text) if text.isascii() else None)
+            found = _Regex(re2.compile(pattern, options), f"/{pattern}/", fields, literal)
             self._regexes[key] = found
         return found
 
@@ -923,6 +968,40 @@ def _implied(check: _Check, groups: Sequence[frozenset[str]]) -> bool:
         if group.issubset(singles):
             return True
     return False
+
+
+_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+_ZERO_WIDTH = ("^", "\\A", "\\b", "\\B")
+
+
+def _required_literal(pattern: str) -> str:
+    """Text that every match of ``pattern`` (RE2 syntax) holds but for case, or "".
+
+    Only the plain characters that open the pattern, after zero-width assertions, are taken,
+    and only when the pattern has no ``|`` at all: a match must then hold them one after the
+    other. A character followed by a repetition may be absent, so it ends the run before it.
+
+    A character matches its case variants only (k and the Kelvin sign, s and the long s), which
+    casefold alike, so the casefolded literal is in the casefolded text of every match; and
+    the variants of an ASCII character fold to it in text.ascii_words (both checked for every
+    character against RE2 itself).
+    """
+    if "|" in pattern:
+        return ""
+    at = 0
+    while True:
+        for assertion in _ZERO_WIDTH:
+            if pattern.startswith(assertion, at):
+                at += len(assertion)
+                break
+        else:
+            break
+    end = at
+    while end < len(pattern) and pattern[end] not in _REGEX_SPECIAL:
+        end += 1
+    if end < len(pattern) and pattern[end] in "?*{":
+        end -= 1  # repeated, maybe zero times
+    return pattern[at:end]
 
 
 def _actor(rule: Rule, actor_id: str) -> Actor:
@@ -1302,10 +1381,10 @@ def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
     found: list[_Occ] = []
     doc.memo[node] = found
     for name in node.fields:
-        text = doc.field(name).text
-        if not text:
-            continue  # nothing to find, and a search costs microseconds even so
-        for hit in node.pattern.finditer(text):
+        fld = doc.field(name)
+        if not fld.text or (node.literal is not None and not fld.may_hold(node.literal)):
+            continue  # nothing to find: a search costs microseconds even so
+        for hit in node.pattern.finditer(fld.text):
             if hit.end() > hit.start():
                 found.append((name, -1 - hit.start(), -1 - hit.end(), node, ()))
     return found
