@@ -220,9 +220,10 @@ def _ascii_fold(char: str) -> tuple[str, bool] | None:
     plain = _ALL_MARKS.sub("", unicodedata.normalize("NFKD", char))
     known: tuple[str, bool] | None
     if regex.match(r"\p{M}", char):
-        # What decomposing leaves of a mark, which is nothing for a combining one; what is left
-        # and not ASCII separates words.
-        known = "".join(c if c.isascii() else " " for c in plain), False
+        # What decomposing leaves of a mark: nothing for a combining one. A spacing mark (Mc,
+        # as in Devanagari or Gunjala Gondi) stays, part of its word as split_words keeps it:
+        # it has no ASCII fold.
+        known = (plain, False) if plain.isascii() else None
     elif _ANY_WORD_CHAR.match(char) and not _HAS_SPACELESS.match(char):
         letters = plain.isascii() and plain.isalnum() and normalize(char) == plain.lower()
         known = (plain, len(plain) == 1) if letters else None

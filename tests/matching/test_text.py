@@ -200,6 +200,8 @@ def test_normalize_ignores_case_and_accents(word: str) -> None:
     st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
     | st.text(alphabet="ab c’–é\u0301中.", max_size=30)
 )
+@example("\U00011d8a")
+@example("ab \U00011d8a c a\U00011d8a \u0903")
 def test_norms_fast_path_agrees_with_split_words(text: str) -> None:
     """`norms` (no offsets, fast) yields exactly the words `split_words` yields, in order."""
     assert norms(text) == split_words(text).norms
