@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from monitor.logs import remove_handler
 from monitor.store.db import Database
+from monitor.store.tables import SourceRow
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
@@ -118,6 +120,17 @@ def folder_config(
         f"notify: [{channel}]\n"
         f"{extra}"
     )
+
+
+def polled(db: Database, source_id: str = "inbox") -> bool:
+    """True once a daemon on ``db`` has scanned the folder ``source_id`` (False while its
+    schema does not exist yet)."""
+    try:
+        with db.reading() as session:
+            row = session.get(SourceRow, source_id)
+            return row is not None and row.last_polled_at is not None
+    except OperationalError:
+        return False
 
 
 async def start_daemon(config: Path, log: Path) -> asyncio.subprocess.Process:

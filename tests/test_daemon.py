@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from monitor.app import App, Daemon
-from monitor.store.tables import DeliveryRow, SourceRow
-from tests.conftest import folder_config
+from monitor.store.tables import DeliveryRow
+from tests.conftest import folder_config, polled
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_b84c25b2169af3e7.txt"
@@ -45,16 +44,6 @@ def alerts_for(sink: Any, rule_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def polled(daemon: Daemon) -> bool:
-    """True once the daemon has scanned its folder (False while its schema does not exist yet)."""
-    try:
-        with daemon.db.session() as session:
-            row = session.get(SourceRow, "inbox")
-            return row is not None and row.last_polled_at is not None
-    except OperationalError:
-        return False
-
-
 def all_sent(daemon: Daemon) -> bool:
     """True once every stored delivery has been sent."""
     with daemon.db.session() as session:
@@ -69,7 +58,7 @@ async def test_dropped_file_is_alerted_within_two_seconds_and_not_again_after_re
     daemon = Daemon(App.load(config))
     running = asyncio.create_task(daemon.run())
     try:
-        await wait_until(lambda: polled(daemon), timeout=15)
+        await wait_until(lambda: polled(daemon.db), timeout=15)
         # Prove the watcher is live with a first file, then time the second one.
         (tmp_path / "inbox" / "warmup.txt").write_text(
             "World\nTokayev tells police to shoot to kill\nAlmaty.\n", encoding="utf-8"
@@ -162,7 +151,7 @@ async def test_watch_survives_the_folder_being_replaced(
     running = asyncio.create_task(daemon.run())
     inbox = tmp_path / "inbox"
     try:
-        await wait_until(lambda: polled(daemon), timeout=15)
+        await wait_until(lambda: polled(daemon.db), timeout=15)
         shutil.rmtree(inbox)
         inbox.mkdir()
         batch = tmp_path / "batch"

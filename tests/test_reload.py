@@ -30,8 +30,8 @@ from monitor.reload import (
     running_settings,
     watch_roots,
 )
-from monitor.store.tables import ArticleRow, MatchRow, SourceRow
-from tests.conftest import folder_config, free_port, start_daemon
+from monitor.store.tables import ArticleRow, MatchRow
+from tests.conftest import folder_config, free_port, polled, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 WaitUntil = Callable[..., Awaitable[None]]
@@ -84,23 +84,13 @@ def matched(daemon: Daemon) -> dict[str, set[str]]:
     return {str(location): rules.get(article_id, set()) for article_id, location in articles}
 
 
-def polled(daemon: Daemon) -> bool:
-    """True once the daemon has scanned its folder."""
-    try:
-        with daemon.db.reading() as session:
-            row = session.get(SourceRow, "inbox")
-            return row is not None and row.last_polled_at is not None
-    except OperationalError:
-        return False
-
-
 @asynccontextmanager
 async def running(config: Path, wait_until: WaitUntil) -> AsyncIterator[Daemon]:
     """The daemon on ``config``, running in this event loop, with its first reload check done."""
     daemon = Daemon(App.load(config))
     task = asyncio.create_task(daemon.run())
     try:
-        await wait_until(lambda: polled(daemon) and daemon.reloader.checks >= 1, timeout=15)
+        await wait_until(lambda: polled(daemon.db) and daemon.reloader.checks >= 1, timeout=15)
         yield daemon
         assert not task.done(), "the daemon stopped"
     finally:
