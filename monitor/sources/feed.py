@@ -33,7 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
@@ -47,6 +46,7 @@ from monitor.pipeline import IngestResult, Pipeline
 from monitor.settings import FeedSourceSettings, FetchSettings
 from monitor.sources import schedule, websub
 from monitor.sources.fetcher import Fetcher, FetchLimits, FetchTooLate, Response
+from monitor.sources.health import url_secrets
 from monitor.sources.parsing import ParsedFeed, ParserPool
 from monitor.store import claims, locks, repo
 from monitor.store.claims import LeaseLost
@@ -99,11 +99,12 @@ class FeedSources:
         self.metrics = metrics if metrics is not None else Metrics()
         """Counts each poll's outcome and each failure's reason."""
         for feed in feeds:
-            # A feed URL's password and its request headers (Authorization: Bearer ...) never
-            # show in logs or in the errors kept in feed health. (Only a URL with a user part
-            # is parsed: with thousands of feeds, start-up time counts.)
-            password = urlsplit(feed.url).password if "@" in feed.url else None
-            register_values([*filter(None, [password]), *feed.headers.values()])
+            # A feed URL's secrets (a password, a ?token=) and its request headers
+            # (Authorization: Bearer ...) never show in logs or in the errors kept in feed
+            # health. (Only a URL with a user part or a query is parsed: with thousands of
+            # feeds, start-up time counts.)
+            hidden = url_secrets(feed.url) if "@" in feed.url or "?" in feed.url else []
+            register_values([*hidden, *feed.headers.values()])
         self.public_url = public_url
         """Set: feeds that advertise a WebSub hub are subscribed to, with callbacks here."""
         self.fetching = fetching

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from monitor.settings import FeedSourceSettings, Settings
 from monitor.store.tables import FeedRow, SourceRow
@@ -62,15 +63,44 @@ class SourceHealth:
         }
 
 
-def display_url(url: str) -> str:
-    """``url`` without the password of any user:password@ part: feed URLs may carry one."""
+_SECRET_PARAMS = re.compile(
+    r"(?i)^(?:.*(?:token|secret|passw|api_?key|apikey|credential).*|key|auth|sig|signature|"
+    r"pass|pwd|session|sid|hash|code)$"
+)
+"""Query parameters whose values are credentials in feed URLs as publishers hand them out
+(``?token=``, ``?api_key=``, ``?private_token=``, a signed URL's ``?sig=``...)."""
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets a feed URL carries: the password of a user:password@ part, and the values of
+    query parameters named like credentials. They are masked wherever the URL is shown."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    found = [parts.password] if "@" in parts.netloc and parts.password else []
+    if parts.query:
+        found += [
+            value
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+            if value and _SECRET_PARAMS.match(name)
+        ]
+    return found
+
+
+def display_url(url: str) -> str:
+    """``url`` with its secrets (see :func:`url_secrets`) replaced by ``***``: the password of a
+    user:password@ part and the values of credential-like query parameters."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query and any(_SECRET_PARAMS.match(name) for name, _ in parse_qsl(parts.query)):
+        query = [
+            (name, "***" if value and _SECRET_PARAMS.match(name) else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
 
 
 def source_health(

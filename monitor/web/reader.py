@@ -5,9 +5,10 @@ say the same thing. The functions block (database reads): handlers run them in t
 No secret leaves through a view. Channels are named by their id, never their URL; stored errors
 (a delivery's, a source's) pass through :func:`monitor.logs.redact`, which masks every secret the
 process registered (channel tokens, feed passwords and headers, the HTTP token); feed URLs are
-shown as ``monitor sources`` shows them, with any password masked. Article text is data: views
-keep it as it is (cleaned of control characters where shown on one line); escaping is the
-output's job (JSON, XML, autoescaped HTML), and links are only ever http(s) URLs.
+shown as ``monitor sources`` shows them, with any password or ``?token=`` masked. Article text
+is data: views keep it as it is (cleaned of control characters where shown on one line);
+escaping is the output's job (JSON, XML, autoescaped HTML), and links are only ever http(s)
+URLs.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ SEED = ROOT / "seeds" / "000_b84c25b2169af3e7.txt"
 
 TOKEN = "daemon-token-5d4c3b2a"
 FEED_PASSWORD = "feedpass-9f8e7d"
+FEED_TOKEN = "feedtoken-4e5f6a"
 CHANNEL_PASSWORD = "chanpass-1a2b3c"
-SECRETS = (TOKEN, FEED_PASSWORD, CHANNEL_PASSWORD)
+SECRETS = (TOKEN, FEED_PASSWORD, FEED_TOKEN, CHANNEL_PASSWORD)
 
 
 def write_config(tmp_path: Path, sink: Sink, port: int) -> Path:
@@ -42,7 +43,8 @@ def write_config(tmp_path: Path, sink: Sink, port: int) -> Path:
         "sources:\n"
         "  - {id: inbox, type: folder, path: inbox, interval: 1h, watch: false}\n"
         # Loopback is refused to feeds without allow_private: it fails at once, offline.
-        f"  - {{id: private, type: feed, url: 'https://reader:{FEED_PASSWORD}@127.0.0.1:9/rss'}}\n"
+        f"  - {{id: private, type: feed, url: 'https://reader:{FEED_PASSWORD}@127.0.0.1:9/rss"
+        f"?token={FEED_TOKEN}&page=1'}}\n"
         "channels:\n"
         f"  - {{id: hook, url: 'json://hookuser:{CHANNEL_PASSWORD}@{sink.url}/alerts'}}\n"
         "notify: [hook]\n"
@@ -56,8 +58,8 @@ async def test_the_daemon_serves_its_rules_and_hides_every_secret(
     tmp_path: Path, sink: Sink
 ) -> None:
     """The daemon's API lists its rules with file and line, asks for its token, and no answer
-    of the API, the feed or the dashboard holds the token, a feed password or a channel's
-    credentials, even where stored errors quote them."""
+    of the API, the feed or the dashboard holds the token, a feed's password or ?token=, or a
+    channel's credentials, even where stored errors quote them."""
     sink.status = 500  # every send fails: the delivery keeps an error
     port = free_port()
     daemon = Daemon(App.load(write_config(tmp_path, sink, port)))
@@ -97,7 +99,10 @@ async def test_the_daemon_serves_its_rules_and_hides_every_secret(
             deliveries = (await get("/api/deliveries"))["deliveries"]
             assert all("***" in d["last_error"] for d in deliveries)
             sources = {s["id"]: s for s in (await get("/api/sources"))["sources"]}
-            assert sources["private"]["location"] == "https://reader:***@127.0.0.1:9/rss"
+            assert (
+                sources["private"]["location"]
+                == "https://reader:***@127.0.0.1:9/rss?token=***&page=1"
+            )
             assert "***" in sources["private"]["error"]
             article = (await get("/api/matches"))["matches"][0]["article"]
             await no_secret_anywhere(client, article)
