@@ -262,7 +262,7 @@ class _Field:
         self._words: Words | None = None
         self._found: dict[str, list[int]] = {}
         self._casefolded: str | None = None
-        self._starts: dict[int, int] = {}
+        self._starts: dict[str, list[int]] = {}
         self._vocabulary: set[str] | None = None
         self._index: dict[str, list[int]] | None = None
         self._joined: str | None = None
@@ -365,31 +365,31 @@ class _Field:
 
     def span(self, first: int, last: int) -> tuple[int, int]:
         """The character offsets of words ``first`` to ``last``."""
-        spaced = self._spaced
-        if spaced is None:
+        if self._spaced is None:
             words = self.words
             return words.starts[first], words.ends[last]
-        start = self._start(spaced, first)
-        if last > first:
-            # The last word is a few words on: split that far, and the rest starts with it.
-            rest = spaced[start + 1 :].split(None, last - first)[-1]
-            return start, len(spaced) - 1 - len(rest) + len(self.norms[last])
-        return start, start + len(self.norms[first])
+        return self._start(first), self._start(last) + len(self.norms[last])
 
-    def _start(self, spaced: bytes, position: int) -> int:
-        """Where word ``position`` starts: ``spaced`` holds each word where the text does, so it
+    def _start(self, position: int) -> int:
+        """Where word ``position`` starts. ``_spaced`` holds each word where the text does, so it
         is the occurrence of the word there that has as many before it as the word has in
-        ``norms``. Fields have a hit or two: this saves working out where every word starts."""
-        found = self._starts.get(position)
-        if found is None:
-            word = self.norms[position]
+        ``norms``. Fields have a hit or two: finding where the few words that have hits start
+        saves working out where every word starts."""
+        word = self.norms[position]
+        starts = self._starts.get(word)
+        if starts is None:
+            # Every place the word stands, in one pass of searches: a word with k hits then
+            # costs k lookups, not k searches of k lengths. The space before the word stands
+            # where the word does in the text.
+            spaced = self._spaced
+            assert spaced is not None  # callers check
             needle = f" {word} ".encode("ascii")
-            found = -1
-            for _ in range(bisect_left(self.positions(word, False, None), position) + 1):
-                # The space before the word stands where the word does in the text.
-                found = spaced.find(needle, found + 1)
-            self._starts[position] = found
-        return found
+            starts = self._starts[word] = []
+            at = spaced.find(needle)
+            while at >= 0:
+                starts.append(at)
+                at = spaced.find(needle, at + 1)
+        return starts[bisect_left(self.positions(word, False, None), position)]
 
     def raw(self, position: int) -> str:
         start, end = self.span(position, position)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +239,28 @@ def test_matching_table(case: Case) -> None:
     assert tuple(hit.text for hit in matches[0].hits) == case.hits
     for hit in matches[0].hits:
         assert article.field_text(hit.field)[hit.start : hit.end] == hit.text
+
+
+def test_every_repetition_of_a_term_gets_its_own_offsets() -> None:
+    """A term written thousands of times (a pasted log, a spam page) has one hit per place,
+    each pointing at its own words, the many-word ones included."""
+    body = "".join(
+        f"Tokayev, {'said' if n % 3 else 'told'} the order stands; troop transports {n}. "
+        for n in range(3000)
+    )
+    article = Article(title="t", body=body)
+    rule = make_rule(aliases=("Tokayev",), keywords=("troop transports", "said the order"))
+    (match,) = Matcher([rule]).match(article)
+    starts = {
+        text: [hit.start for hit in match.hits if hit.text == text]
+        for text in ("Tokayev", "troop transports", "said the order")
+    }
+    assert starts["Tokayev"] == [m.start() for m in re.finditer("Tokayev", body)]
+    assert starts["troop transports"] == [m.start() for m in re.finditer("troop", body)]
+    assert starts["said the order"] == [m.start() for m in re.finditer("said the order", body)]
+    assert len(starts["said the order"]) == 2000
+    for hit in match.hits:
+        assert body[hit.start : hit.end] == hit.text
 
 
 def test_hit_records_term_field_offsets_and_kind() -> None:
