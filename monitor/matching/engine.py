@@ -1299,12 +1299,29 @@ def _spans(node: _Node, doc: _Doc) -> list[_Span]:
             lefts = _spans(left, doc)
             if not lefts:
                 return []
-            rights = _spans(right, doc)
+            # Per field, the right spans by first word: each left span looks only at those that
+            # start close enough to it, so a term repeated thousands of times costs thousands of
+            # comparisons, not millions.
+            fields: dict[str, list[_Span]] = {}
+            for b in _spans(right, doc):
+                fields.setdefault(b[0], []).append(b)
+            near: dict[str, tuple[list[int], list[_Span], int]] = {}
+            for name, spans in fields.items():
+                spans.sort(key=itemgetter(1))
+                widest = max(b[2] - b[1] for b in spans)
+                near[name] = ([b[1] for b in spans], spans, widest)
             joined: dict[tuple[str, int, int], _Span] = {}
             for a in lefts:
-                for b in rights:
-                    if a[0] != b[0] or a[4] & b[4]:
-                        continue  # other fields, or the same words: not "near", the same
+                found = near.get(a[0])
+                if found is None:
+                    continue
+                firsts, spans, widest = found
+                low = bisect_left(firsts, a[1] - distance - 1 - widest)
+                high = bisect_right(firsts, a[2] + distance + 1)
+                for index in range(low, high):
+                    b = spans[index]
+                    if a[4] & b[4]:
+                        continue  # the same words: not "near", the same
                     if a[2] < b[1]:
                         between = b[1] - a[2] - 1
                     elif b[2] < a[1]:

@@ -394,6 +394,27 @@ def test_redos_pattern_is_linear() -> None:
     assert Matcher([rule]).match(article) == []
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("alpha NEAR/9 beta", False),
+        ("alpha NEAR/10 beta", True),
+        ("beta NEAR/10 alpha", True),
+        ("alpha NEAR/10 gamma", False),
+    ],
+)
+def test_near_over_thousands_of_repetitions_keeps_its_boundary(query: str, expected: bool) -> None:
+    """NEAR between a word written thousands of times and one far from most of them holds at
+    exactly the distance from the closest occurrence, and not one word less."""
+    body = "alpha " * 5000 + "x " * 10 + "beta. " + "gamma " * 5000
+    rule = Rule(id="r", name="R", query=q.parse_query(query))
+    matches = Matcher([rule]).match(Article(title="", body=body))
+    assert bool(matches) is expected
+    if expected:
+        assert {hit.text for hit in matches[0].hits} == {"alpha", "beta"}
+        assert max(hit.start for hit in matches[0].hits if hit.text == "alpha") == 6 * 4999
+
+
 def test_explain_says_which_part_failed() -> None:
     """`explain` names the failing part for each rule that did not match."""
     rules = [
