@@ -6,8 +6,8 @@ each folder on its interval, a watcher per folder reacts to file-system events, 
 dispatches the feeds that are due (it only selects them; each poll is its own task), and the outbox
 worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
 in-flight work finish within a grace period, and closes the database. Edits of the config and the
-rules, and SIGHUP, reload them without a restart (see :mod:`monitor.reload`); a daily job purges
-old unmatched articles when ``retention`` is set (see :mod:`monitor.retention`).
+rules, and SIGHUP, reload them, sources included, without a restart (see :mod:`monitor.reload`);
+a daily job purges old unmatched articles when ``retention`` is set (see :mod:`monitor.retention`).
 
 Several daemons may run on one PostgreSQL database as replicas: each claims the feeds it polls and
 the deliveries it sends under leases, and reads a folder only while no other replica does (see

@@ -21,12 +21,19 @@ thread, while articles keep being matched with the active rules. Then, valid:
   flight (see :data:`monitor.notify.outbox.STOP_GRACE`) and the new one starts on what is due;
   deliveries wait in the database meanwhile, none is lost. Otherwise the running channels only
   take their new templates;
-- ``retention`` applies from its next daily run.
+- ``retention`` applies from its next daily run;
+- sources (``sources``, the ``feeds_opml`` file's feeds), ``fetching`` and ``public_url``: the
+  feeds' states are stored first (:meth:`monitor.app.Daemon.stage_sources`, which waits on the
+  database) while the feed dispatcher is held, so no selection sees states and settings
+  disagree; then the sources are swapped with the rules and the policy, with no await in
+  between (:meth:`monitor.app.Daemon.swap_sources`). A database error there fails the reload,
+  nothing changed, and the next check tries again.
 
-Everything else (``sources``, ``feeds_opml``, ``fetching``, ``database``, ``http``,
-``public_url``, and keys this module does not know) needs a restart: a reload that changes them
-still swaps the rest, logs a warning naming them, and lists them in
-:attr:`ReloadStatus.restart_needed`; the daemon keeps polling the sources it started with.
+Everything else needs a restart: ``database``, ``http``, ``fetching.parsers`` and
+``fetching.parse_memory`` (:data:`RESTART_FETCHING`), ``public_url`` while no HTTP server runs,
+and keys this module does not know. A reload that changes them still swaps the rest, logs a
+warning naming them, and lists them in :attr:`ReloadStatus.restart_needed`; the daemon keeps
+their previous values (:func:`running_settings`).
 
 Invalid: nothing changes; each problem is logged once at ERROR as ``file:line: message``, and the
 status keeps them until a valid reload.
@@ -141,7 +148,8 @@ class ReloadStatus:
     reloads: int = 0
     """Valid reloads since the daemon started."""
     restart_needed: tuple[str, ...] = ()
-    """Config keys that differ from what runs and that only a restart applies (``sources``...)."""
+    """Config keys that differ from what runs and that only a restart applies (``database``,
+    ``fetching.parsers``...)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
