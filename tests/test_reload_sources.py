@@ -277,3 +277,37 @@ async def test_database_change_needs_a_restart_while_sources_apply(
         await wait_until(lambda: polled(daemon.db, "annex"), timeout=15)
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert any("database, fetching.parsers" in w and "restart" in w for w in warnings)
+
+
+async def test_feed_removed_between_its_selection_and_its_poll_is_released_unpolled(
+    tmp_path: Path, feeds: FeedServer
+) -> None:
+    """A feed selected as due, then removed by a reload before its poll starts, is not fetched;
+    its claim is released and its state left retired."""
+    sources = feed_line(feeds, "a", "/a.xml") + feed_line(feeds, "b", "/b.xml")
+    config = write_project(tmp_path, "console://", sources=sources)
+    daemon = Daemon(App.load(config))
+    assert daemon.feeds is not None
+    running_feeds = daemon.feeds
+    try:
+        await asyncio.to_thread(daemon.db.upgrade)
+        await asyncio.to_thread(running_feeds.sync)
+        selected = await asyncio.to_thread(running_feeds.due, 10)
+        loaded = {state[0].source_id: state for state in selected}
+        assert sorted(loaded) == ["a", "b"]
+        running_feeds.in_flight.update(loaded)  # as the dispatcher marks them
+        kept = [running_feeds.feeds["b"]]
+        await asyncio.to_thread(running_feeds.sync, kept)
+        running_feeds.reconfigure(kept, running_feeds.fetching, public_url=None)
+
+        result = await running_feeds.poll("a", loaded["a"])
+        assert (result.new, result.match_ids) == (0, [])
+        assert "a" not in running_feeds.in_flight
+        assert "/a.xml" not in feeds.hits
+        row = feed_rows(daemon)["a"]
+        assert (row.next_check_at, row.claimed_by) == (None, None)
+        await running_feeds.poll("b", loaded["b"])
+        assert feeds.hits["/b.xml"] == 1
+    finally:
+        await running_feeds.close()
+        daemon.db.dispose()

@@ -369,10 +369,13 @@ class FeedSources:
         if feed is None:
             # Removed by a reload after its selection: its claim is released, the feed left
             # retired as sync() left it.
-            if loaded is not None and self._leases.pop(source_id, None) is not None:
-                row = loaded[0]
-                row.next_check_at = None
-                await self._save_state(row)
+            try:
+                if loaded is not None and self._leases.pop(source_id, None) is not None:
+                    row = loaded[0]
+                    row.next_check_at = None
+                    await self._save_state(row)
+            finally:
+                self.in_flight.discard(source_id)  # the dispatcher marked it
             return IngestResult()
         self.in_flight.add(source_id)
         try:
