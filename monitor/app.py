@@ -6,8 +6,8 @@ each folder on its interval, a watcher per folder reacts to file-system events, 
 dispatches the feeds that are due (it only selects them; each poll is its own task), and the outbox
 worker delivers. Every background task is named and watched; SIGTERM or Ctrl-C stops intake, lets
 in-flight work finish within a grace period, and closes the database. Edits of the config and the
-rules, and SIGHUP, reload them without a restart (see :mod:`monitor.reload`); a daily job purges
-old unmatched articles when ``retention`` is set (see :mod:`monitor.retention`).
+rules, and SIGHUP, reload them, sources included, without a restart (see :mod:`monitor.reload`);
+a daily job purges old unmatched articles when ``retention`` is set (see :mod:`monitor.retention`).
 
 Several daemons may run on one PostgreSQL database as replicas: each claims the feeds it polls and
 the deliveries it sends under leases, and reads a folder only while no other replica does (see
@@ -24,12 +24,13 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -68,9 +69,18 @@ RETENTION_FIRST_RUN = 300.0
 often than daily still purges, and start-up is not slowed by it."""
 CLOCK_SYNC_EVERY = 60.0
 """Seconds between two readings of the database's clock."""
+DISPATCH_JOB = "_internal_feed_dispatch"
 FOLDER_BUSY_RETRY = 1.0
 """Seconds before the files of file-system events are tried again while their folder is being
 read by another replica."""
+
+
+def _folders(settings: Settings) -> list[settings_module.FolderSourceSettings]:
+    return [s for s in settings.sources if isinstance(s, settings_module.FolderSourceSettings)]
+
+
+def _feeds(settings: Settings) -> list[settings_module.FeedSourceSettings]:
+    return [s for s in settings.sources if isinstance(s, settings_module.FeedSourceSettings)]
 
 
 @dataclass
@@ -139,7 +149,7 @@ class Daemon:
         # The daemon's own registry: several daemons in one process (tests) count apart.
         self.metrics = Metrics()
         self.metrics.rules_loaded(len(app.rules.rules))
-        register_collectors(
+        self._collector = register_collectors(
             self.metrics.registry,
             self.db,
             channels=lambda: list(self.app.channels),
@@ -155,25 +165,14 @@ class Daemon:
         )
         self.delivery = OutboxWorker(self.build_outbox(settings, app.channels))
         self.sources: list[FolderSource] = [
-            SOURCE_TYPES[source.type](source, self.pipeline)
-            for source in settings.sources
-            if isinstance(source, settings_module.FolderSourceSettings)
+            SOURCE_TYPES[source.type](source, self.pipeline) for source in _folders(settings)
         ]
-        feeds = [s for s in settings.sources if isinstance(s, settings_module.FeedSourceSettings)]
-        self.feeds = (
-            FeedSources(
-                feeds,
-                settings.fetching,
-                self.db,
-                self.pipeline,
-                public_url=settings.public_url,
-                metrics=self.metrics,
-                clock=self.clock,
-                holder=self.replica,
-            )
-            if feeds
-            else None
-        )
+        feeds = _feeds(settings)
+        self.feeds = self._feed_sources(settings, feeds) if feeds else None
+        """None while no feed is configured (a reload may add the first)."""
+        self._feeds_lock = asyncio.Lock()
+        """Held while due feeds are selected, and while a reload stores and swaps in new
+        feeds: a selection never sees the feeds' states and settings disagree."""
         self.web: WebServer | None = None
         self._scheduler: AsyncIOScheduler | None = None
         if settings.http is not None:
@@ -188,7 +187,7 @@ class Daemon:
             )
             web_app = build_app(
                 settings.http,
-                self.feeds,
+                lambda: self.feeds,
                 max_body=settings.fetching.max_body,
                 reads=reads,
                 probes=probes,
@@ -199,6 +198,8 @@ class Daemon:
         self._halt = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._polls: set[asyncio.Task[Any]] = set()
+        self._watchers: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
+        """Source id -> the event that stops its folder's watcher, and the watcher's task."""
         self._dispatching = False
         self._feed_backlog = False
         self.reloader = Reloader(self, App.load)
@@ -234,6 +235,154 @@ class Daemon:
             metrics=self.metrics,
             clock=self.clock,
         )
+
+    def _feed_sources(
+        self, settings: Settings, feeds: list[settings_module.FeedSourceSettings]
+    ) -> FeedSources:
+        return FeedSources(
+            feeds,
+            settings.fetching,
+            self.db,
+            self.pipeline,
+            public_url=settings.public_url,
+            metrics=self.metrics,
+            clock=self.clock,
+            holder=self.replica,
+        )
+
+    # -- sources changed by a reload ------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def sources_held(self) -> AsyncIterator[None]:
+        """While held, no due feed is selected: a reload holds it from :meth:`stage_sources`
+        to :meth:`swap_sources`."""
+        async with self._feeds_lock:
+            yield
+
+    async def stage_sources(self, settings: Settings) -> FeedSources | None:
+        """The part of a source change that waits, done before the swap (holding
+        :meth:`sources_held`): the feeds of ``settings`` get their state rows, the rows of
+        feeds no longer configured are retired (:meth:`FeedSources.sync`). Returns the feed
+        sources :meth:`swap_sources` reconfigures: the running ones, a new one when the daemon
+        has none yet and ``settings`` lists feeds, else None. A database error is raised, the
+        running sources left as they were."""
+        feeds = _feeds(settings)
+        target = self.feeds
+        if target is None:
+            if not feeds:
+                return None
+            target = self._feed_sources(settings, [])
+        try:
+            await asyncio.to_thread(target.sync, feeds)
+        except BaseException:
+            if target is not self.feeds:
+                await target.close()
+            raise
+        return target
+
+    def swap_sources(self, settings: Settings, feeds: FeedSources | None) -> None:
+        """Run the sources of ``settings`` from now on (in the event loop; nothing here waits,
+        so the rules, the policy and the sources swapped with them agree at every moment).
+
+        Folders: an unchanged folder keeps its scan job and its watcher, so it misses nothing;
+        a removed one loses both (a scan or a read in flight finishes); a new or changed one
+        gets them, its first scan at once, which reads whatever arrived meanwhile. Feeds:
+        ``feeds`` (from :meth:`stage_sources`) take the new feeds and fetch settings, and are
+        dispatched at once."""
+        running = {source.id: source for source in self.sources}
+        sources: list[FolderSource] = []
+        started: list[FolderSource] = []
+        for spec in _folders(settings):
+            source = running.get(spec.id)
+            if source is None or source.settings != spec:
+                source = SOURCE_TYPES[spec.type](spec, self.pipeline)
+                started.append(source)
+            sources.append(source)
+        kept = {id(source) for source in sources}
+        stopped = [source for source in self.sources if id(source) not in kept]
+        self.sources = sources
+        self._collector.stale_after = settings.fetching.stale_after
+        if feeds is not None:
+            feeds.reconfigure(_feeds(settings), settings.fetching, public_url=settings.public_url)
+        added_feeds = feeds is not None and self.feeds is None
+        if added_feeds:
+            self.feeds = feeds
+        scheduler = self._scheduler
+        if scheduler is None or self.stop.is_set():
+            return  # not serving: the sources are scheduled when it starts
+        for source in stopped:
+            halt, _task = self._watchers.pop(source.id, (None, None))
+            if halt is not None:
+                halt.set()
+            if source.id not in {s.id for s in started}:
+                with contextlib.suppress(JobLookupError):
+                    scheduler.remove_job(f"source:{source.id}")
+        for source in started:
+            self._schedule_folder(scheduler, source)
+            self._start_watch(source)
+        if feeds is not None:
+            if added_feeds:
+                self._schedule_feeds(scheduler, feeds)
+            else:
+                scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
+        if stopped or started:
+            before, after = {s.id for s in stopped}, {s.id for s in started}
+            log.info(
+                "folders: %d added, %d changed, %d removed (%s)",
+                len(after - before),
+                len(after & before),
+                len(before - after),
+                ", ".join(sorted(before | after)),
+                extra={"stage": "reload"},
+            )
+
+    def _schedule_folder(self, scheduler: AsyncIOScheduler, source: FolderSource) -> None:
+        scheduler.add_job(
+            self.poll,
+            "interval",
+            args=[source],
+            seconds=source.settings.interval.total_seconds(),
+            id=f"source:{source.id}",
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+            jitter=5,
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+
+    def _schedule_feeds(self, scheduler: AsyncIOScheduler, feeds: FeedSources) -> None:
+        scheduler.add_job(
+            self._dispatch_feeds,
+            "interval",
+            args=[feeds],
+            seconds=DISPATCH_EVERY,
+            id=DISPATCH_JOB,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+        self._spawn("feed-claims", feeds.keep_claims(self.stop))
+
+    def _start_watch(self, source: FolderSource) -> None:
+        if not source.settings.watch:
+            return
+        halt = asyncio.Event()
+        task: asyncio.Task[None] = asyncio.create_task(
+            self._watch(source, halt), name=f"watch:{source.id}"
+        )
+        self._watchers[source.id] = (halt, task)
+        self._tasks.append(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            if halt.is_set():  # stopped: its folder was removed or changed, or the daemon stops
+                with contextlib.suppress(ValueError):
+                    self._tasks.remove(task)
+                return
+            self._task_done(task)
+
+        task.add_done_callback(done)
 
     def rules_status(self) -> RulesStatus:
         """The rules in use and the last reload's problems (the rules in use are then the last
@@ -321,30 +470,7 @@ class Daemon:
                 loop.add_signal_handler(signum, self.stop.set)
         scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
         for source in self.sources:
-            scheduler.add_job(
-                self.poll,
-                "interval",
-                args=[source],
-                seconds=source.settings.interval.total_seconds(),
-                id=f"source:{source.id}",
-                next_run_time=datetime.now(UTC),
-                coalesce=True,
-                max_instances=1,
-                jitter=5,
-                misfire_grace_time=None,
-            )
-        if self.feeds is not None:
-            scheduler.add_job(
-                self._dispatch_feeds,
-                "interval",
-                args=[self.feeds],
-                seconds=DISPATCH_EVERY,
-                id="_internal_feed_dispatch",
-                next_run_time=datetime.now(UTC),
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=None,
-            )
+            self._schedule_folder(scheduler, source)
         scheduler.add_job(
             self._purge,
             "interval",
@@ -368,16 +494,17 @@ class Daemon:
             await self.web.start()  # first: a port in use stops the daemon before any job runs
         scheduler.start()
         self._spawn("outbox", self.delivery.run(self.stop))
-        self._spawn("reload", self.reloader.run(self.stop))
         if self.feeds is not None:
-            self._spawn("feed-claims", self.feeds.keep_claims(self.stop))
+            self._schedule_feeds(scheduler, self.feeds)
         for source in self.sources:
-            if source.settings.watch:
-                self._spawn(f"watch:{source.id}", self._watch(source))
+            self._start_watch(source)
+        self._spawn("reload", self.reloader.run(self.stop))
         log.info("running; press Ctrl-C to stop")
         await self.stop.wait()
         log.info("stopping")
         self._halt.set()
+        for halt, _task in self._watchers.values():
+            halt.set()
         scheduler.shutdown(wait=False)
         # The HTTP server stops taking requests now, its pushed documents finishing alongside
         # the other in-flight work: one grace period for all, within Docker's 10 s.
@@ -420,15 +547,16 @@ class Daemon:
             return
         self._dispatching = True
         try:
-            room = 2 * feeds.fetching.concurrency - len(feeds.in_flight)
-            selected = await asyncio.to_thread(feeds.due, room)
-            # A full selection means more may be due: the next one comes as soon as polls make
-            # room, not at the next tick (a backlog of thousands would take minutes of ticks).
-            self._feed_backlog = room > 0 and len(selected) == room
-            for loaded in selected:
-                source_id = loaded[0].source_id
-                feeds.in_flight.add(source_id)  # not selected again before its task starts
-                self._track(self._poll_feed(feeds, source_id, loaded), f"feed:{source_id}")
+            async with self._feeds_lock:
+                room = 2 * feeds.fetching.concurrency - len(feeds.in_flight)
+                selected = await asyncio.to_thread(feeds.due, room)
+                # A full selection means more may be due: the next one comes as soon as polls
+                # make room, not at the next tick (a backlog of thousands would take minutes).
+                self._feed_backlog = room > 0 and len(selected) == room
+                for loaded in selected:
+                    source_id = loaded[0].source_id
+                    feeds.in_flight.add(source_id)  # not selected again before its task starts
+                    self._track(self._poll_feed(feeds, source_id, loaded), f"feed:{source_id}")
         finally:
             self._dispatching = False
 
@@ -498,29 +626,30 @@ class Daemon:
         if result.match_ids:
             self.outbox.wake()
 
-    async def _read(self, source: FolderSource, paths: list[Path]) -> None:
+    async def _read(self, source: FolderSource, paths: list[Path], halt: asyncio.Event) -> None:
         """Read the files of file-system events; while another replica (or this one's scan) is
         reading the folder, try again each second (what it read already is skipped then)."""
         while (result := await asyncio.to_thread(source.read, paths, self._halt)) is None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=FOLDER_BUSY_RETRY)
-            if self.stop.is_set():
+                await asyncio.wait_for(halt.wait(), timeout=FOLDER_BUSY_RETRY)
+            if halt.is_set():
                 return
         self._after_ingest(result)
 
-    async def _watch(self, source: FolderSource) -> None:
-        """Follow file-system events under a folder until stopped; restart the watch on errors."""
+    async def _watch(self, source: FolderSource, halt: asyncio.Event) -> None:
+        """Follow file-system events under a folder until ``halt`` is set (the daemon stops, or
+        a reload removed or changed the source); restart the watch on errors."""
         delay = 1.0
         restarted = False
-        while not self.stop.is_set():
+        while not halt.is_set():
             try:
                 if source.root.is_dir():
                     if restarted:
                         # The folder was replaced or reappeared: read what it holds now.
                         await self._scan(source)
-                    async for paths in source.changes(self.stop):
+                    async for paths in source.changes(halt):
                         delay = 1.0
-                        await self._read(source, paths)
+                        await self._read(source, paths, halt)
                     restarted = True
             except Exception:
                 log.exception(
@@ -529,5 +658,5 @@ class Daemon:
                     extra={"source_id": source.id, "stage": "watch"},
                 )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+                await asyncio.wait_for(halt.wait(), timeout=delay)
             delay = min(delay * 2, 60.0)

@@ -21,12 +21,19 @@ thread, while articles keep being matched with the active rules. Then, valid:
   flight (see :data:`monitor.notify.outbox.STOP_GRACE`) and the new one starts on what is due;
   deliveries wait in the database meanwhile, none is lost. Otherwise the running channels only
   take their new templates;
-- ``retention`` applies from its next daily run.
+- ``retention`` applies from its next daily run;
+- sources (``sources``, the ``feeds_opml`` file's feeds), ``fetching`` and ``public_url``: the
+  feeds' states are stored first (:meth:`monitor.app.Daemon.stage_sources`, which waits on the
+  database) while the feed dispatcher is held, so no selection sees states and settings
+  disagree; then the sources are swapped with the rules and the policy, with no await in
+  between (:meth:`monitor.app.Daemon.swap_sources`). A database error there fails the reload,
+  nothing changed, and the next check tries again.
 
-Everything else (``sources``, ``feeds_opml``, ``fetching``, ``database``, ``http``,
-``public_url``, and keys this module does not know) needs a restart: a reload that changes them
-still swaps the rest, logs a warning naming them, and lists them in
-:attr:`ReloadStatus.restart_needed`; the daemon keeps polling the sources it started with.
+Everything else needs a restart: ``database``, ``http``, ``fetching.parsers`` and
+``fetching.parse_memory`` (:data:`RESTART_FETCHING`), ``public_url`` while no HTTP server runs,
+and keys this module does not know. A reload that changes them still swaps the rest, logs a
+warning naming them, and lists them in :attr:`ReloadStatus.restart_needed`; the daemon keeps
+their previous values (:func:`running_settings`).
 
 Invalid: nothing changes; each problem is logged once at ERROR as ``file:line: message``, and the
 status keeps them until a valid reload.
@@ -50,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import watchfiles
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import ConfigError, Problem
 from monitor.logs import redact
@@ -62,11 +70,14 @@ from monitor.store.tables import utcnow
 
 if TYPE_CHECKING:
     from monitor.app import App, Daemon
+    from monitor.sources.feed import FeedSources
 
 __all__ = [
     "HOT_KEYS",
     "OUTBOX_KEYS",
+    "RESTART_FETCHING",
     "SETTLE",
+    "SOURCE_KEYS",
     "Changes",
     "OutboxWorker",
     "ReloadStatus",
@@ -101,11 +112,21 @@ HOT_KEYS = frozenset(
         "retry_max",
         "delivery_lease",
         "retention",
+        "sources",
+        "feeds_opml",
+        "fetching",
+        "public_url",
     }
 )
-"""Config keys a reload applies; a change to any other key needs a restart."""
+"""Config keys a reload applies (``fetching`` but :data:`RESTART_FETCHING`, ``public_url`` while
+the HTTP server runs); a change to any other key needs a restart."""
 OUTBOX_KEYS = ("channels", "retry_for", "retry_first", "retry_max", "delivery_lease")
 """Config keys the outbox is built from: a change to one replaces the outbox worker."""
+SOURCE_KEYS = ("sources", "fetching", "public_url")
+"""Config keys the sources are run with: a change to one reconfigures them."""
+RESTART_FETCHING = ("parsers", "parse_memory")
+"""``fetching`` keys set when the parser processes start: the size of their pool, and each
+process's memory limit (a process already running keeps its limit)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +148,8 @@ class ReloadStatus:
     reloads: int = 0
     """Valid reloads since the daemon started."""
     restart_needed: tuple[str, ...] = ()
-    """Config keys that differ from what runs and that only a restart applies (``sources``...)."""
+    """Config keys that differ from what runs and that only a restart applies (``database``,
+    ``fetching.parsers``...)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -149,24 +171,50 @@ class Changes:
     outbox: bool
     """Channels or delivery settings changed: the outbox worker is replaced."""
     restart: tuple[str, ...]
-    """Keys that changed but apply only at the next start."""
+    """Keys that changed but apply only at the next start (``fetching.parsers`` for a key
+    within ``fetching``)."""
+    sources: bool = False
+    """Sources, their fetch settings or ``public_url`` changed: the sources are reconfigured."""
 
 
 def compare(active: Settings, new: Settings) -> Changes:
     """What swapping ``new`` in for ``active`` takes (pure)."""
+    running = running_settings(active, new)
     names = type(new).model_fields
-    differ = [name for name in names if getattr(active, name) != getattr(new, name)]
+    differ = [name for name in names if getattr(active, name) != getattr(running, name)]
+    restart: list[str] = []
+    for name in names:
+        kept, wanted = getattr(running, name), getattr(new, name)
+        if kept == wanted:
+            continue
+        if name == "fetching":
+            restart += [
+                f"fetching.{key}"
+                for key in RESTART_FETCHING
+                if getattr(kept, key) != getattr(wanted, key)
+            ]
+        else:
+            restart.append(name)
     return Changes(
         outbox=any(name in OUTBOX_KEYS for name in differ),
-        restart=tuple(name for name in differ if name not in HOT_KEYS),
+        restart=tuple(restart),
+        sources=any(name in SOURCE_KEYS for name in differ),
     )
 
 
 def running_settings(active: Settings, new: Settings) -> Settings:
     """``new`` with every key a reload does not apply kept as ``active`` has it: the settings the
-    daemon runs with after the swap (so the policy's source tags are those of the running
-    sources)."""
-    kept = {name: getattr(active, name) for name in type(new).model_fields if name not in HOT_KEYS}
+    daemon runs with after the swap."""
+    kept: dict[str, Any] = {
+        name: getattr(active, name) for name in type(new).model_fields if name not in HOT_KEYS
+    }
+    kept["fetching"] = new.fetching.model_copy(
+        update={key: getattr(active.fetching, key) for key in RESTART_FETCHING}
+    )
+    if kept["http"] is None:
+        # No HTTP server runs (one added by this edit starts at the next start): the hubs
+        # would have nowhere to call back.
+        kept["public_url"] = active.public_url
     return new.model_copy(update=kept)
 
 
@@ -411,7 +459,7 @@ class Reloader:
                 log.exception("reload: loading failed", extra={"stage": "reload"})
                 self._failed(attempted, [Problem(str(config), 0, f"unexpected error: {exc!r}")])
             else:
-                self._apply(prepared, attempted)
+                await self._swap(prepared, attempted)
             # The rules or templates folder may have moved, or appeared.
             if self._roots(self.daemon.app.settings) != self._watched:
                 self._rewatch.set()
@@ -443,12 +491,38 @@ class Reloader:
             failures=self.status.failures + 1,
         )
 
-    def _apply(self, prepared: _Prepared, attempted: datetime) -> None:
-        """Swap the prepared config in (in the event loop; nothing here waits)."""
+    async def _swap(self, prepared: _Prepared, attempted: datetime) -> None:
+        """Swap the prepared config in. Changed sources first store their feeds' states,
+        holding the feed dispatcher, which waits until the swap is done; should the database
+        refuse, the reload fails and nothing changes (the next check tries again)."""
+        active = self.daemon.app.settings
+        changes = compare(active, prepared.app.settings)
+        settings = running_settings(active, prepared.app.settings)
+        if not changes.sources:
+            self._apply(prepared, attempted, changes, settings, None)
+            return
+        async with self.daemon.sources_held():
+            try:
+                feeds = await self.daemon.stage_sources(settings)
+            except (SQLAlchemyError, OSError) as exc:
+                self._digest = None  # not applied: the next check reloads even if unchanged
+                problem = Problem(str(self.config), 0, f"feeds not stored in the database: {exc}")
+                self._failed(attempted, [problem])
+                return
+            self._apply(prepared, attempted, changes, settings, feeds)
+
+    def _apply(
+        self,
+        prepared: _Prepared,
+        attempted: datetime,
+        changes: Changes,
+        settings: Settings,
+        feeds: FeedSources | None,
+    ) -> None:
+        """Swap the prepared config in (in the event loop; nothing here waits): rules, policy,
+        channels and, when they changed, sources, with ``feeds`` as staged for them."""
         from_app = self.daemon.app
         new = prepared.app
-        changes = compare(from_app.settings, new.settings)
-        settings = running_settings(from_app.settings, new.settings)
         pipeline = self.daemon.pipeline
         pipeline.rules = prepared.compiled
         pipeline.policy = settings.policy()
@@ -461,14 +535,17 @@ class Reloader:
             for channel_id, channel in channels.items():
                 # The same channels; their templates may have changed (files, or rules').
                 channel.templates = new.channels[channel_id].templates
+        if changes.sources:
+            self.daemon.swap_sources(settings, feeds)
         self.daemon.app = replace(new, settings=settings, channels=dict(channels))
         extra = {"stage": "reload"}
         log.info(
-            "reloaded: %d rules from %d files (were %d)%s",
+            "reloaded: %d rules from %d files (were %d)%s%s",
             len(new.rules.rules),
             len(new.rules.files),
             len(from_app.rules.rules),
             "; channels restarted" if changes.outbox else "",
+            f"; sources: {len(settings.sources)}" if changes.sources else "",
             extra=extra,
         )
         if changes.restart:

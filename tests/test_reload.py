@@ -334,29 +334,6 @@ async def test_channel_change_restarts_delivery_on_the_new_channel(
         assert [r["path"] for r in sink.requests] == ["/alerts", "/moved"]
 
 
-async def test_source_change_is_reported_as_needing_a_restart(
-    tmp_path: Path, sink: Any, wait_until: WaitUntil, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A new source in the config reloads the rest, is logged and listed as needing a restart,
-    and the running sources stay as they were."""
-    config = write_project(tmp_path, f"json://{sink.url}/alerts")
-    (config.parent / "annex").mkdir()
-    async with running(config, wait_until) as daemon:
-        caplog.set_level(logging.WARNING, logger="monitor.reload")
-        seen: list[ReloadStatus] = []
-        daemon.reloader.subscribe(seen.append)
-        config.write_text(
-            config_text(f"json://{sink.url}/alerts", extra_source=True), encoding="utf-8"
-        )
-        await wait_until(lambda: daemon.reload_status.reloads == 1, timeout=15)
-        assert daemon.reload_status.restart_needed == ("sources",)
-        assert seen == [daemon.reload_status]
-        assert [source.id for source in daemon.sources] == ["inbox"]
-        assert daemon.app.settings.source_ids() == ["inbox"]
-        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert any("sources" in w and "restart" in w for w in warnings), warnings
-
-
 @pytest.mark.slow
 async def test_sighup_reloads_the_running_daemon(
     tmp_path: Path, sink: Any, wait_until: WaitUntil
@@ -382,7 +359,8 @@ async def test_sighup_reloads_the_running_daemon(
 
 
 def test_compare_sorts_changes_into_hot_outbox_and_restart() -> None:
-    """Rules and routes are hot, channels rebuild the outbox, sources and http need a restart."""
+    """Rules, routes and sources are hot, channels rebuild the outbox, http, the database and
+    the parser pool's size need a restart."""
     base = settings_module.Settings(
         channels=({"id": "desk", "url": "console://"},),  # type: ignore[arg-type]
     )
@@ -400,11 +378,30 @@ def test_compare_sorts_changes_into_hot_outbox_and_restart() -> None:
             "http": {"listen": "127.0.0.1:8081"},
         }
     )
-    assert compare(base, moved).restart == ("sources", "http")
+    assert compare(base, moved).restart == ("http",)
+    assert compare(base, moved).sources is True
     kept = running_settings(base, moved)
-    assert kept.sources == base.sources
+    assert kept.sources == moved.sources
     assert kept.http is None
     assert kept.channels == moved.channels
+    fetching = settings_module.FetchSettings(parsers=2, concurrency=5)
+    other = base.model_copy(update={"fetching": fetching, "database": "sqlite:///other.db"})
+    assert compare(base, other).restart == ("database", "fetching.parsers")
+    assert running_settings(base, other).fetching == fetching.model_copy(update={"parsers": None})
+    assert running_settings(base, other).database == base.database
+
+
+def test_public_url_applies_only_where_the_http_server_runs() -> None:
+    """public_url is hot while the HTTP server runs; added with the server, both wait for a
+    restart."""
+    served = settings_module.Settings.model_validate({"http": {"listen": "127.0.0.1:8081"}})
+    public = served.model_copy(update={"public_url": "https://example.org"})
+    assert compare(served, public).restart == ()
+    assert compare(served, public).sources is True
+    assert running_settings(served, public).public_url == "https://example.org"
+    bare = settings_module.Settings()
+    assert compare(bare, public).restart == ("http", "public_url")
+    assert running_settings(bare, public).public_url is None
 
 
 def test_content_digest_changes_with_content_not_with_time(tmp_path: Path) -> None:

@@ -98,13 +98,7 @@ class FeedSources:
         self.feeds = {feed.id: feed for feed in feeds}
         self.metrics = metrics if metrics is not None else Metrics()
         """Counts each poll's outcome and each failure's reason."""
-        for feed in feeds:
-            # A feed URL's secrets (a password, a ?token=) and its request headers
-            # (Authorization: Bearer ...) never show in logs or in the errors kept in feed
-            # health. (Only a URL with a user part or a query is parsed: with thousands of
-            # feeds, start-up time counts.)
-            hidden = url_secrets(feed.url) if "@" in feed.url or "?" in feed.url else []
-            register_values([*hidden, *feed.headers.values()])
+        _register_secrets(feeds)
         self.public_url = public_url
         """Set: feeds that advertise a WebSub hub are subscribed to, with callbacks here."""
         self.fetching = fetching
@@ -113,17 +107,9 @@ class FeedSources:
         self.clock = clock
         self.holder = holder or claims.replica_id()
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
-        self.fetcher = Fetcher(
-            FetchLimits(
-                connect_timeout=fetching.connect_timeout.total_seconds(),
-                total_timeout=fetching.timeout.total_seconds(),
-                max_body=fetching.max_body,
-                max_redirects=fetching.max_redirects,
-                concurrency=fetching.concurrency,
-                per_host=fetching.per_host,
-            ),
-            **({"user_agent": fetching.user_agent} if fetching.user_agent else {}),
-        )
+        self.fetcher = _fetcher(fetching)
+        self._retired: set[asyncio.Task[None]] = set()
+        """Closing fetchers a reconfiguration replaced, once their requests in flight end."""
         self.parsers = ParserPool(
             fetching.parsers,
             timeout=fetching.parse_timeout.total_seconds(),
@@ -148,19 +134,50 @@ class FeedSources:
             fixed=feed.interval,
         )
 
+    def reconfigure(
+        self,
+        feeds: Sequence[FeedSourceSettings],
+        fetching: FetchSettings,
+        *,
+        public_url: str | None,
+    ) -> None:
+        """Poll ``feeds`` with ``fetching`` from now on (a hot reload; in the event loop, nothing
+        here waits). Call it after :meth:`sync` with the same ``feeds``, with no selection by
+        :meth:`due` in between, so the stored states match the feeds selected from them.
+
+        A poll in flight finishes with the settings it started with; a feed no longer listed is
+        not selected again (its state is kept, retired as :meth:`sync` leaves it). New fetch
+        limits take a new fetcher, the old one closing once its requests in flight end. The
+        parser pool takes the new parse timeout and item cap; its size and its processes'
+        memory limit are set at start (the caller keeps ``parsers`` and ``parse_memory`` as
+        they were)."""
+        _register_secrets(feeds)
+        self.feeds = {feed.id: feed for feed in feeds}
+        self.public_url = public_url
+        if _limits(fetching) != _limits(self.fetching):
+            old, self.fetcher = self.fetcher, _fetcher(fetching)
+            task = asyncio.create_task(old.close_when_idle(), name="fetcher:retire")
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        self.parsers.timeout = fetching.parse_timeout.total_seconds()
+        self.parsers.max_items = fetching.max_items
+        self.fetching = fetching
+
     # -- state (blocking: run in a thread) ----------------------------------------------------
 
-    def sync(self) -> list[Loaded]:
-        """Give every configured feed a state row; start afresh a feed whose URL the config
-        changed; retire (stop scheduling) rows of feeds no longer configured. Returns every
-        configured feed's state and subscription, in config order."""
+    def sync(self, feeds: Sequence[FeedSourceSettings] | None = None) -> list[Loaded]:
+        """Give every configured feed (``feeds``, else those polled now) a state row; start
+        afresh a feed whose URL the config changed; retire (stop scheduling) rows of feeds no
+        longer configured. Returns every configured feed's state and subscription, in config
+        order."""
+        configured = {feed.id: feed for feed in feeds} if feeds is not None else self.feeds
         now = self.clock()
         with self.db.session() as session:
             # Replicas starting together sync one at a time: each finds the rows of the others.
             locks.wait_in_transaction(session.connection(), "feeds")
             rows = {row.source_id: row for row in session.exec(select(FeedRow)).all()}
             states: dict[str, FeedRow] = {}
-            for feed in self.feeds.values():
+            for feed in configured.values():
                 row = rows.get(feed.id)
                 if row is not None and row.url != feed.url:
                     session.delete(row)  # another feed now: its state starts afresh
@@ -174,7 +191,7 @@ class FeedSources:
                     session.add(row)
                 states[feed.id] = row
             for source_id, row in rows.items():
-                if source_id not in self.feeds and row.next_check_at is not None:
+                if source_id not in configured and row.next_check_at is not None:
                     row.next_check_at = None
                     session.add(row)
             session.flush()
@@ -237,8 +254,8 @@ class FeedSources:
         until ``stop`` is set: a live replica keeps its feeds however long its polls wait (for a
         fetch slot, a parser, the writer); only a dead or stalled one's claims run out. A
         database error is logged, and the next renewal tried as usual."""
-        every = self.fetching.lease.total_seconds() / 3
         while not stop.is_set():
+            every = self.fetching.lease.total_seconds() / 3  # a reload may change the lease
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
             source_ids = list(self._leases)
@@ -348,7 +365,18 @@ class FeedSources:
         subscription as :meth:`due` or :meth:`claim` loaded them, else claimed here: nothing is
         done while another replica polls it). Failures are recorded on the feed, never raised;
         saving the outcome releases the claim."""
-        feed = self.feeds[source_id]
+        feed = self.feeds.get(source_id)
+        if feed is None:
+            # Removed by a reload after its selection: its claim is released, the feed left
+            # retired as sync() left it.
+            try:
+                if loaded is not None and self._leases.pop(source_id, None) is not None:
+                    row = loaded[0]
+                    row.next_check_at = None
+                    await self._save_state(row)
+            finally:
+                self.in_flight.discard(source_id)  # the dispatcher marked it
+            return IngestResult()
         self.in_flight.add(source_id)
         try:
             if loaded is None or source_id not in self._leases:
@@ -708,7 +736,7 @@ class FeedSources:
         posting_interval = (
             timedelta(seconds=row.posting_interval) if row.posting_interval is not None else None
         )
-        timing = self.timing(feed)
+        timing = self._timing_now(feed)
         if pushed:
             # The hub pushes new content: polling is only the safety net.
             timing = replace(timing, fixed=self.fetching.max_interval)
@@ -720,6 +748,7 @@ class FeedSources:
             max_age=response.max_age,
             rng=self.rng,
         )
+        self._retire_if_removed(feed, row)
 
     def _failed(self, feed: FeedSourceSettings, row: FeedRow, error: SourceError) -> None:
         now = self.clock()
@@ -739,7 +768,7 @@ class FeedSources:
         else:
             row.next_check_at = schedule.after_failure(
                 now,
-                self.timing(feed),
+                self._timing_now(feed),
                 row.consecutive_failures,
                 retry_after=getattr(error, "retry_after", None),
                 rng=self.rng,
@@ -754,10 +783,52 @@ class FeedSources:
                 )
             else:
                 log.debug("feed %s still failing: %s", feed.id, message, extra=extra)
+            self._retire_if_removed(feed, row)
+
+    def _timing_now(self, feed: FeedSourceSettings) -> schedule.Timing:
+        """The timing of ``feed`` as configured now: a poll that started before a reload
+        schedules the next one with the reloaded interval."""
+        return self.timing(self.feeds.get(feed.id, feed))
+
+    def _retire_if_removed(self, feed: FeedSourceSettings, row: FeedRow) -> None:
+        """A poll in flight when a reload removed its feed leaves it retired, as sync() did."""
+        if feed.id not in self.feeds:
+            row.next_check_at = None
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)
         self.parsers.close()
         await self.fetcher.close()
+        for task in list(self._retired):
+            task.cancel()
+        await asyncio.gather(*self._retired, return_exceptions=True)
         if self._claimed_any:  # else there is nothing to release (nor maybe a database)
             await asyncio.to_thread(self._release_all)
+
+
+def _register_secrets(feeds: Sequence[FeedSourceSettings]) -> None:
+    """A feed URL's secrets (a password, a ?token=) and its request headers (Authorization:
+    Bearer ...) never show in logs or in the errors kept in feed health. (Only a URL with a user
+    part or a query is parsed: with thousands of feeds, start-up time counts.)"""
+    for feed in feeds:
+        hidden = url_secrets(feed.url) if "@" in feed.url or "?" in feed.url else []
+        register_values([*hidden, *feed.headers.values()])
+
+
+def _limits(fetching: FetchSettings) -> tuple[FetchLimits, str | None]:
+    return (
+        FetchLimits(
+            connect_timeout=fetching.connect_timeout.total_seconds(),
+            total_timeout=fetching.timeout.total_seconds(),
+            max_body=fetching.max_body,
+            max_redirects=fetching.max_redirects,
+            concurrency=fetching.concurrency,
+            per_host=fetching.per_host,
+        ),
+        fetching.user_agent,
+    )
+
+
+def _fetcher(fetching: FetchSettings) -> Fetcher:
+    limits, user_agent = _limits(fetching)
+    return Fetcher(limits, **({"user_agent": user_agent} if user_agent else {}))

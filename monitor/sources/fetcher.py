@@ -266,6 +266,9 @@ class Fetcher:
         self._global = asyncio.Semaphore(self.limits.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._host_users: dict[str, int] = {}
+        self._requests = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -277,6 +280,23 @@ class Fetcher:
         sessions, self._sessions = self._sessions, {}
         for session in sessions.values():
             await session.close()
+
+    async def close_when_idle(self) -> None:
+        """Close once no request is in flight (a fetcher replaced by a reload: its requests
+        finish first)."""
+        await self._idle.wait()
+        await self.close()
+
+    @contextlib.contextmanager
+    def _request(self) -> Iterator[None]:
+        self._requests += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._requests -= 1
+            if not self._requests:
+                self._idle.set()
 
     def _session(self, allow_private: bool) -> aiohttp.ClientSession:
         session = self._sessions.get(allow_private)
@@ -314,6 +334,26 @@ class Fetcher:
         nothing is sent and FetchTooLate is raised (a feed's claim would run out before the
         exchange could finish).
         """
+        with self._request():
+            return await self._get_limited(
+                url,
+                etag=etag,
+                last_modified=last_modified,
+                headers=headers,
+                allow_private=allow_private,
+                start_by=start_by,
+            )
+
+    async def _get_limited(
+        self,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        headers: Mapping[str, str] | None,
+        allow_private: bool,
+        start_by: float | None,
+    ) -> Response:
         host = (urlsplit(url).hostname or "").lower()
         semaphore = self._hosts.get(host)
         if semaphore is None:
@@ -438,20 +478,26 @@ class Fetcher:
         check_url(url, allow_private=allow_private)
         session = self._session(allow_private)
         try:
-            async with asyncio.timeout(self.limits.total_timeout):
-                with _classified():
-                    async with session.post(
-                        url,
-                        data=dict(form),
-                        headers={"User-Agent": self.user_agent},
-                        allow_redirects=False,
-                    ) as response:
-                        body = await _read_body(response, 64 * 1024)
-                        return response.status, body.decode("utf-8", "replace")[:500]
+            with self._request():
+                return await self._post_form(session, url, form)
         except TimeoutError:
             raise FetchError(
                 "timeout", f"no answer within {self.limits.total_timeout:g} s"
             ) from None
+
+    async def _post_form(
+        self, session: aiohttp.ClientSession, url: str, form: Mapping[str, str]
+    ) -> tuple[int, str]:
+        async with asyncio.timeout(self.limits.total_timeout):
+            with _classified():
+                async with session.post(
+                    url,
+                    data=dict(form),
+                    headers={"User-Agent": self.user_agent},
+                    allow_redirects=False,
+                ) as response:
+                    body = await _read_body(response, 64 * 1024)
+                    return response.status, body.decode("utf-8", "replace")[:500]
 
 
 @contextlib.contextmanager

@@ -156,14 +156,14 @@ def register_collectors(
     channels: Callable[[], Collection[str]],
     stale_after: timedelta,
     clock: Callable[[], datetime] = utcnow,
-) -> None:
+) -> DatabaseCollector:
     """Add what a daemon's registry reads at scrape time: the database's gauges (see
-    :class:`DatabaseCollector`), and the process's CPU, memory and open files
-    (prometheus_client's ``process_*``)."""
-    registry.register(
-        DatabaseCollector(db, channels=channels, stale_after=stale_after, clock=clock)
-    )
+    :class:`DatabaseCollector`, returned: a reload sets its ``stale_after``), and the process's
+    CPU, memory and open files (prometheus_client's ``process_*``)."""
+    collector = DatabaseCollector(db, channels=channels, stale_after=stale_after, clock=clock)
+    registry.register(collector)
     ProcessCollector(registry=registry)
+    return collector
 
 
 @dataclass(frozen=True)

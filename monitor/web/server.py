@@ -31,15 +31,17 @@ _OPEN = ("/healthz", "/websub/")
 
 def build_app(
     settings: HttpSettings,
-    feeds: FeedSources | None,
+    feeds: FeedSources | Callable[[], FeedSources | None] | None,
     *,
     max_body: int,
     reads: Reads | None = None,
     probes: metrics.Probes | None = None,
 ) -> web.Application:
     """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one.
-    With ``probes``, ``/metrics`` and ``/readyz`` too; with ``reads``, the API, the feed and the
-    dashboard."""
+    ``feeds`` (or a function returning them at each request: a reload may add the first feed)
+    receive the WebSub callbacks. With ``probes``, ``/metrics`` and ``/readyz`` too; with
+    ``reads``, the API, the feed and the dashboard."""
+    current: Callable[[], FeedSources | None] = feeds if callable(feeds) else lambda: feeds
     if settings.token:
         register_values([settings.token])  # never in a log line
     middlewares = [_token(settings.token)]
@@ -57,6 +59,7 @@ def build_app(
         source_id = request.match_info["source_id"]
         query = request.query
         mode, topic = query.get("hub.mode", ""), query.get("hub.topic", "")
+        feeds = current()
         if feeds is None or not topic:
             raise web.HTTPNotFound
         agreed = await asyncio.to_thread(
@@ -67,6 +70,7 @@ def build_app(
         return web.Response(text=query.get("hub.challenge", ""))
 
     async def receive(request: web.Request) -> web.Response:
+        feeds = current()
         if feeds is None:
             raise web.HTTPNotFound
         body = await request.read()
