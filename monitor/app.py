@@ -191,6 +191,7 @@ class Daemon:
                 max_body=settings.fetching.max_body,
                 reads=reads,
                 probes=probes,
+                token=self._http_token,
             )
             self.web = WebServer(web_app, settings.http)
         self.stop = asyncio.Event()
@@ -235,6 +236,11 @@ class Daemon:
             metrics=self.metrics,
             clock=self.clock,
         )
+
+    def _http_token(self) -> str | None:
+        """The API's token in force (a reload may rotate it), read at each request."""
+        http = self.app.settings.http
+        return http.token if http is not None else None
 
     def _feed_sources(
         self, settings: Settings, feeds: list[settings_module.FeedSourceSettings]

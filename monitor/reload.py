@@ -29,9 +29,13 @@ thread, while articles keep being matched with the active rules. Then, valid:
   between (:meth:`monitor.app.Daemon.swap_sources`). A database error there fails the reload,
   nothing changed, and the next check tries again.
 
-Everything else needs a restart: ``database``, ``http``, ``fetching.parsers`` and
-``fetching.parse_memory`` (:data:`RESTART_FETCHING`), ``public_url`` while no HTTP server runs,
-and keys this module does not know. A reload that changes them still swaps the rest, logs a
+``http.token``: a new token is required from the next request on (the server reads it at each
+one), so a leaked token is rotated without a restart.
+
+Everything else needs a restart: ``database``, ``http`` (its address, adding or removing the
+server or its token), ``fetching.parsers`` and ``fetching.parse_memory``
+(:data:`RESTART_FETCHING`), ``public_url`` while no HTTP server runs, and keys this module does
+not know. A reload that changes them still swaps the rest, logs a
 warning naming them, and lists them in :attr:`ReloadStatus.restart_needed`; the daemon keeps
 their previous values (:func:`running_settings`).
 
@@ -60,7 +64,7 @@ import watchfiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import ConfigError, Problem
-from monitor.logs import redact
+from monitor.logs import redact, register_values
 from monitor.matching.loader import rule_files
 from monitor.notify.channels import Channel
 from monitor.notify.outbox import Outbox
@@ -211,6 +215,11 @@ def running_settings(active: Settings, new: Settings) -> Settings:
     kept["fetching"] = new.fetching.model_copy(
         update={key: getattr(active.fetching, key) for key in RESTART_FETCHING}
     )
+    if active.http is not None and new.http is not None and new.http.token:
+        # A new token applies at once (the server reads it at each request), so a leaked one
+        # can be rotated without a restart; the address stays bound until one. Removing the
+        # token needs a restart: the server may listen where it requires one.
+        kept["http"] = active.http.model_copy(update={"token": new.http.token})
     if kept["http"] is None:
         # No HTTP server runs (one added by this edit starts at the next start): the hubs
         # would have nowhere to call back.
@@ -523,6 +532,8 @@ class Reloader:
         channels and, when they changed, sources, with ``feeds`` as staged for them."""
         from_app = self.daemon.app
         new = prepared.app
+        if settings.http is not None and settings.http.token:
+            register_values([settings.http.token])  # a rotated token: never in a log line
         pipeline = self.daemon.pipeline
         pipeline.rules = prepared.compiled
         pipeline.policy = settings.policy()

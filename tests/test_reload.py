@@ -437,3 +437,48 @@ def test_watch_roots_cover_config_rules_and_templates(tmp_path: Path) -> None:
     (base / "templates").mkdir()
     paths = {root.path for root in watch_roots(config, loaded)}
     assert base / "templates" in paths
+
+
+def test_a_new_token_applies_at_once_and_other_http_changes_wait() -> None:
+    """A rotated token is in force after the reload; a new address, or a removed token (the
+    server may listen where one is required), waits for a restart with the old values."""
+    served = settings_module.Settings.model_validate(
+        {"http": {"listen": "127.0.0.1:8081", "token": "old-token"}}
+    )
+    rotated = settings_module.Settings.model_validate(
+        {"http": {"listen": "127.0.0.1:8081", "token": "new-token"}}
+    )
+    assert compare(served, rotated).restart == ()
+    assert running_settings(served, rotated).http == rotated.http
+    moved = settings_module.Settings.model_validate(
+        {"http": {"listen": "127.0.0.1:8082", "token": "new-token"}}
+    )
+    assert compare(served, moved).restart == ("http",)
+    assert running_settings(served, moved).http == rotated.http
+    opened = settings_module.Settings.model_validate({"http": {"listen": "127.0.0.1:8081"}})
+    assert compare(served, opened).restart == ("http",)
+    assert running_settings(served, opened).http == served.http
+
+
+async def test_a_rotated_token_is_required_from_the_reload_on(
+    tmp_path: Path, sink: Any, wait_until: WaitUntil
+) -> None:
+    """Editing http.token in the config of a running daemon makes the API refuse the old token
+    and take the new one, with no restart."""
+    config = write_project(tmp_path, f"json://{sink.url}/alerts")
+    base_text = config.read_text(encoding="utf-8")
+    listen = f"127.0.0.1:{free_port()}"
+    config.write_text(base_text + f"http: {{listen: '{listen}', token: old-t0ken}}\n", "utf-8")
+    async with running(config, wait_until) as daemon:
+        url = f"http://{listen}/api/rules"
+
+        async def status(token: str) -> int:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as answer:
+                return answer.status
+
+        assert (await status("old-t0ken"), await status("new-t0ken")) == (200, 401)
+        config.write_text(base_text + f"http: {{listen: '{listen}', token: new-t0ken}}\n", "utf-8")
+        await wait_until(lambda: daemon.reload_status.reloads == 1, timeout=15)
+        assert daemon.reload_status.restart_needed == ()
+        assert (await status("old-t0ken"), await status("new-t0ken")) == (401, 200)

@@ -53,22 +53,25 @@ def cookie_value(token: str) -> str:
 
 
 def middleware(
-    token: str | None, *, open_paths: tuple[str, ...]
+    token: str | Callable[[], str | None] | None, *, open_paths: tuple[str, ...]
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The aiohttp middleware enforcing ``token`` (None: no authentication) on every path but
-    those starting with one of ``open_paths``."""
-    expected_header = f"Bearer {token}".encode()
-    expected_cookie = cookie_value(token).encode() if token else b""
+    those starting with one of ``open_paths``. Given a function, the token is the one it returns
+    at each request: a reload may replace it (the old one, and its cookies, stop working)."""
+    current: Callable[[], str | None] = token if callable(token) else lambda: token
 
-    def authorized(request: web.Request) -> bool:
+    def authorized(request: web.Request, token: str) -> bool:
         header = request.headers.get("Authorization")
-        if header is not None and hmac.compare_digest(header.encode(), expected_header):
+        if header is not None and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
             return True
         cookie = request.cookies.get(COOKIE)
-        return cookie is not None and hmac.compare_digest(cookie.encode(), expected_cookie)
+        return cookie is not None and hmac.compare_digest(
+            cookie.encode(), cookie_value(token).encode()
+        )
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        token = current()
         if not token or request.path.startswith(open_paths):
             return await handler(request)
         machine = request.path.startswith(_MACHINE)
@@ -95,7 +98,7 @@ def middleware(
                 secure=request.secure or request.headers.get("X-Forwarded-Proto") == "https",
             )
             raise found
-        if not authorized(request):
+        if not authorized(request, token):
             raise _unauthorized(machine=machine)
         return await handler(request)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -36,15 +36,17 @@ def build_app(
     max_body: int,
     reads: Reads | None = None,
     probes: metrics.Probes | None = None,
+    token: Callable[[], str | None] | None = None,
 ) -> web.Application:
     """The aiohttp application; ``max_body`` caps a pushed document as it caps a fetched one.
     ``feeds`` (or a function returning them at each request: a reload may add the first feed)
     receive the WebSub callbacks. With ``probes``, ``/metrics`` and ``/readyz`` too; with
-    ``reads``, the API, the feed and the dashboard."""
+    ``reads``, the API, the feed and the dashboard. ``token`` returns the token in force at each
+    request (a reload may rotate it); without it, ``settings.token`` is."""
     current: Callable[[], FeedSources | None] = feeds if callable(feeds) else lambda: feeds
     if settings.token:
         register_values([settings.token])  # never in a log line
-    middlewares = [_token(settings.token)]
+    middlewares = [auth.middleware(token or settings.token, open_paths=_OPEN)]
     if reads is not None:
         middlewares += [api.errors, dashboard.errors]
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
@@ -96,10 +98,6 @@ def build_app(
 
 
 _TASKS: web.AppKey[set[asyncio.Task[bool]]] = web.AppKey("tasks")
-
-
-def _token(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
-    return auth.middleware(token, open_paths=_OPEN)
 
 
 class WebServer:
