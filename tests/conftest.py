@@ -11,6 +11,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from aiohttp import web
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from monitor.app import App, Daemon
 from monitor.logs import remove_handler
 from monitor.store.db import Database
 from monitor.store.tables import SourceRow
@@ -131,6 +133,24 @@ def polled(db: Database, source_id: str = "inbox") -> bool:
             return row is not None and row.last_polled_at is not None
     except OperationalError:
         return False
+
+
+@asynccontextmanager
+async def running(
+    config: Path, wait_until: Callable[..., Awaitable[None]]
+) -> AsyncIterator[Daemon]:
+    """The daemon on ``config``, running in this event loop, once it has scanned the folder
+    ``inbox`` and made its first reload check; it must still be running, the same daemon, at
+    the end, and stop cleanly."""
+    daemon = Daemon(App.load(config))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await wait_until(lambda: polled(daemon.db) and daemon.reloader.checks >= 1, timeout=15)
+        yield daemon
+        assert not task.done(), "the daemon stopped"
+    finally:
+        daemon.stop.set()
+        assert await asyncio.wait_for(task, timeout=15) == 0
 
 
 async def start_daemon(config: Path, log: Path) -> asyncio.subprocess.Process:

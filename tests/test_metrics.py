@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
@@ -25,7 +24,7 @@ from monitor.store.db import Database
 from monitor.store.tables import DeliveryRow, FeedRow
 from monitor.web.metrics import DatabaseCollector
 from tests.notify.conftest import free_port, insert_deliveries
-from tests.sources.conftest import FeedServer, item, rss, status
+from tests.sources.conftest import FeedServer, item, rss, serving, status
 
 TOKEN = "metrics-t0ken-123"
 RULES = """\
@@ -58,15 +57,8 @@ async def feeds() -> AsyncIterator[FeedServer]:
     server.documents["/page.html"] = b"<!DOCTYPE html><html><body><p>Welcome!</p></body></html>"
     server.routes["/broken.xml"] = status(500)
     server.routes["/missing.xml"] = status(404)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield server
-    await runner.cleanup()
+    async with serving(server):
+        yield server
 
 
 def write_config(tmp_path: Path, server: FeedServer, channel_url: str, db_url: str) -> Path:

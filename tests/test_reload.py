@@ -8,8 +8,7 @@ import logging
 import os
 import random
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from monitor import settings as settings_module
-from monitor.app import App, Daemon
+from monitor.app import Daemon
 from monitor.reload import (
     ReloadStatus,
     compare,
@@ -31,7 +30,7 @@ from monitor.reload import (
     watch_roots,
 )
 from monitor.store.tables import ArticleRow, MatchRow
-from tests.conftest import folder_config, free_port, polled, start_daemon
+from tests.conftest import folder_config, free_port, running, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 WaitUntil = Callable[..., Awaitable[None]]
@@ -82,20 +81,6 @@ def matched(daemon: Daemon) -> dict[str, set[str]]:
     for article_id, rule_id in matches:
         rules.setdefault(article_id, set()).add(rule_id)
     return {str(location): rules.get(article_id, set()) for article_id, location in articles}
-
-
-@asynccontextmanager
-async def running(config: Path, wait_until: WaitUntil) -> AsyncIterator[Daemon]:
-    """The daemon on ``config``, running in this event loop, with its first reload check done."""
-    daemon = Daemon(App.load(config))
-    task = asyncio.create_task(daemon.run())
-    try:
-        await wait_until(lambda: polled(daemon.db) and daemon.reloader.checks >= 1, timeout=15)
-        yield daemon
-        assert not task.done(), "the daemon stopped"
-    finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(task, timeout=15) == 0
 
 
 async def test_valid_edit_applies_without_restart_and_misses_no_article(

@@ -7,20 +7,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlmodel import select
 
 from monitor import app as app_module
 from monitor.app import App, Daemon
 from monitor.store.tables import FeedRow
-from tests.conftest import folder_config, free_port, polled
-from tests.sources.conftest import FeedServer, item, rss
+from tests.conftest import folder_config, free_port, polled, running
+from tests.sources.conftest import FeedServer, item, rss, serving
 from tests.test_reload import matched, publish
 
 WaitUntil = Callable[..., Awaitable[None]]
@@ -42,15 +40,8 @@ async def feeds() -> AsyncIterator[FeedServer]:
     for name in ("a", "b", "c"):
         text = f"A quokka was seen near the {name} station on Sunday."
         server.documents[f"/{name}.xml"] = rss(name, [item(ord(name), text, guid=f"{name}-1")])
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield server
-    await runner.cleanup()
+    async with serving(server):
+        yield server
 
 
 def feed_line(server: FeedServer, source_id: str, path: str, more: str = "") -> str:
@@ -69,21 +60,6 @@ def write_project(tmp_path: Path, channel_url: str, sources: str = "", extra: st
     config = base / "monitor.yaml"
     config.write_text(folder_config(channel_url, sources=sources, extra=FETCHING + extra))
     return config
-
-
-@asynccontextmanager
-async def running(config: Path, wait_until: WaitUntil) -> AsyncIterator[Daemon]:
-    """The daemon on ``config``, running in this event loop, with its first reload check done;
-    it must still be running, the same daemon, at the end."""
-    daemon = Daemon(App.load(config))
-    task = asyncio.create_task(daemon.run())
-    try:
-        await wait_until(lambda: polled(daemon.db) and daemon.reloader.checks >= 1, timeout=15)
-        yield daemon
-        assert not task.done(), "the daemon stopped"
-    finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(task, timeout=15) == 0
 
 
 def feed_rows(daemon: Daemon) -> dict[str, FeedRow]:

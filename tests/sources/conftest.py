@@ -7,10 +7,10 @@ import gzip
 import hashlib
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
 
 import brotli
 import pytest
@@ -155,16 +155,23 @@ def status(code: int, headers: dict[str, str] | None = None, body: bytes = b"") 
     return handler
 
 
-@pytest.fixture
-async def feed_server() -> AsyncIterator[FeedServer]:
-    server = FeedServer()
+@asynccontextmanager
+async def serving(server: FeedServer) -> AsyncIterator[FeedServer]:
+    """``server`` listening on a free port of 127.0.0.1 (its ``base`` set) until the end."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server.handle)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    sockets: Any = site._server.sockets  # type: ignore[union-attr]
-    server.base = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-    yield server
-    await runner.cleanup()
+    server.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def feed_server() -> AsyncIterator[FeedServer]:
+    async with serving(FeedServer()) as server:
+        yield server
