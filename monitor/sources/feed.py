@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import secrets
 from collections.abc import Callable, Sequence
@@ -460,18 +461,26 @@ class FeedSources:
     ) -> IngestResult:
         url = row.current_url or feed.url
         # The request starts only while the exchange and its parse fit in what is left of the
-        # claim (as renewed so far), so it never runs on after another replica could have
+        # claim, as renewed by the time a fetch slot is free (keep_claims renews it while the
+        # poll waits for its host), so it never runs on after another replica could have
         # claimed the feed: should renewals stop (this replica cut off from the database), its
         # polls stop before the lease runs out.
         needed = self.fetching.timeout + self.fetching.parse_timeout
-        left = (self._leases[feed.id] - self.clock() - needed).total_seconds()
+        loop = asyncio.get_running_loop()
+
+        def start_by() -> float:
+            lease = self._leases.get(feed.id)
+            if lease is None:
+                return -math.inf  # the claim is gone
+            return loop.time() + (lease - self.clock() - needed).total_seconds()
+
         response = await self.fetcher.get(
             url,
             etag=row.etag,
             last_modified=row.last_modified,
             headers=feed.headers,
             allow_private=self._allow_private(feed),
-            start_by=asyncio.get_running_loop().time() + left,
+            start_by=start_by,
         )
         now = self.clock()
         pushed = websub.subscribed(subscription, now)

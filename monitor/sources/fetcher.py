@@ -30,7 +30,7 @@ import contextlib
 import ipaddress
 import socket
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -326,12 +326,13 @@ class Fetcher:
         last_modified: str | None = None,
         headers: Mapping[str, str] | None = None,
         allow_private: bool = False,
-        start_by: float | None = None,
+        start_by: float | Callable[[], float] | None = None,
     ) -> Response:
         """GET ``url`` under the limits (see the module docstring).
 
-        ``start_by`` (a time of the event loop's clock): when the slots are only free after it,
-        nothing is sent and FetchTooLate is raised (a feed's claim would run out before the
+        ``start_by`` (a time of the event loop's clock, or a function giving it when the slots
+        are free, for a deadline that may move meanwhile): when the slots are only free after
+        it, nothing is sent and FetchTooLate is raised (a feed's claim would run out before the
         exchange could finish).
         """
         with self._request():
@@ -352,7 +353,7 @@ class Fetcher:
         last_modified: str | None,
         headers: Mapping[str, str] | None,
         allow_private: bool,
-        start_by: float | None,
+        start_by: float | Callable[[], float] | None,
     ) -> Response:
         host = (urlsplit(url).hostname or "").lower()
         semaphore = self._hosts.get(host)
@@ -363,7 +364,8 @@ class Fetcher:
             # The host's slot first: a fetch waiting for its host must not hold one of the global
             # slots meanwhile, or a hundred feeds of one publisher would stall every other host.
             async with semaphore, self._global:
-                if start_by is not None and asyncio.get_running_loop().time() > start_by:
+                deadline = start_by() if callable(start_by) else start_by
+                if deadline is not None and asyncio.get_running_loop().time() > deadline:
                     raise FetchTooLate("late", "no fetch slot before the deadline to start")
                 async with asyncio.timeout(self.limits.total_timeout):
                     return await self._get(

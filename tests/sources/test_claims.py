@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from monitor.settings import FeedSourceSettings, FetchSettings
 from monitor.sources.feed import FeedSources
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, FeedRow
-from tests.sources.conftest import FeedServer, item, rss, status
+from tests.sources.conftest import FeedServer, item, rss, serve, status
 
 T0 = datetime(2030, 1, 7, 12, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
@@ -211,6 +212,51 @@ async def test_a_poll_too_late_for_its_lease_sends_nothing_and_releases_the_clai
     row = states(db)["x"]
     assert (row.claimed_by, row.next_check_at, row.last_checked_at) == (None, T0, None)
     assert [loaded[0].source_id for loaded in a.due(1)] == ["x"]
+
+
+class Elapsing(Clock):
+    """A replica's clock that runs: T0 plus the seconds since it was made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return T0 + timedelta(seconds=time.monotonic() - self.started)
+
+
+async def test_polls_queued_behind_a_busy_host_keep_their_claims_while_they_are_renewed(
+    db: Database, replica: Replica, feed_server: FeedServer
+) -> None:
+    """Feeds of one host, fetched one at a time, wait for that host longer than their first
+    lease leaves for a poll; renewed meanwhile, every one is still fetched in the round."""
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.5)
+        return serve(request, rss("News", [item(1)]))
+
+    count = 12
+    for n in range(count):
+        feed_server.routes[f"/{n}.xml"] = slow
+    feeds = {f"f{n}": feed_server.url(f"/{n}.xml") for n in range(count)}
+    # A poll needs timeout + parse_timeout = 2 s of its 6 s lease: the ninth in the host's
+    # queue starts after 4 s, past its first lease's window; renewals every 2 s keep at least
+    # 2 s of room.
+    short = {"connect_timeout": "1s", "timeout": "1s", "parse_timeout": "1s", "lease": "6s"}
+    a = replica("a", feeds, Elapsing(), per_host=1, **short)
+    a.sync()
+    claimed = a.due(count)
+    stop = asyncio.Event()
+    keeping = asyncio.create_task(a.keep_claims(stop))
+    try:
+        await asyncio.gather(*(a.poll(loaded[0].source_id, loaded) for loaded in claimed))
+    finally:
+        stop.set()
+        await keeping
+    assert feed_server.hits == {f"/{n}.xml": 1 for n in range(count)}
+    stored = states(db)
+    assert all(stored[f"f{n}"].last_checked_at is not None for n in range(count))
+    assert {row.claimed_by for row in stored.values()} == {None}
 
 
 async def test_a_once_round_leaves_the_feeds_another_replica_polls(
