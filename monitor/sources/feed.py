@@ -343,8 +343,8 @@ class FeedSources:
 
     def _lease_lost(self, source_id: str) -> None:
         log.warning(
-            "feed %s: lease lost: the claim ran out and another replica took the feed over; "
-            "this poll's outcome is dropped",
+            "feed %s: lease lost: the claim ran out and another replica took the feed over, or "
+            "a reload changed the feed's URL during the poll; this poll's outcome is dropped",
             source_id,
             extra={"source_id": source_id, "stage": "claim"},
         )
