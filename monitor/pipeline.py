@@ -139,15 +139,18 @@ class Pipeline:
         state: SQLModel | Callable[[IngestResult], SQLModel] | None = None,
         *,
         hold: Callable[[Session], None] | None = None,
+        save: Callable[[Session, IngestResult], None] | None = None,
     ) -> IngestResult:
         """Store what is new in ``articles`` with its matches and outbox rows, in one transaction.
 
         ``state``, when given (a file's or a feed's row, or a function of the result giving one),
         is saved in the same transaction, so a source's progress (a file marked read, a feed's
-        ETag) is recorded exactly when its articles are committed. ``hold``, when given, runs
-        first in the transaction: it may lock the source's state and raise to store nothing (a
-        feed whose claim another replica took over). Lookups are batched: a few queries per call,
-        not a few per article.
+        ETag) is recorded exactly when its articles are committed. ``save``, when given, runs
+        last in the transaction with the result and saves the progress itself (a feed whose row
+        exists: one UPDATE, where merging ``state`` reads the row first). ``hold``, when given,
+        runs first in the transaction: it may lock the source's state and raise to store nothing
+        (a feed whose claim another replica took over). Lookups are batched: a few queries per
+        call, not a few per article.
         """
         result = IngestResult()
         rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
@@ -210,6 +213,8 @@ class Pipeline:
             result.match_ids = self._store_matches(session, rules, found, now)
             if state is not None:
                 session.merge(state(result) if callable(state) else state)
+            if save is not None:
+                save(session, result)
         # Counted once committed: a unit that rolled back stored nothing.
         self.metrics.ingested(result.new, result.updated)
         for _article_id, _article, match in found:
