@@ -92,6 +92,19 @@ class _Stories:
             return found
 
 
+def _incoming(
+    articles: Sequence[Article], identities: Sequence[tuple[str, str | None]] | None
+) -> list[repo.Incoming]:
+    """``articles`` with their identities: those given (content hash and canonical URL, in
+    order), else computed here."""
+    if identities is None:
+        return list(map(repo.Incoming.of, articles))
+    return [
+        repo.Incoming(article, content_hash, url)
+        for article, (content_hash, url) in zip(articles, identities, strict=True)
+    ]
+
+
 @dataclass
 class IngestResult:
     new: int = 0
@@ -140,6 +153,7 @@ class Pipeline:
         *,
         hold: Callable[[Session], None] | None = None,
         save: Callable[[Session, IngestResult], None] | None = None,
+        identities: Sequence[tuple[str, str | None]] | None = None,
     ) -> IngestResult:
         """Store what is new in ``articles`` with its matches and outbox rows, in one transaction.
 
@@ -150,14 +164,16 @@ class Pipeline:
         exists: one UPDATE, where merging ``state`` reads the row first). ``hold``, when given,
         runs first in the transaction: it may lock the source's state and raise to store nothing
         (a feed whose claim another replica took over). Lookups are batched: a few queries per
-        call, not a few per article.
+        call, not a few per article. ``identities``, when given, are the articles' content
+        hashes and canonical URLs, in order, computed already (by a parser process).
         """
         result = IngestResult()
         rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
         now = self.clock()
         # An article listed twice in one unit (a feed repeating a GUID) is taken once: the first.
-        unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
-        items = list(map(repo.Incoming.of, unique))
+        incoming = _incoming(articles, identities)
+        items = list({item.article.key: item for item in reversed(incoming)}.values())[::-1]
+        unique = [item.article for item in items]
         with self.db.session() as session:
             if hold is not None:
                 hold(session)

@@ -67,14 +67,15 @@ def _newest(articles: Sequence[Article], now: datetime) -> datetime:
     return max((a.published for a in articles if a.published and a.published <= now), default=now)
 
 
-def entry_key(article: Article) -> str:
-    """An entry's identity within its feed: GUID, else canonical URL, else a digest of its text."""
+def entry_key(article: Article, identity: tuple[str, str | None] | None = None) -> str:
+    """An entry's identity within its feed: GUID, else canonical URL, else a digest of its text
+    (``identity``, when given, is the article's content hash and canonical URL)."""
     if article.guid:
         return article.guid[:1024]
-    url = canonical_url(article.url)
+    content_hash, url = identity or (article.content_hash, canonical_url(article.url))
     if url:
         return url
-    return f"sha256:{article.content_hash}"
+    return f"sha256:{content_hash}"
 
 
 class FeedSources:
@@ -453,9 +454,16 @@ class FeedSources:
                 await self._subscribe(feed, subscription, subscription.hub, subscription.topic)
             return IngestResult()
         parsed = await self.parsers.parse(response.body, response.url)
-        articles = [self._keyed(feed, article) for article in parsed.articles]
+        identities: tuple[tuple[str, str | None], ...] | None = parsed.identities
+        if len(parsed.identities) != len(parsed.articles):
+            identities = None
+        articles = [
+            self._keyed(feed, article, identities[index] if identities else None)
+            for index, article in enumerate(parsed.articles)
+        ]
         if feed.full_text:
             articles = await self._with_full_text(feed, articles)
+            identities = None  # an entry's body may be its page's text now
         if parsed.truncated:
             log.warning(
                 "feed %s: %d entries beyond the cap of %d ignored",
@@ -472,7 +480,9 @@ class FeedSources:
                 row.last_item_at = _newest(articles, now)
             repo.save_feed_states(session, [row])
 
-        result = await self._ingest(feed.id, articles, hold=self._holding(feed.id), save=save)
+        result = await self._ingest(
+            feed.id, articles, hold=self._holding(feed.id), save=save, identities=identities
+        )
         found = websub.discover(parsed.hints, response.links, response.url)
         if self.public_url is not None and found is not None:
             await self._subscribe(feed, subscription, *found)
@@ -485,6 +495,7 @@ class FeedSources:
         *,
         hold: Callable[[Session], None] | None = None,
         save: Callable[[Session, IngestResult], None] | None = None,
+        identities: Sequence[tuple[str, str | None]] | None = None,
     ) -> IngestResult:
         """Ingest on the one writer thread: writes are serialised by the database anyway, and
         queueing them here wakes the next one at once, where threads waiting on SQLite's lock
@@ -495,7 +506,14 @@ class FeedSources:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._writer,
-            partial(self.pipeline.ingest, source_id, articles, hold=hold, save=save),
+            partial(
+                self.pipeline.ingest,
+                source_id,
+                articles,
+                hold=hold,
+                save=save,
+                identities=identities,
+            ),
         )
 
     # -- WebSub -------------------------------------------------------------------------------
@@ -657,12 +675,17 @@ class FeedSources:
             )
             return ""
 
-    def _keyed(self, feed: FeedSourceSettings, article: Article) -> Article:
+    def _keyed(
+        self,
+        feed: FeedSourceSettings,
+        article: Article,
+        identity: tuple[str, str | None] | None = None,
+    ) -> Article:
         tags = tuple(dict.fromkeys((*article.tags, *feed.tags)))
         return replace(
             article,
             source_id=feed.id,
-            key=entry_key(article),
+            key=entry_key(article, identity),
             location=article.url,
             tags=tags,
         )
