@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlmodel import Session, SQLModel
 
@@ -64,7 +65,9 @@ class _Stories:
     stories stored since the last one: a busy rule has thousands of stories in a window, and
     reading them all for each feed made storing slower the more was stored.
 
-    Only committed stories are read, so a transaction that rolls back leaves nothing behind.
+    Only stories committed, or stored earlier in the reader's own transaction, are read, so a
+    transaction that rolls back leaves nothing behind (:meth:`Pipeline.ingest_many` makes it
+    forget what it read when its transaction rolls back).
     Another process's story committed after a later one of its own (PostgreSQL sequences are not
     commit-ordered) can be missed: its rewrites then alert once more, nothing is lost.
     Blocking; called on the writer's thread only.
@@ -90,6 +93,37 @@ class _Stories:
                 self._known[rule_id] = kept
                 found[rule_id] = [(match_id, mark) for match_id, mark, _at in kept]
             return found
+
+    def forget(self) -> None:
+        """Drop what is known, to read every story afresh at the next lookup (after a
+        transaction that read stories of its own rolled back)."""
+        with self._lock:
+            self._known.clear()
+            self._last.clear()
+
+
+def _incoming(
+    articles: Sequence[Article], identities: Sequence[tuple[str, str | None]] | None
+) -> list[repo.Incoming]:
+    """``articles`` with their identities: those given (content hash and canonical URL, in
+    order), else computed here."""
+    if identities is None:
+        return list(map(repo.Incoming.of, articles))
+    return [
+        repo.Incoming(article, content_hash, url)
+        for article, (content_hash, url) in zip(articles, identities, strict=True)
+    ]
+
+
+class Unit(NamedTuple):
+    """What :meth:`Pipeline.ingest` takes, for :meth:`Pipeline.ingest_many`."""
+
+    source_id: str
+    articles: Sequence[Article]
+    state: SQLModel | Callable[[IngestResult], SQLModel] | None = None
+    hold: Callable[[Session], None] | None = None
+    save: Callable[[Session, IngestResult], None] | None = None
+    identities: Sequence[tuple[str, str | None]] | None = None
 
 
 @dataclass
@@ -139,82 +173,145 @@ class Pipeline:
         state: SQLModel | Callable[[IngestResult], SQLModel] | None = None,
         *,
         hold: Callable[[Session], None] | None = None,
+        save: Callable[[Session, IngestResult], None] | None = None,
+        identities: Sequence[tuple[str, str | None]] | None = None,
     ) -> IngestResult:
         """Store what is new in ``articles`` with its matches and outbox rows, in one transaction.
 
         ``state``, when given (a file's or a feed's row, or a function of the result giving one),
         is saved in the same transaction, so a source's progress (a file marked read, a feed's
-        ETag) is recorded exactly when its articles are committed. ``hold``, when given, runs
-        first in the transaction: it may lock the source's state and raise to store nothing (a
-        feed whose claim another replica took over). Lookups are batched: a few queries per call,
-        not a few per article.
+        ETag) is recorded exactly when its articles are committed. ``save``, when given, runs
+        last in the transaction with the result and saves the progress itself (a feed whose row
+        exists: one UPDATE, where merging ``state`` reads the row first). ``hold``, when given,
+        runs first in the transaction: it may lock the source's state and raise to store nothing
+        (a feed whose claim another replica took over). Lookups are batched: a few queries per
+        call, not a few per article. ``identities``, when given, are the articles' content
+        hashes and canonical URLs, in order, computed already (by a parser process).
         """
+        unit = Unit(source_id, articles, state, hold, save, identities)
+        with self.db.session() as session:
+            result, found = self._store(session, unit)
+        # Counted once committed: a unit that rolled back stored nothing.
+        self._count(result, found)
+        return result
+
+    def ingest_many(self, units: Sequence[Unit]) -> list[IngestResult | Exception]:
+        """Store several units as :meth:`ingest` would store each, in one transaction: one
+        commit (and on SQLite one sync to disk) for all of them, where a commit each made the
+        writer wait on the disk for every feed. Each unit runs in a savepoint of its own, so a
+        unit that raises (its ``hold``, say) stores nothing and the others are stored; its
+        exception is returned in its place. Should the transaction itself fail, each unit is
+        stored again on its own, as :meth:`ingest` does, and what that raises is returned.
+        Results come in the order of ``units``; ``save`` and ``state`` may run twice."""
+        outcomes: list[IngestResult | Exception] = []
+        stored: list[tuple[IngestResult, list[tuple[int, Article, RuleMatch]]]] = []
+        try:
+            with self.db.session() as session:
+                for unit in units:
+                    try:
+                        with session.begin_nested():
+                            result, found = self._store(session, unit)
+                    except Exception as exc:  # noqa: BLE001 (this unit's failure, returned)
+                        outcomes.append(exc)
+                    else:
+                        outcomes.append(result)
+                        stored.append((result, found))
+        except Exception:  # noqa: BLE001 (the transaction failed: each unit again, alone)
+            log.info("%d units not stored together; storing each alone", len(units))
+            self._stories.forget()  # it may hold stories of the transaction rolled back
+            return [self._alone(unit) for unit in units]
+        for result, found in stored:
+            self._count(result, found)
+        return outcomes
+
+    def _alone(self, unit: Unit) -> IngestResult | Exception:
+        try:
+            return self.ingest(
+                unit.source_id,
+                unit.articles,
+                unit.state,
+                hold=unit.hold,
+                save=unit.save,
+                identities=unit.identities,
+            )
+        except Exception as exc:  # noqa: BLE001 (returned to the unit's caller)
+            return exc
+
+    def _count(self, result: IngestResult, found: list[tuple[int, Article, RuleMatch]]) -> None:
+        self.metrics.ingested(result.new, result.updated)
+        for _article_id, _article, match in found:
+            self.metrics.matched(match.rule_id, match.severity)
+
+    def _store(
+        self, session: Session, unit: Unit
+    ) -> tuple[IngestResult, list[tuple[int, Article, RuleMatch]]]:
+        """One unit's dedup, matching and storage in ``session``'s transaction: its result and
+        the matches stored, (article id, article, match)."""
+        source_id, articles, state, hold, save, identities = unit
         result = IngestResult()
         rules = self.rules  # one rule set for the whole unit, even if a reload swaps it meanwhile
         now = self.clock()
         # An article listed twice in one unit (a feed repeating a GUID) is taken once: the first.
-        unique = list({article.key: article for article in reversed(articles)}.values())[::-1]
-        items = list(map(repo.Incoming.of, unique))
-        with self.db.session() as session:
-            if hold is not None:
-                hold(session)
-            existing = repo.current_versions(session, source_id, [a.key for a in unique])
-            changed = []
-            for item in items:
-                known = existing.get(item.article.key)
-                if known is not None and known[1] == item.content_hash:
-                    result.unchanged += 1
-                else:
-                    changed.append(item)
-            duplicates = repo.find_same_content(session, changed)
-            copied = {
-                index: holder
-                for index, holder in duplicates.items()
-                if holder[0] != changed[index].article.source_id
-            }
-            if copied and self.policy.story_window is not None:
-                # The same article from another outlet: listed in the alerts of the original's
-                # matches, as a rewrite would be.
-                stories = repo.story_matches(session, set(copied.values()))
-                outlets = [
-                    (match_id, changed[index].article)
-                    for index, holder in copied.items()
-                    for match_id in stories.get(holder, ())
-                ]
-                repo.insert_outlets(session, outlets, now)
-            fresh: list[repo.Incoming] = []
-            seen_in_unit: set[str] = set()
-            for index, item in enumerate(changed):
-                marks = {item.content_hash, *([item.url] if item.url else [])}
-                if item.article.guid:
-                    marks.add(f"guid:{item.article.guid}")
-                if index in duplicates or marks & seen_in_unit:
-                    result.duplicates += 1
-                    continue
-                seen_in_unit |= marks
-                fresh.append(item)
-            updated = [item.article.key for item in fresh if item.article.key in existing]
-            result.updated = len(updated)
-            result.new = len(fresh) - len(updated)
-            already = repo.matched_rule_ids(session, source_id, updated)
-            ids = repo.insert_articles(
-                session, fresh, now, replacing=[existing[key][0] for key in updated]
-            )
-            found: list[tuple[int, Article, RuleMatch]] = []
-            for article_id, (article, _hash, _url) in zip(ids, fresh, strict=True):
-                with self.metrics.match_latency.time():
-                    matches = rules.matcher.match(article)
-                # A rule that alerted for an earlier version of the article does not again.
-                done = already.get(article.key, ())
-                found += [(article_id, article, m) for m in matches if m.rule_id not in done]
-            result.match_ids = self._store_matches(session, rules, found, now)
-            if state is not None:
-                session.merge(state(result) if callable(state) else state)
-        # Counted once committed: a unit that rolled back stored nothing.
-        self.metrics.ingested(result.new, result.updated)
-        for _article_id, _article, match in found:
-            self.metrics.matched(match.rule_id, match.severity)
-        return result
+        incoming = _incoming(articles, identities)
+        items = list({item.article.key: item for item in reversed(incoming)}.values())[::-1]
+        unique = [item.article for item in items]
+        if hold is not None:
+            hold(session)
+        existing = repo.current_versions(session, source_id, [a.key for a in unique])
+        changed = []
+        for item in items:
+            known = existing.get(item.article.key)
+            if known is not None and known[1] == item.content_hash:
+                result.unchanged += 1
+            else:
+                changed.append(item)
+        duplicates = repo.find_same_content(session, changed)
+        copied = {
+            index: holder
+            for index, holder in duplicates.items()
+            if holder[0] != changed[index].article.source_id
+        }
+        if copied and self.policy.story_window is not None:
+            # The same article from another outlet: listed in the alerts of the original's
+            # matches, as a rewrite would be.
+            stories = repo.story_matches(session, set(copied.values()))
+            outlets = [
+                (match_id, changed[index].article)
+                for index, holder in copied.items()
+                for match_id in stories.get(holder, ())
+            ]
+            repo.insert_outlets(session, outlets, now)
+        fresh: list[repo.Incoming] = []
+        seen_in_unit: set[str] = set()
+        for index, item in enumerate(changed):
+            marks = {item.content_hash, *([item.url] if item.url else [])}
+            if item.article.guid:
+                marks.add(f"guid:{item.article.guid}")
+            if index in duplicates or marks & seen_in_unit:
+                result.duplicates += 1
+                continue
+            seen_in_unit |= marks
+            fresh.append(item)
+        updated = [item.article.key for item in fresh if item.article.key in existing]
+        result.updated = len(updated)
+        result.new = len(fresh) - len(updated)
+        already = repo.matched_rule_ids(session, source_id, updated)
+        ids = repo.insert_articles(
+            session, fresh, now, replacing=[existing[key][0] for key in updated]
+        )
+        found: list[tuple[int, Article, RuleMatch]] = []
+        for article_id, (article, _hash, _url) in zip(ids, fresh, strict=True):
+            with self.metrics.match_latency.time():
+                matches = rules.matcher.match(article)
+            # A rule that alerted for an earlier version of the article does not again.
+            done = already.get(article.key, ())
+            found += [(article_id, article, m) for m in matches if m.rule_id not in done]
+        result.match_ids = self._store_matches(session, rules, found, now)
+        if state is not None:
+            session.merge(state(result) if callable(state) else state)
+        if save is not None:
+            save(session, result)
+        return result, found
 
     def _planned(
         self,

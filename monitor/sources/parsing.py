@@ -32,6 +32,7 @@ from typing import Any
 from monitor.documents import parse_feed_document
 from monitor.documents.decode import decode_text
 from monitor.errors import DocumentError, NotAFeedError, SourceError
+from monitor.identity import canonical_url
 from monitor.models import Article
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class ParsedFeed:
     hints: FeedHints
     truncated: int = 0
     """Entries dropped beyond the per-feed item cap."""
+    identities: tuple[tuple[str, str | None], ...] = ()
+    """Each article's content hash and canonical URL, in order, computed by the worker (they
+    cost the daemon's writer, which every feed waits for, more than parsing costs a worker)."""
 
 
 class ParseError(SourceError):
@@ -89,7 +93,9 @@ def parse_body(data: bytes, max_items: int = 1000, base_url: str | None = None) 
     list newest first) and its scheduling hints. Raises DocumentError when it is not a feed."""
     articles = parse_feed_document(data, base_url)
     dropped = max(0, len(articles) - max_items)
-    return ParsedFeed(articles[:max_items], feed_hints(data), dropped)
+    articles = articles[:max_items]
+    identities = tuple((article.content_hash, canonical_url(article.url)) for article in articles)
+    return ParsedFeed(articles, feed_hints(data), dropped, identities)
 
 
 def extract_page(data: bytes) -> str:

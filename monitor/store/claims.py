@@ -31,7 +31,8 @@ import socket
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, Select, bindparam, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -157,19 +158,25 @@ def held(session: Session, holder: str, source_ids: Collection[str]) -> set[str]
     cycle)."""
     kept: set[str] = set()
     ids = sorted(source_ids)
+    connection = session.connection()
     for start in range(0, len(ids), _CHUNK):
-        statement = (
-            select(FeedRow.source_id, FeedRow.claimed_by)
-            .where(col(FeedRow.source_id).in_(ids[start : start + _CHUNK]))
-            .order_by(col(FeedRow.source_id))
-            .with_for_update(of=FeedRow)
-        )
-        kept.update(
-            source_id
-            for source_id, claimed_by in session.exec(statement).all()
-            if claimed_by == holder
-        )
+        rows = connection.execute(_HELD, {"ids": ids[start : start + _CHUNK]})
+        kept.update(source_id for source_id, claimed_by in rows if claimed_by == holder)
     return kept
+
+
+def _held_statement() -> Select[str, str | None]:
+    return (
+        core_select(col(FeedRow.source_id), col(FeedRow.claimed_by))
+        .where(col(FeedRow.source_id).in_(bindparam("ids", expanding=True)))
+        .order_by(col(FeedRow.source_id))
+        .with_for_update(of=FeedRow)
+    )
+
+
+_HELD = _held_statement()
+"""The query of :func:`held`, built once: every feed's ingest runs it, and building and keying
+a statement cost more than running it on SQLite."""
 
 
 def renew(

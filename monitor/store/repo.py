@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import NamedTuple, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     Table,
+    Update,
     and_,
     bindparam,
     func,
     insert,
     inspect,
-    or_,
     update,
 )
 from sqlalchemy import select as core_select
@@ -96,24 +97,20 @@ def find_same_content(session: Session, items: Sequence[Incoming]) -> dict[int, 
         if article.guid:
             guids.setdefault(article.source_id, []).append(article.guid[:1024])
     rows: list[tuple[str, str, str, str | None, str | None]] = []
-    table = _table(ArticleRow)
-    columns = [
-        table.c[name] for name in ("source_id", "key", "content_hash", "canonical_url", "guid")
-    ]
     hashes = [item.content_hash for item in items]
-    queries: list[ColumnElement[bool]] = [
-        col(ArticleRow.content_hash).in_(chunk) for chunk in _chunks(hashes)
+    queries: list[tuple[Select[str, str, str, str | None, str | None], dict[str, object]]] = [
+        (_SAME_HASH, {"values": chunk}) for chunk in _chunks(hashes)
     ]
     present = [item.url for item in items if item.url]
-    queries += [col(ArticleRow.canonical_url).in_(chunk) for chunk in _chunks(present)]
+    queries += [(_SAME_URL, {"values": chunk}) for chunk in _chunks(present)]
     queries += [
-        and_(col(ArticleRow.source_id) == source_id, col(ArticleRow.guid).in_(chunk))
+        (_SAME_GUID, {"source_id": source_id, "values": chunk})
         for source_id, values in guids.items()
         for chunk in _chunks(values)
     ]
-    for condition in queries:
-        found = session.connection().execute(core_select(*columns).where(condition))
-        rows += [(r[0], r[1], r[2], r[3], r[4]) for r in found]
+    connection = session.connection()
+    for statement, parameters in queries:
+        rows += [(r[0], r[1], r[2], r[3], r[4]) for r in connection.execute(statement, parameters)]
     by_hash: dict[str, set[tuple[str, str]]] = {}
     by_url: dict[str, set[tuple[str, str]]] = {}
     by_guid: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -134,6 +131,26 @@ def find_same_content(session: Session, items: Sequence[Incoming]) -> dict[int, 
         if others := holders - own:
             duplicates[index] = min(others)
     return duplicates
+
+
+def _same_content(
+    condition: ColumnElement[bool],
+) -> Select[str, str, str, str | None, str | None]:
+    """A query of :func:`find_same_content`, built once (it runs for every unit stored)."""
+    table = _table(ArticleRow)
+    return core_select(
+        table.c.source_id, table.c.key, table.c.content_hash, table.c.canonical_url, table.c.guid
+    ).where(condition)
+
+
+_SAME_HASH = _same_content(col(ArticleRow.content_hash).in_(bindparam("values", expanding=True)))
+_SAME_URL = _same_content(col(ArticleRow.canonical_url).in_(bindparam("values", expanding=True)))
+_SAME_GUID = _same_content(
+    and_(
+        col(ArticleRow.source_id) == bindparam("source_id"),
+        col(ArticleRow.guid).in_(bindparam("values", expanding=True)),
+    )
+)
 
 
 def story_matches(
@@ -169,16 +186,21 @@ def current_versions(
 ) -> dict[str, tuple[int, str]]:
     """(id, content_hash) of the current version of each of ``keys`` that is stored."""
     found: dict[str, tuple[int, str]] = {}
+    connection = session.connection()
     for chunk in _chunks(list(dict.fromkeys(keys))):
-        statement = select(ArticleRow.key, ArticleRow.id, ArticleRow.content_hash).where(
-            ArticleRow.source_id == source_id,
-            col(ArticleRow.key).in_(chunk),
-            col(ArticleRow.current),
-        )
-        for key, article_id, content_hash in session.connection().execute(statement).all():
+        rows = connection.execute(_CURRENT, {"source_id": source_id, "keys": chunk})
+        for key, article_id, content_hash in rows:
             assert article_id is not None
             found[key] = (article_id, content_hash)
     return found
+
+
+_CURRENT = core_select(col(ArticleRow.key), col(ArticleRow.id), col(ArticleRow.content_hash)).where(
+    col(ArticleRow.source_id) == bindparam("source_id"),
+    col(ArticleRow.key).in_(bindparam("keys", expanding=True)),
+    col(ArticleRow.current),
+)
+"""The query of :func:`current_versions`, built once (it runs for every unit stored)."""
 
 
 def insert_articles(
@@ -298,41 +320,40 @@ def story_candidates(
     """For each rule id of ``after``, its matches made at ``since`` or later, with an id above
     the one given for it, that stand for a story (not folded into another) and have a
     fingerprint: (match id, fingerprint, created at), oldest first."""
-    if not after:
-        return {}
     found: dict[str, list[tuple[int, int, datetime]]] = {}
-    for rule_id, match_id, fingerprint, created in session.connection().execute(
-        stories_statement(after, since)
-    ):
-        if match_id is not None and fingerprint is not None and created is not None:
-            found.setdefault(rule_id, []).append((match_id, fingerprint, created))
+    connection = session.connection()
+    for rule_id, last in sorted(after.items()):
+        for match_id, fingerprint, created in connection.execute(
+            _STORIES, {"rule_id": rule_id, "last": last, "since": since}
+        ):
+            if match_id is not None and fingerprint is not None and created is not None:
+                found.setdefault(rule_id, []).append((match_id, fingerprint, created))
     return found
 
 
-def stories_statement(
-    after: Mapping[str, int], since: datetime
-) -> Select[str, int | None, int | None, datetime | None]:
-    """The query of :func:`story_candidates` (a test checks the index SQLite uses for it)."""
+def stories_statement() -> Select[int | None, int | None, datetime | None]:
+    """The query of :func:`story_candidates` for one rule, with the parameters ``rule_id``,
+    ``last`` (the id above which its stories are wanted) and ``since`` (a test checks the index
+    SQLite uses for it). One statement per rule, built once, where one statement for all of a
+    unit's rules had to be built and keyed anew for each unit, which cost more than running it."""
     return (
         core_select(
-            col(MatchRow.rule_id),
             col(MatchRow.id),
             col(MatchRow.fingerprint),
             col(MatchRow.created_at),
         )
         .where(
-            or_(
-                *(
-                    and_(col(MatchRow.rule_id) == rule_id, col(MatchRow.id) > last)
-                    for rule_id, last in sorted(after.items())
-                )
-            ),
-            col(MatchRow.created_at) >= since,
+            col(MatchRow.rule_id) == bindparam("rule_id"),
+            col(MatchRow.id) > bindparam("last"),
+            col(MatchRow.created_at) >= bindparam("since"),
             col(MatchRow.story_of).is_(None),
             col(MatchRow.fingerprint).is_not(None),
         )
         .order_by(col(MatchRow.id))
     )
+
+
+_STORIES = stories_statement()
 
 
 @dataclass
@@ -505,13 +526,7 @@ def save_feed_states(session: Session, rows: Sequence[FeedRow]) -> None:
     in Core (the ORM's bulk update costs several times more per row)."""
     if not rows:
         return
-    table = _table(FeedRow)
-    names = [column.name for column in table.columns if column.name not in _FEED_IDENTITY]
-    statement = (
-        update(table)
-        .where(table.c.source_id == bindparam("b_source_id"))
-        .values({name: bindparam(f"b_{name}") for name in names})
-    )
+    statement, names = _feed_state_update()
     session.connection().execute(
         statement,
         [
@@ -523,6 +538,20 @@ def save_feed_states(session: Session, rows: Sequence[FeedRow]) -> None:
 
 _FEED_IDENTITY = frozenset(("source_id", "url"))
 """Columns of a feed's row that a saved state never changes (the sync owns them)."""
+
+
+@cache
+def _feed_state_update() -> tuple[Update, tuple[str, ...]]:
+    """The statement of :func:`save_feed_states` and the columns it sets, built once: it runs
+    for every feed polled."""
+    table = _table(FeedRow)
+    names = tuple(column.name for column in table.columns if column.name not in _FEED_IDENTITY)
+    statement = (
+        update(table)
+        .where(table.c.source_id == bindparam("b_source_id"))
+        .values({name: bindparam(f"b_{name}") for name in names})
+    )
+    return statement, names
 
 
 def subscriptions(session: Session, source_ids: Sequence[str]) -> dict[str, SubscriptionRow]:

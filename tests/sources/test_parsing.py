@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.sources.parsing import ParseError, ParserPool, extract_page, parse_body
+from monitor.store.repo import Incoming
 from tests.sources.conftest import item, rss
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
@@ -26,6 +27,17 @@ async def test_a_feed_is_parsed_in_a_worker(pool: ParserPool) -> None:
     parsed = await pool.parse(GOOD)
     assert parsed.articles == parse_body(GOOD).articles
     assert [a.title for a in parsed.articles] == ["Story 1", "Story 2"]
+
+
+def test_a_parsed_feed_carries_each_articles_identity() -> None:
+    """The content hash and canonical URL a parse gives with each article are the ones the
+    pipeline would compute from the article, and the cap on items keeps them in step."""
+    parsed = parse_body(rss("Desk", [item(n) for n in range(1, 6)]), max_items=3)
+    assert parsed.truncated == 2
+    assert parsed.identities == tuple(
+        (incoming.content_hash, incoming.url) for incoming in map(Incoming.of, parsed.articles)
+    )
+    assert len(parsed.identities) == 3
 
 
 @pytest.mark.parametrize(

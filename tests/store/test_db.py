@@ -52,7 +52,9 @@ def test_a_rules_recent_stories_are_found_by_its_index(tmp_path: Path) -> None:
     (SQLite only: the plan and the planner's mistake were SQLite's.)"""
     db = Database(f"sqlite:///{tmp_path / 'monitor.db'}")
     db.upgrade()
-    statement = repo.stories_statement({"r1": 0, "r2": 7}, datetime(2026, 1, 1, tzinfo=UTC))
+    statement = repo.stories_statement().params(
+        rule_id="r1", last=7, since=datetime(2026, 1, 1, tzinfo=UTC)
+    )
     compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
     with db.engine.connect() as connection:
         plan = " ".join(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Actor, Rule
 from monitor.models import Article, Severity
 from monitor.notify.policy import ChannelPolicy, DigestSchedule, Policy, Route
-from monitor.pipeline import CompiledRules, Pipeline
+from monitor.pipeline import CompiledRules, IngestResult, Pipeline, Unit
 from monitor.store import repo
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
@@ -322,3 +324,57 @@ def test_stories_stored_by_another_process_are_seen(db: Database) -> None:
     with db.session() as session:
         matches = session.exec(select(MatchRow).order_by(col(MatchRow.id))).all()
         assert [m.story_of for m in matches] == [None, matches[0].id, matches[0].id]
+
+
+def test_units_stored_together_keep_their_own_outcomes(db: Database) -> None:
+    """Units stored in one transaction each get their own result, in order; a unit whose hold
+    raises stores nothing and gets its exception, and the others are stored with their matches
+    and their saves."""
+    saved: list[tuple[str, int]] = []
+
+    def refuse(_session: object) -> None:
+        raise LookupError("claim lost")
+
+    def save(source_id: str) -> Callable[[object, IngestResult], None]:
+        return lambda _session, result: saved.append((source_id, result.new))
+
+    units = [
+        Unit("a", [replace(ARTICLE, source_id="a")], save=save("a")),
+        Unit("b", [replace(ARTICLE, source_id="b", title="Another story")], hold=refuse),
+        Unit("c", [replace(ARTICLE, source_id="c", body="Other words.")], save=save("c")),
+    ]
+    first, second, third = pipeline(db, LETHAL).ingest_many(units)
+    assert isinstance(first, IngestResult)
+    assert (first.new, len(first.match_ids)) == (1, 1)
+    assert isinstance(second, LookupError)
+    assert isinstance(third, IngestResult)
+    assert third.new == 1
+    assert saved == [("a", 1), ("c", 1)]
+    with db.session() as session:
+        stored = sorted(row.source_id for row in session.exec(select(ArticleRow)).all())
+    assert stored == ["a", "c"]
+    assert count(db, MatchRow) == 2
+
+
+def test_units_whose_transaction_fails_are_stored_each_alone(db: Database) -> None:
+    """When the shared transaction cannot commit, each unit is stored again on its own, as
+    ingest() would store it, and each gets that outcome."""
+    flow = pipeline(db, LETHAL)
+    commits = []
+
+    def fail_first(_connection: object) -> None:
+        commits.append(1)
+        if len(commits) == 1:
+            raise RuntimeError("disk I/O error")
+
+    event.listen(db.engine, "commit", fail_first)
+    units = [
+        Unit("a", [replace(ARTICLE, source_id="a")]),
+        Unit("b", [replace(ARTICLE, source_id="b", body="Other words.")]),
+    ]
+    outcomes = flow.ingest_many(units)
+    event.remove(db.engine, "commit", fail_first)
+    assert [type(outcome) for outcome in outcomes] == [IngestResult, IngestResult]
+    assert len(commits) == 3  # the shared one, then one per unit
+    assert count(db, ArticleRow) == 2
+    assert count(db, MatchRow) == 2
