@@ -212,6 +212,8 @@ class Pipeline:
                         with session.begin_nested():
                             result, found = self._store(session, unit)
                     except Exception as exc:  # noqa: BLE001 (this unit's failure, returned)
+                        # Its savepoint rolled back: stories it stored and read are gone.
+                        self._stories.forget()
                         outcomes.append(exc)
                     else:
                         outcomes.append(result)
