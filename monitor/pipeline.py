@@ -65,12 +65,13 @@ class _Stories:
     stories stored since the last one: a busy rule has thousands of stories in a window, and
     reading them all for each feed made storing slower the more was stored.
 
-    Only stories committed, or stored earlier in the reader's own transaction, are read, so a
-    transaction that rolls back leaves nothing behind (:meth:`Pipeline.ingest_many` makes it
-    forget what it read when its transaction rolls back).
+    The shared cache holds committed stories only, so that a transaction that rolls back leaves
+    nothing behind and no other thread (a folder's ingest) folds a rewrite into a story not
+    committed. A transaction of several units (:meth:`Pipeline.ingest_many`) reads the stories
+    of its own earlier units through an :class:`_Overlay` of its own, dropped at its end.
     Another process's story committed after a later one of its own (PostgreSQL sequences are not
     commit-ordered) can be missed: its rewrites then alert once more, nothing is lost.
-    Blocking; called on the writer's thread only.
+    Blocking; thread-safe.
     """
 
     def __init__(self) -> None:
@@ -79,27 +80,68 @@ class _Stories:
         self._lock = threading.Lock()
 
     def recent(
-        self, session: Session, rule_ids: set[str], since: datetime
+        self,
+        session: Session,
+        rule_ids: set[str],
+        since: datetime,
+        overlay: _Overlay | None = None,
     ) -> dict[str, list[tuple[int, int]]]:
-        """(match id, fingerprint) of each rule's stories made at ``since`` or later."""
+        """(match id, fingerprint) of each rule's stories made at ``since`` or later, as
+        ``session`` sees them. With ``overlay`` (a transaction of several units), a rule read
+        once in the transaction is read again into the overlay only: the stories its earlier
+        units stored are not committed yet."""
         with self._lock:
-            after = {rule_id: self._last.get(rule_id, 0) for rule_id in rule_ids}
-            for rule_id, rows in repo.story_candidates(session, after, since).items():
-                self._known.setdefault(rule_id, []).extend(rows)
-                self._last[rule_id] = rows[-1][0]
-            found = {}
-            for rule_id in rule_ids:
-                kept = [row for row in self._known.get(rule_id, ()) if row[2] >= since]
-                self._known[rule_id] = kept
-                found[rule_id] = [(match_id, mark) for match_id, mark, _at in kept]
+            shared = rule_ids if overlay is None else rule_ids - overlay.known.keys()
+            # Rules this transaction has stored no story for yet: what it reads of them is
+            # committed, and goes to the shared cache.
+            found = _read(session, self._known, self._last, shared, since)
+            if overlay is not None:
+                for rule_id in shared:
+                    overlay.known[rule_id] = list(self._known.get(rule_id, ()))
+                    overlay.last[rule_id] = self._last.get(rule_id, 0)
+                found.update(_read(session, overlay.known, overlay.last, rule_ids - shared, since))
             return found
 
-    def forget(self) -> None:
-        """Drop what is known, to read every story afresh at the next lookup (after a
-        transaction that read stories of its own rolled back)."""
+    def restart(self, overlay: _Overlay) -> None:
+        """Start ``overlay``'s rules again from the shared cache (a savepoint rolled back: the
+        stories it stored are gone; those of the transaction's earlier units are read again
+        into the overlay, never into the shared cache)."""
         with self._lock:
-            self._known.clear()
-            self._last.clear()
+            for rule_id in overlay.known:
+                overlay.known[rule_id] = list(self._known.get(rule_id, ()))
+                overlay.last[rule_id] = self._last.get(rule_id, 0)
+
+
+@dataclass
+class _Overlay:
+    """One transaction's view of the stories of the rules it has read: the shared cache's, then
+    what the transaction read since (its own stories among them)."""
+
+    known: dict[str, list[tuple[int, int, datetime]]] = field(default_factory=dict)
+    last: dict[str, int] = field(default_factory=dict)
+
+
+def _read(
+    session: Session,
+    known: dict[str, list[tuple[int, int, datetime]]],
+    last: dict[str, int],
+    rule_ids: set[str],
+    since: datetime,
+) -> dict[str, list[tuple[int, int]]]:
+    """Bring ``known`` up to date for ``rule_ids`` with the stories stored after ``last``, drop
+    those older than ``since``, and return (match id, fingerprint) of each rule's stories."""
+    if not rule_ids:
+        return {}
+    after = {rule_id: last.get(rule_id, 0) for rule_id in rule_ids}
+    for rule_id, rows in repo.story_candidates(session, after, since).items():
+        known.setdefault(rule_id, []).extend(rows)
+        last[rule_id] = rows[-1][0]
+    found = {}
+    for rule_id in rule_ids:
+        kept = [row for row in known.get(rule_id, ()) if row[2] >= since]
+        known[rule_id] = kept
+        found[rule_id] = [(match_id, mark) for match_id, mark, _at in kept]
+    return found
 
 
 def _incoming(
@@ -205,22 +247,22 @@ class Pipeline:
         Results come in the order of ``units``; ``save`` and ``state`` may run twice."""
         outcomes: list[IngestResult | Exception] = []
         stored: list[tuple[IngestResult, list[tuple[int, Article, RuleMatch]]]] = []
+        overlay = _Overlay()
         try:
             with self.db.session() as session:
                 for unit in units:
                     try:
                         with session.begin_nested():
-                            result, found = self._store(session, unit)
+                            result, found = self._store(session, unit, overlay)
                     except Exception as exc:  # noqa: BLE001 (this unit's failure, returned)
-                        # Its savepoint rolled back: stories it stored and read are gone.
-                        self._stories.forget()
+                        # Its savepoint rolled back, with any story it stored.
+                        self._stories.restart(overlay)
                         outcomes.append(exc)
                     else:
                         outcomes.append(result)
                         stored.append((result, found))
         except Exception:  # noqa: BLE001 (the transaction failed: each unit again, alone)
             log.info("%d units not stored together; storing each alone", len(units))
-            self._stories.forget()  # it may hold stories of the transaction rolled back
             return [self._alone(unit) for unit in units]
         for result, found in stored:
             self._count(result, found)
@@ -245,7 +287,7 @@ class Pipeline:
             self.metrics.matched(match.rule_id, match.severity)
 
     def _store(
-        self, session: Session, unit: Unit
+        self, session: Session, unit: Unit, overlay: _Overlay | None = None
     ) -> tuple[IngestResult, list[tuple[int, Article, RuleMatch]]]:
         """One unit's dedup, matching and storage in ``session``'s transaction: its result and
         the matches stored, (article id, article, match)."""
@@ -308,7 +350,7 @@ class Pipeline:
             # A rule that alerted for an earlier version of the article does not again.
             done = already.get(article.key, ())
             found += [(article_id, article, m) for m in matches if m.rule_id not in done]
-        result.match_ids = self._store_matches(session, rules, found, now)
+        result.match_ids = self._store_matches(session, rules, found, now, overlay)
         if state is not None:
             session.merge(state(result) if callable(state) else state)
         if save is not None:
@@ -386,6 +428,7 @@ class Pipeline:
         rules: CompiledRules,
         found: list[tuple[int, Article, RuleMatch]],
         now: datetime,
+        overlay: _Overlay | None = None,
     ) -> list[int]:
         """Store the matches with their outbox rows, routed and timed by the policy, rewrites
         of a recent story folded into its alert; return their ids."""
@@ -393,7 +436,8 @@ class Pipeline:
         stories: dict[str, list[tuple[int, int]]] = {}
         if policy.story_window is not None and found:
             rule_ids = {match.rule_id for _a, _article, match in found}
-            stories = self._stories.recent(session, rule_ids, now - policy.story_window)
+            since = now - policy.story_window
+            stories = self._stories.recent(session, rule_ids, since, overlay)
 
         fingerprints: dict[str, int | None] = {}
 

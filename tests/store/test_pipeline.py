@@ -378,3 +378,43 @@ def test_units_whose_transaction_fails_are_stored_each_alone(db: Database) -> No
     assert len(commits) == 3  # the shared one, then one per unit
     assert count(db, ArticleRow) == 2
     assert count(db, MatchRow) == 2
+
+
+def test_rewrites_stored_together_fold_into_a_story_of_the_same_transaction(db: Database) -> None:
+    """A rewrite stored in the same transaction as its story, by a later unit, folds into it;
+    a unit that raises after storing its story (its save) takes the story with it, so the
+    rewrites that follow alert on their own and fold into stories that exist."""
+    flow = pipeline(db, LETHAL)
+    shared: list[int] = []
+
+    def fail(_session: object, _result: IngestResult) -> None:
+        raise LookupError("state not saved")
+
+    def look(_session: object, _result: IngestResult) -> None:
+        # What other threads (a folder's ingest) would read meanwhile: committed stories only.
+        shared.extend(row[0] for rows in flow._stories._known.values() for row in rows)
+
+    first = flow.ingest_many(
+        [
+            Unit("outlet0", [rewrite(0)]),
+            Unit("outlet1", [rewrite(1)], save=look),
+            Unit("outlet2", [rewrite(2)], save=fail),
+        ]
+    )
+    assert [type(outcome) for outcome in first] == [IngestResult, IngestResult, LookupError]
+    assert shared == []
+    with db.session() as session:
+        matches = session.exec(select(MatchRow).order_by(col(MatchRow.id))).all()
+        assert [m.story_of for m in matches] == [None, matches[0].id]
+    # A second transaction: its story must not fold into the story of a rolled-back unit.
+    flow.ingest_many([Unit("outlet3", [rewrite(3)], save=fail), Unit("outlet4", [rewrite(4)])])
+    flow.ingest("outlet5", [rewrite(5)])
+    with db.session() as session:
+        matches = session.exec(select(MatchRow).order_by(col(MatchRow.id))).all()
+        story = matches[0].id
+        assert [(m.article_id is not None, m.story_of) for m in matches] == [
+            (True, None),
+            (True, story),
+            (True, story),
+            (True, story),
+        ]
