@@ -46,7 +46,7 @@ from monitor.pipeline import CompiledRules, IngestResult, Pipeline
 from monitor.reload import OutboxWorker, Reloader, ReloadStatus
 from monitor.retention import run_retention
 from monitor.settings import Settings
-from monitor.sources.feed import FeedSources, Loaded
+from monitor.sources.feed import FeedSources, Loaded, register_secrets
 from monitor.sources.folder import FolderSource
 from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
@@ -273,6 +273,8 @@ class Daemon:
         has none yet and ``settings`` lists feeds, else None. A database error is raised, the
         running sources left as they were."""
         feeds = _feeds(settings)
+        # Before anything can quote them (a database error naming a new feed's URL).
+        register_secrets(feeds)
         target = self.feeds
         if target is None:
             if not feeds:

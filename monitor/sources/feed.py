@@ -24,7 +24,6 @@ saved in the same transaction as its articles, so a crash between the two can ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -46,7 +45,7 @@ from monitor.pipeline import IngestResult, Pipeline, Unit
 from monitor.settings import FeedSourceSettings, FetchSettings
 from monitor.sources import schedule, websub
 from monitor.sources.fetcher import Fetcher, FetchLimits, FetchTooLate, Response
-from monitor.sources.health import url_secrets
+from monitor.sources.health import display_url, url_secrets
 from monitor.sources.parsing import ParsedFeed, ParserPool
 from monitor.store import claims, locks, repo
 from monitor.store.claims import LeaseLost
@@ -103,7 +102,7 @@ class FeedSources:
         self.feeds = {feed.id: feed for feed in feeds}
         self.metrics = metrics if metrics is not None else Metrics()
         """Counts each poll's outcome and each failure's reason."""
-        _register_secrets(feeds)
+        register_secrets(feeds)
         self.public_url = public_url
         """Set: feeds that advertise a WebSub hub are subscribed to, with callbacks here."""
         self.fetching = fetching
@@ -114,6 +113,10 @@ class FeedSources:
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.fetcher = _fetcher(fetching)
         self._retired: set[asyncio.Task[None]] = set()
+        self._old_fetchers: set[Fetcher] = set()
+        self._rewait = asyncio.Event()
+        """Set by a reload that changes the lease: keep_claims renews at once, then at the new
+        beat (a shorter lease must not wait out a third of the old one)."""
         """Closing fetchers a reconfiguration replaced, once their requests in flight end."""
         self.parsers = ParserPool(
             fetching.parsers,
@@ -158,14 +161,18 @@ class FeedSources:
         parser pool takes the new parse timeout and item cap; its size and its processes'
         memory limit are set at start (the caller keeps ``parsers`` and ``parse_memory`` as
         they were)."""
-        _register_secrets(feeds)
+        register_secrets(feeds)
         self.feeds = {feed.id: feed for feed in feeds}
         self.public_url = public_url
         if _limits(fetching) != _limits(self.fetching):
             old, self.fetcher = self.fetcher, _fetcher(fetching)
             task = asyncio.create_task(old.close_when_idle(), name="fetcher:retire")
             self._retired.add(task)
+            self._old_fetchers.add(old)
             task.add_done_callback(self._retired.discard)
+            task.add_done_callback(lambda _task: self._old_fetchers.discard(old))
+        if fetching.lease != self.fetching.lease:
+            self._rewait.set()
         self.parsers.timeout = fetching.parse_timeout.total_seconds()
         self.parsers.max_items = fetching.max_items
         self.fetching = fetching
@@ -263,8 +270,13 @@ class FeedSources:
         database error is logged, and the next renewal tried as usual."""
         while not stop.is_set():
             every = self.fetching.lease.total_seconds() / 3  # a reload may change the lease
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every)
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._rewait.wait())]
+            await asyncio.wait(waits, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
+            if self._rewait.is_set():
+                # A reload changed the lease: claims are renewed at once, then on its own beat.
+                self._rewait.clear()
             source_ids = list(self._leases)
             if stop.is_set() or not source_ids:
                 continue
@@ -276,7 +288,8 @@ class FeedSources:
                 continue
             for source_id in renewed:
                 if source_id in self._leases:  # its poll may have ended meanwhile
-                    self._leases[source_id] = max(self._leases[source_id], until)
+                    # As stored: earlier than before when a reload shortened the lease.
+                    self._leases[source_id] = until
 
     def _renew(self, source_ids: list[str], until: datetime) -> set[str]:
         with self.db.session() as session:
@@ -395,12 +408,14 @@ class FeedSources:
             try:
                 result = await self._poll(feed, row, subscription)
             except FetchTooLate:
-                # Still due: saved unchanged, which releases the claim for the next selection.
+                # Still due: saved unchanged, which releases the claim for the next selection
+                # (unless a reload removed the feed meanwhile: it stays retired).
                 log.info(
                     "feed %s: no fetch slot while its claim had time for a poll; released",
                     feed.id,
                     extra={"source_id": feed.id, "stage": "claim"},
                 )
+                self._retire_if_removed(feed, row)
             except LeaseLost:
                 self._lease_lost(source_id)
                 return IngestResult()
@@ -466,6 +481,10 @@ class FeedSources:
         self, feed: FeedSourceSettings, row: FeedRow, subscription: SubscriptionRow | None
     ) -> IngestResult:
         url = row.current_url or feed.url
+        if row.current_url:
+            # A feed moved to a URL of its own (a signed one, say): it is masked as the
+            # configured one is, also after a restart.
+            register_values(url_secrets(row.current_url))
         # The request starts only while the exchange and its parse fit in what is left of the
         # claim, as renewed by the time a fetch slot is free (keep_claims renews it while the
         # poll waits for its host), so it never runs on after another replica could have
@@ -782,10 +801,11 @@ class FeedSources:
         if parsed is not None:
             # A move is remembered only once its target served a valid feed.
             if response.permanent_url:
+                register_values(url_secrets(response.permanent_url))
                 log.info(
                     "feed %s moved permanently; now reading %s",
                     feed.id,
-                    response.permanent_url,
+                    display_url(response.permanent_url),
                     extra={"source_id": feed.id, "stage": "fetch"},
                 )
                 row.current_url = response.permanent_url
@@ -870,11 +890,13 @@ class FeedSources:
         for task in list(self._retired):
             task.cancel()
         await asyncio.gather(*self._retired, return_exceptions=True)
+        for fetcher in list(self._old_fetchers):  # replaced by a reload, not closed yet
+            await fetcher.close()
         if self._claimed_any:  # else there is nothing to release (nor maybe a database)
             await asyncio.to_thread(self._release_all)
 
 
-def _register_secrets(feeds: Sequence[FeedSourceSettings]) -> None:
+def register_secrets(feeds: Sequence[FeedSourceSettings]) -> None:
     """A feed URL's secrets (a password, a ?token=) and its request headers (Authorization:
     Bearer ...) never show in logs or in the errors kept in feed health. (Only a URL with a user
     part or a query is parsed: with thousands of feeds, start-up time counts.)"""

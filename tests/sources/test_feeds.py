@@ -3,6 +3,7 @@ feed round (fetch -> worker-process parse -> pipeline), and the state it keeps i
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -248,14 +249,16 @@ async def test_a_round_with_good_and_hostile_feeds(
 
 
 async def test_permanent_redirect_moves_the_feed_only_after_a_valid_feed(
-    feed_server: FeedServer, tmp_path: Path
+    feed_server: FeedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A 301 to a working feed updates the stored URL; a 301 to a page that is not a feed does
-    not, and the configured URL is kept."""
+    """A 301 to a working feed updates the stored URL (logged with the token of a signed
+    target masked); a 301 to a page that is not a feed does not, and the configured URL is
+    kept."""
+    caplog.set_level(logging.INFO)
     db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
     feed_server.documents["/new.xml"] = rss("Moved", [item(1)])
     feed_server.documents["/page"] = b"<html><body>Not a feed</body></html>"
-    feed_server.routes["/old.xml"] = redirect("/new.xml", 301)
+    feed_server.routes["/old.xml"] = redirect("/new.xml?token=signed-7a6b5c", 301)
     feed_server.routes["/bad.xml"] = redirect("/page", 301)
     config = write_config(
         tmp_path,
@@ -264,7 +267,14 @@ async def test_permanent_redirect_moves_the_feed_only_after_a_valid_feed(
     )
     await run_once(config)
     states = feed_states(db_url)
-    assert states["moved"].current_url == feed_server.url("/new.xml")
+    assert states["moved"].current_url == feed_server.url("/new.xml?token=signed-7a6b5c")
+    moved = [r.getMessage() for r in caplog.records if "moved permanently" in r.getMessage()]
+    assert moved == [
+        f"feed moved moved permanently; now reading {feed_server.url('/new.xml')}?token=***"
+    ]
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("monitor")]
+    leaks = [message for message in ours if "signed-7a6b5c" in message]
+    assert leaks == []
     assert states["bad"].current_url is None
     assert states["bad"].error_reason == "not_a_feed"
     feed_server.hits.clear()
