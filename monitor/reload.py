@@ -27,13 +27,13 @@ thread, while articles keep being matched with the active rules. Then, valid:
   database) while the feed dispatcher is held, so no selection sees states and settings
   disagree; then the sources are swapped with the rules and the policy, with no await in
   between (:meth:`monitor.app.Daemon.swap_sources`). A database error there fails the reload,
-  nothing changed, and the next check tries again.
+  nothing changed, and it is tried again after :data:`STAGE_RETRY` seconds.
 
 ``http.token``: a new token is required from the next request on (the server reads it at each
 one), so a leaked token is rotated without a restart.
 
 Everything else needs a restart: ``database``, ``http`` (its address, adding or removing the
-server or its token), ``fetching.parsers`` and ``fetching.parse_memory``
+server, or removing its token), ``fetching.parsers`` and ``fetching.parse_memory``
 (:data:`RESTART_FETCHING`), ``public_url`` while no HTTP server runs, and keys this module does
 not know. A reload that changes them still swaps the rest, logs a
 warning naming them, and lists them in :attr:`ReloadStatus.restart_needed`; the daemon keeps
@@ -98,6 +98,8 @@ log = logging.getLogger(__name__)
 SETTLE = 0.3
 """Seconds without a file-system event before a reload starts: an editor's save, a ``git pull``
 or a ``cp -r`` of many rule files is one reload, not one per file."""
+STAGE_RETRY = 30.0
+"""Seconds before a reload whose sources the database refused is tried again."""
 SETTLE_MAX = 5.0
 """A reload starts at the latest this many seconds after the first event, even if events go on."""
 WATCH_DEBOUNCE_MS = 200
@@ -503,7 +505,8 @@ class Reloader:
     async def _swap(self, prepared: _Prepared, attempted: datetime) -> None:
         """Swap the prepared config in. Changed sources first store their feeds' states,
         holding the feed dispatcher, which waits until the swap is done; should the database
-        refuse, the reload fails and nothing changes (the next check tries again)."""
+        refuse, the reload fails, nothing changes, and it is tried again after
+        :data:`STAGE_RETRY` seconds (or at the next edit)."""
         active = self.daemon.app.settings
         changes = compare(active, prepared.app.settings)
         settings = running_settings(active, prepared.app.settings)
@@ -513,9 +516,14 @@ class Reloader:
         async with self.daemon.sources_held():
             try:
                 feeds = await self.daemon.stage_sources(settings)
-            except (SQLAlchemyError, OSError) as exc:
-                self._digest = None  # not applied: the next check reloads even if unchanged
-                problem = Problem(str(self.config), 0, f"feeds not stored in the database: {exc}")
+            except Exception as exc:
+                if not isinstance(exc, SQLAlchemyError | OSError):
+                    log.exception("sources not staged", extra={"stage": "reload"})
+                # Not applied: tried again in a while, even if no file changes meanwhile.
+                self._digest = None
+                asyncio.get_running_loop().call_later(STAGE_RETRY, self.request, "retry")
+                reason = redact(self.daemon.db.explain(exc))
+                problem = Problem(str(self.config), 0, f"feeds not stored: {reason}")
                 self._failed(attempted, [problem])
                 return
             self._apply(prepared, attempted, changes, settings, feeds)
