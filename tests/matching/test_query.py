@@ -415,6 +415,26 @@ def test_near_over_thousands_of_repetitions_keeps_its_boundary(query: str, expec
         assert max(hit.start for hit in matches[0].hits if hit.text == "alpha") == 6 * 4999
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('alpha NEAR/1 "beta gamma delta"', True),
+        ('alpha NEAR/0 "beta gamma delta"', False),
+        ('"beta gamma delta" NEAR/1 alpha', True),
+        ('(alpha NEAR/1 "beta gamma delta") NEAR/2 omega', True),
+        ('(alpha NEAR/1 "beta gamma delta") NEAR/1 omega', False),
+    ],
+)
+def test_near_measures_from_the_end_of_a_phrase_written_before_it(
+    query: str, expected: bool
+) -> None:
+    """A phrase (or a NEAR of several words) before the other term is near it when the words
+    between its last word and that term are few enough, however long the phrase."""
+    body = "omega one two beta gamma delta x alpha"
+    rule = Rule(id="r", name="R", query=q.parse_query(query))
+    assert bool(Matcher([rule]).match(Article(title="", body=body))) is expected
+
+
 def test_explain_says_which_part_failed() -> None:
     """`explain` names the failing part for each rule that did not match."""
     rules = [
