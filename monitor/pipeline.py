@@ -230,7 +230,9 @@ class Pipeline:
         call, not a few per article. ``identities``, when given, are the articles' content
         hashes and canonical URLs, in order, computed already (by a parser process).
         """
-        unit = Unit(source_id, articles, state, hold, save, identities)
+        return self._ingest(Unit(source_id, articles, state, hold, save, identities))
+
+    def _ingest(self, unit: Unit) -> IngestResult:
         with self.db.session() as session:
             result, found = self._store(session, unit)
         # Counted once committed: a unit that rolled back stored nothing.
@@ -270,14 +272,7 @@ class Pipeline:
 
     def _alone(self, unit: Unit) -> IngestResult | Exception:
         try:
-            return self.ingest(
-                unit.source_id,
-                unit.articles,
-                unit.state,
-                hold=unit.hold,
-                save=unit.save,
-                identities=unit.identities,
-            )
+            return self._ingest(unit)
         except Exception as exc:  # noqa: BLE001 (returned to the unit's caller)
             return exc
 
