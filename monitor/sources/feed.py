@@ -112,12 +112,11 @@ class FeedSources:
         self.holder = holder or claims.replica_id()
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.fetcher = _fetcher(fetching)
-        self._retired: set[asyncio.Task[None]] = set()
-        self._old_fetchers: set[Fetcher] = set()
+        self._retired: dict[Fetcher, asyncio.Task[None]] = {}
+        """Fetchers a reconfiguration replaced, each closing once its requests in flight end."""
         self._rewait = asyncio.Event()
         """Set by a reload that changes the lease: keep_claims renews at once, then at the new
         beat (a shorter lease must not wait out a third of the old one)."""
-        """Closing fetchers a reconfiguration replaced, once their requests in flight end."""
         self.parsers = ParserPool(
             fetching.parsers,
             timeout=fetching.parse_timeout.total_seconds(),
@@ -167,10 +166,8 @@ class FeedSources:
         if _limits(fetching) != _limits(self.fetching):
             old, self.fetcher = self.fetcher, _fetcher(fetching)
             task = asyncio.create_task(old.close_when_idle(), name="fetcher:retire")
-            self._retired.add(task)
-            self._old_fetchers.add(old)
-            task.add_done_callback(self._retired.discard)
-            task.add_done_callback(lambda _task: self._old_fetchers.discard(old))
+            self._retired[old] = task
+            task.add_done_callback(lambda _task: self._retired.pop(old, None))
         if fetching.lease != self.fetching.lease:
             self._rewait.set()
         self.parsers.timeout = fetching.parse_timeout.total_seconds()
@@ -887,10 +884,11 @@ class FeedSources:
         self._writer.shutdown(wait=True)
         self.parsers.close()
         await self.fetcher.close()
-        for task in list(self._retired):
+        retired = dict(self._retired)  # replaced by a reload, not closed yet
+        for task in retired.values():
             task.cancel()
-        await asyncio.gather(*self._retired, return_exceptions=True)
-        for fetcher in list(self._old_fetchers):  # replaced by a reload, not closed yet
+        await asyncio.gather(*retired.values(), return_exceptions=True)
+        for fetcher in retired:
             await fetcher.close()
         if self._claimed_any:  # else there is nothing to release (nor maybe a database)
             await asyncio.to_thread(self._release_all)
