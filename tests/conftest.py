@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -186,11 +187,14 @@ Condition = Callable[[], object]
 
 
 async def _wait_until(condition: Condition, timeout: float = 10.0, interval: float = 0.02) -> None:
-    """Poll ``condition`` until it is truthy; fail with its last value after ``timeout`` seconds."""
+    """Poll ``condition`` (a function, or a coroutine function) until it is truthy; fail with
+    its last value after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return
         if loop.time() > deadline:

@@ -55,7 +55,7 @@ def write_config(tmp_path: Path, sink: Sink, port: int) -> Path:
 
 
 async def test_the_daemon_serves_its_rules_and_hides_every_secret(
-    tmp_path: Path, sink: Sink
+    tmp_path: Path, sink: Sink, wait_until: Callable[..., Awaitable[None]]
 ) -> None:
     """The daemon's API lists its rules with file and line, asks for its token, and no answer
     of the API, the feed or the dashboard holds the token, a feed's password or ?token=, or a
@@ -86,8 +86,8 @@ async def test_the_daemon_serves_its_rules_and_hides_every_secret(
                     s["id"] == "private" and s["status"] == "failing" for s in body["sources"]
                 )
 
-            await eventually(tried)
-            await eventually(failing)
+            await wait_until(tried, timeout=20)
+            await wait_until(failing, timeout=20)
             quote_secrets_in_errors(daemon, sink)
 
             rules = await get("/api/rules")
@@ -154,16 +154,6 @@ async def no_secret_anywhere(client: aiohttp.ClientSession, article: int) -> Non
             text = await answer.text()
         for secret in SECRETS:
             assert secret not in text, (path, secret)
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    """Await ``condition`` until it is true; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            pytest.fail(f"{condition.__name__} not true within {timeout}s")
-        await asyncio.sleep(0.05)
 
 
 def test_listening_beyond_loopback_without_a_token_is_refused_at_its_line(
