@@ -23,6 +23,7 @@ from sqlalchemy import Column, ColumnElement, Table, delete, exists, select
 from sqlmodel import Session, SQLModel
 
 from monitor.store.db import Database
+from monitor.store.repo import core_table
 from monitor.store.tables import ArticleRow, utcnow
 
 __all__ = ["PURGE_BATCH", "purge", "purge_batch", "referencing_columns", "run_retention"]
@@ -33,15 +34,10 @@ PURGE_BATCH = 1000
 """Articles deleted per transaction."""
 
 
-def _articles() -> Table:
-    table: Table = getattr(ArticleRow, "__table__")  # noqa: B009 (SQLModel's stubs lack it)
-    return table
-
-
 def referencing_columns() -> list[Column[object]]:
     """Every column of every table that holds a foreign key to ``articles.id``: read from the
     schema, so a table added later protects its articles without a change here."""
-    articles = _articles()
+    articles = core_table(ArticleRow)
     return sorted(
         (
             fk.parent
@@ -74,7 +70,7 @@ def _unreferenced(articles: Table) -> list[ColumnElement[bool]]:
 def purge_batch(session: Session, before: datetime, limit: int = PURGE_BATCH) -> int:
     """Delete up to ``limit`` article versions created before ``before`` whose article is
     referenced nowhere; return how many were deleted."""
-    articles = _articles()
+    articles = core_table(ArticleRow)
     chosen = (
         select(articles.c.id)
         .where(articles.c.created_at < before, *_unreferenced(articles))

@@ -37,6 +37,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from monitor.errors import MonitorError
+from monitor.store.repo import chunks
 from monitor.store.tables import FeedRow
 
 __all__ = [
@@ -48,9 +49,6 @@ __all__ = [
     "renew",
     "replica_id",
 ]
-
-_CHUNK = 500
-"""Values per IN (...) list: well under every backend's limit on bound parameters."""
 
 _HOLDER_CHARS = 200
 """The width of ``feeds.claimed_by``."""
@@ -119,11 +117,11 @@ def claim_listed(
     """Claim those of ``source_ids`` that are enabled and free, whatever their next check (a
     round of ``run --once``), in the order given. The rows come back with the claim set."""
     found: dict[str, FeedRow] = {}
-    for start in range(0, len(source_ids), _CHUNK):
+    for chunk in chunks(source_ids):
         statement = (
             select(FeedRow)
             .where(
-                col(FeedRow.source_id).in_(source_ids[start : start + _CHUNK]),
+                col(FeedRow.source_id).in_(chunk),
                 col(FeedRow.disabled).is_(None),
                 _free(now),
             )
@@ -139,10 +137,10 @@ def _take(session: Session, rows: Sequence[FeedRow], holder: str, lease_until: d
     """Set the claim on ``rows`` (locked by the caller's select): one UPDATE per chunk, and the
     loaded objects brought up to date without being marked changed (no second write)."""
     ids = [row.source_id for row in rows]
-    for start in range(0, len(ids), _CHUNK):
+    for chunk in chunks(ids):
         session.exec(
             update(FeedRow)
-            .where(col(FeedRow.source_id).in_(ids[start : start + _CHUNK]))
+            .where(col(FeedRow.source_id).in_(chunk))
             .values(claimed_by=holder, claimed_until=lease_until)
             .execution_options(synchronize_session=False)
         )
@@ -159,8 +157,8 @@ def held(session: Session, holder: str, source_ids: Collection[str]) -> set[str]
     kept: set[str] = set()
     ids = sorted(source_ids)
     connection = session.connection()
-    for start in range(0, len(ids), _CHUNK):
-        rows = connection.execute(_HELD, {"ids": ids[start : start + _CHUNK]})
+    for chunk in chunks(ids):
+        rows = connection.execute(_HELD, {"ids": chunk})
         kept.update(source_id for source_id, claimed_by in rows if claimed_by == holder)
     return kept
 
@@ -187,11 +185,11 @@ def renew(
     this moment (locked: it is being released), so a renewal never waits for a lock."""
     renewed: set[str] = set()
     ids = sorted(source_ids)
-    for start in range(0, len(ids), _CHUNK):
+    for chunk in chunks(ids):
         statement = (
             select(FeedRow.source_id)
             .where(
-                col(FeedRow.source_id).in_(ids[start : start + _CHUNK]),
+                col(FeedRow.source_id).in_(chunk),
                 col(FeedRow.claimed_by) == holder,
             )
             .with_for_update(skip_locked=True, of=FeedRow)

@@ -42,7 +42,7 @@ from monitor.store.tables import (
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 
 
-def _table(model: type[SQLModel]) -> Table:
+def core_table(model: type[SQLModel]) -> Table:
     """A model's table, for Core statements on hot paths (no ORM bookkeeping per row)."""
     table: Table = getattr(model, "__table__")  # noqa: B009 (SQLModel's stubs do not declare it)
     return table
@@ -55,7 +55,8 @@ _CHUNK = 500
 _T = TypeVar("_T")
 
 
-def _chunks(values: Sequence[_T]) -> list[Sequence[_T]]:
+def chunks(values: Sequence[_T]) -> list[Sequence[_T]]:
+    """``values`` cut into lists short enough for one IN (...) each."""
     return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
 
 
@@ -76,7 +77,7 @@ class Incoming(NamedTuple):
 def find_articles(session: Session, source_id: str, keys: Sequence[str]) -> dict[str, ArticleRow]:
     """The current version of each of ``keys`` that is stored, by key (batched lookups)."""
     found: dict[str, ArticleRow] = {}
-    for chunk in _chunks(list(dict.fromkeys(keys))):
+    for chunk in chunks(list(dict.fromkeys(keys))):
         statement = select(ArticleRow).where(
             ArticleRow.source_id == source_id,
             col(ArticleRow.key).in_(chunk),
@@ -99,14 +100,14 @@ def find_same_content(session: Session, items: Sequence[Incoming]) -> dict[int, 
     rows: list[tuple[str, str, str, str | None, str | None]] = []
     hashes = [item.content_hash for item in items]
     queries: list[tuple[Select[str, str, str, str | None, str | None], dict[str, object]]] = [
-        (_SAME_HASH, {"values": chunk}) for chunk in _chunks(hashes)
+        (_SAME_HASH, {"values": chunk}) for chunk in chunks(hashes)
     ]
     present = [item.url for item in items if item.url]
-    queries += [(_SAME_URL, {"values": chunk}) for chunk in _chunks(present)]
+    queries += [(_SAME_URL, {"values": chunk}) for chunk in chunks(present)]
     queries += [
         (_SAME_GUID, {"source_id": source_id, "values": chunk})
         for source_id, values in guids.items()
-        for chunk in _chunks(values)
+        for chunk in chunks(values)
     ]
     connection = session.connection()
     for statement, parameters in queries:
@@ -137,7 +138,7 @@ def _same_content(
     condition: ColumnElement[bool],
 ) -> Select[str, str, str, str | None, str | None]:
     """A query of :func:`find_same_content`, built once (it runs for every unit stored)."""
-    table = _table(ArticleRow)
+    table = core_table(ArticleRow)
     return core_select(
         table.c.source_id, table.c.key, table.c.content_hash, table.c.canonical_url, table.c.guid
     ).where(condition)
@@ -163,7 +164,7 @@ def story_matches(
     for source_id, key in articles:
         by_source.setdefault(source_id, []).append(key)
     for source_id, keys in by_source.items():
-        for chunk in _chunks(sorted(set(keys))):
+        for chunk in chunks(sorted(set(keys))):
             statement = (
                 core_select(col(ArticleRow.key), col(MatchRow.id))
                 .join(MatchRow, col(MatchRow.article_id) == col(ArticleRow.id))
@@ -187,7 +188,7 @@ def current_versions(
     """(id, content_hash) of the current version of each of ``keys`` that is stored."""
     found: dict[str, tuple[int, str]] = {}
     connection = session.connection()
-    for chunk in _chunks(list(dict.fromkeys(keys))):
+    for chunk in chunks(list(dict.fromkeys(keys))):
         rows = connection.execute(_CURRENT, {"source_id": source_id, "keys": chunk})
         for key, article_id, content_hash in rows:
             assert article_id is not None
@@ -211,7 +212,7 @@ def insert_articles(
     order."""
     if replacing:
         # The unique index allows one current version of a key at a time: retire, then insert.
-        for chunk in _chunks(replacing):
+        for chunk in chunks(replacing):
             session.execute(
                 update(ArticleRow).where(col(ArticleRow.id).in_(chunk)).values(current=False)
             )
@@ -239,7 +240,7 @@ def insert_articles(
         }
         for article, content_hash, url in items
     ]
-    table = _table(ArticleRow)  # Core, not the ORM's bulk insert: a third of the cost
+    table = core_table(ArticleRow)  # Core, not the ORM's bulk insert: a third of the cost
     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     return [row[0] for row in session.connection().execute(statement, values)]
 
@@ -248,7 +249,7 @@ def matched_rule_ids(session: Session, source_id: str, keys: Sequence[str]) -> d
     """For each key, the rules that matched any version of that article: they do not alert for
     it again."""
     found: dict[str, set[str]] = {}
-    for chunk in _chunks(list(dict.fromkeys(keys))):
+    for chunk in chunks(list(dict.fromkeys(keys))):
         statement = (
             select(ArticleRow.key, MatchRow.rule_id)
             .join(ArticleRow, col(MatchRow.article_id) == col(ArticleRow.id))
@@ -281,7 +282,7 @@ def insert_matches(session: Session, matches: Sequence[NewMatch], now: datetime)
     the caller's transaction. The matches' ids, in order."""
     if not matches:
         return []
-    table = _table(MatchRow)
+    table = core_table(MatchRow)
     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     values = [
         {
@@ -310,7 +311,7 @@ def insert_matches(session: Session, matches: Sequence[NewMatch], now: datetime)
         for channel, due, batch in {p[0]: p for p in new.deliveries}.values()
     ]
     if deliveries:
-        session.connection().execute(insert(_table(DeliveryRow)), deliveries)
+        session.connection().execute(insert(core_table(DeliveryRow)), deliveries)
     return ids
 
 
@@ -399,8 +400,8 @@ def join_story(session: Session, match_ids: Sequence[int], story: int) -> list[A
     if not match_ids:
         return []
     session.connection().execute(
-        update(_table(MatchRow))
-        .where(_table(MatchRow).c.id.in_(list(match_ids)))
+        update(core_table(MatchRow))
+        .where(core_table(MatchRow).c.id.in_(list(match_ids)))
         .values(waiting=False, story_of=story)
     )
     statement = (
@@ -415,7 +416,7 @@ def join_story(session: Session, match_ids: Sequence[int], story: int) -> list[A
 def insert_outlets(session: Session, outlets: Sequence[tuple[int, Article]], now: datetime) -> None:
     """Record each (match id, article) as another outlet of the match's story; an outlet
     already recorded for a match is left as it is."""
-    table = _table(OutletRow)
+    table = core_table(OutletRow)
     known = set()
     if outlets:
         statement = core_select(table.c.match_id, table.c.source_id, table.c.key).where(
@@ -447,7 +448,7 @@ def outlets_for(session: Session, match_ids: Collection[int]) -> dict[int, tuple
     """The other outlets recorded for each of ``match_ids`` (none listed: none), oldest first."""
     found: dict[int, list[Outlet]] = {}
     ids = sorted(set(match_ids))
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         statement = (
             select(OutletRow).where(col(OutletRow.match_id).in_(chunk)).order_by(col(OutletRow.id))
         )
@@ -544,7 +545,7 @@ _FEED_IDENTITY = frozenset(("source_id", "url"))
 def _feed_state_update() -> tuple[Update, tuple[str, ...]]:
     """The statement of :func:`save_feed_states` and the columns it sets, built once: it runs
     for every feed polled."""
-    table = _table(FeedRow)
+    table = core_table(FeedRow)
     names = tuple(column.name for column in table.columns if column.name not in _FEED_IDENTITY)
     statement = (
         update(table)
@@ -557,7 +558,7 @@ def _feed_state_update() -> tuple[Update, tuple[str, ...]]:
 def subscriptions(session: Session, source_ids: Sequence[str]) -> dict[str, SubscriptionRow]:
     """The WebSub subscriptions of ``source_ids`` that exist, by source id."""
     found: dict[str, SubscriptionRow] = {}
-    for chunk in _chunks(list(source_ids)):
+    for chunk in chunks(list(source_ids)):
         statement = select(SubscriptionRow).where(col(SubscriptionRow.source_id).in_(chunk))
         found.update((row.source_id, row) for row in session.exec(statement).all())
     return found
