@@ -12,8 +12,8 @@ connection, and PostgreSQL releases the lock with it. Keys are 64-bit hashes of 
 and the name, so two deployments sharing a database in different schemas never block each other.
 
 :func:`wait_in_transaction` is the waiting kind, held until the transaction ends
-(``pg_advisory_xact_lock``): replicas starting at once take turns creating the tables and the
-feeds' rows.
+(``pg_advisory_xact_lock``): replicas starting at once take turns storing the feeds' rows.
+(Migrations take a lock of their own, for the whole database: see :mod:`monitor.store.db`.)
 
 On SQLite no lock is needed: every write transaction is ``BEGIN IMMEDIATE`` (see
 :mod:`monitor.store.db`), so two processes reading one folder store each article once, the second
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-if TYPE_CHECKING:  # the database module takes its own locks from here
+if TYPE_CHECKING:  # only for annotations: the database module does not import this one
     from monitor.store.db import Database
 
 __all__ = ["exclusive", "lock_key", "wait_in_transaction"]

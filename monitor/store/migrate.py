@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from monitor.store.db import Database
 
 SCRIPT_LOCATION = "monitor.store:migrations"
+"""The migration environment, as a package resource: found wherever monitor is installed."""
 BASELINE = "f1b2a399c501"
 """The revision whose schema is the one create_all made before migrations existed."""
 SINCE_BASELINE: frozenset[tuple[str, str, str]] = frozenset(
@@ -50,7 +51,6 @@ column) of compare_metadata's differences: a pre-migrations database differs fro
 by these and is still the baseline's. A revision that alters a baseline table adds its changes
 here (the adoption tests, on frozen create_all scripts, fail until it does); one that only adds
 tables or columns adds ("add_table", name, "") or ("add_column", table, column)."""
-"""The migration environment, as a package resource: found wherever monitor is installed."""
 
 
 @dataclass(frozen=True, slots=True)

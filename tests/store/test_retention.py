@@ -158,6 +158,7 @@ async def test_daemon_purges_on_its_retention_job(
         db.dispose()
 
 
+@pytest.mark.postgres
 def test_db_purge_command(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_schema_url: str
 ) -> None:
