@@ -22,6 +22,7 @@ from typing import Protocol
 from monitor.durations import parse_duration
 from monitor.models import Severity
 from monitor.store.reads import MatchFilter
+from monitor.store.repo import DEAD, PENDING, SENT
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -47,7 +48,7 @@ _FILTERS = ("rule", "severity", "source", "since", "until", "q")
 MATCH_PARAMETERS = frozenset((*_FILTERS, "limit", "before", "total"))
 FEED_PARAMETERS = frozenset((*_FILTERS, "limit"))
 DELIVERY_PARAMETERS = frozenset(("status", "channel", "rule", "limit"))
-DELIVERY_STATUSES = ("pending", "sent", "dead")
+DELIVERY_STATUSES = (PENDING, SENT, DEAD)
 _ECHO = 40
 """Characters of a bad value quoted back in the message."""
 

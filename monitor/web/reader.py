@@ -172,10 +172,8 @@ class MatchPage:
 
 def matches_page(reads_from: Reads, query: MatchQuery) -> MatchPage:
     """The page of matches ``query`` asks for; raises BadParameter when its ``before`` is not a
-    stored match. Empty on a database the daemon never ran on."""
+    stored match. (Views are served by the daemon, after its start-up made the schema.)"""
     with reads_from.db.reading() as session:
-        if not repo.schema_exists(session):
-            return MatchPage([], query.limit, total=0 if query.total else None)
         below = None
         if query.before is not None:
             below = reads.position(session, query.before)
@@ -270,11 +268,7 @@ class ArticlePage:
 def article_page(reads_from: Reads, article_id: int) -> ArticlePage | None:
     """The article ``article_id`` with its matches; None when there is no such article."""
     with reads_from.db.reading() as session:
-        found = (
-            reads.article_matches(session, article_id)
-            if article_id <= reads.MAX_ID and repo.schema_exists(session)
-            else None
-        )
+        found = reads.article_matches(session, article_id) if article_id <= reads.MAX_ID else None
         if found is None:
             return None
         ids = [match.id for match in found.matches if match.id is not None]
@@ -315,9 +309,8 @@ def article_page(reads_from: Reads, article_id: int) -> ArticlePage | None:
 def sources(reads_from: Reads, now: datetime) -> list[SourceHealth]:
     """Every configured source's health (as ``monitor sources`` shows it), errors redacted."""
     with reads_from.db.reading() as session:
-        exists = repo.schema_exists(session)
-        feeds = repo.feed_states(session) if exists else {}
-        folders = repo.source_states(session) if exists else {}
+        feeds = repo.feed_states(session)
+        folders = repo.source_states(session)
     health = source_health(reads_from.settings(), feeds, folders, now)
     return [replace(item, error=redact(item.error)) if item.error else item for item in health]
 
