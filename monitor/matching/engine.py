@@ -52,6 +52,7 @@ from monitor.matching.text import (
     ascii_words,
     fold_accents,
     norms,
+    spaced_norms,
     split_words,
     word_spans,
 )
@@ -225,7 +226,6 @@ class _Field:
         "_found",
         "_index",
         "_joined",
-        "_lookups",
         "_prefixes",
         "_segments",
         "_spaced",
@@ -246,12 +246,9 @@ class _Field:
         # spaces; None when the text has none, or when the field has several values.
         self._spaced: bytes | None = None
         if segments is None:
-            spaced = ascii_words(text)
-            if spaced is None:
-                self.norms: list[str] = norms(text)
-            else:
-                # The words of norms(text), without folding the text a second time.
-                self.norms = spaced.decode("ascii").split()
+            self.norms: list[str]
+            self.norms, spaced = spaced_norms(text)
+            if spaced is not None:
                 self._spaced = b" " + spaced + b" "
         else:
             self.norms = []
@@ -266,7 +263,6 @@ class _Field:
         self._vocabulary: set[str] | None = None
         self._index: dict[str, list[int]] | None = None
         self._joined: str | None = None
-        self._lookups = 0
         self._stems: dict[str, dict[str, list[int]]] = {}
         self._prefixes: dict[str, list[int]] = {}
 
@@ -317,9 +313,8 @@ class _Field:
                 return found
             if word not in self.vocabulary:
                 return ()
-            if self._index is None and self._lookups < _SCANS_BEFORE_INDEX:
+            if self._index is None and len(self._found) < _SCANS_BEFORE_INDEX:
                 # Searches are cheaper than building the whole index, up to a point.
-                self._lookups += 1
                 found = self._found[word] = self._find(f"\x00{word}\x00")
                 return found
             return self.index().get(word, ())

@@ -252,6 +252,20 @@ def ascii_words(s: str) -> bytes | None:
     return None
 
 
+def spaced_norms(s: str) -> tuple[list[str], bytes | None]:
+    """:func:`norms` of ``s``, and :func:`ascii_words` of it (or None, as that gives), folding
+    ``s`` once for both: a field being matched needs both."""
+    if s.isascii():
+        spaced = s.encode("ascii").translate(_ASCII_TABLE)
+        return spaced.decode("ascii").split(), spaced
+    folded = _to_ascii(s)
+    if folded is None:
+        return split_words(s).norms, None
+    text, aligned = folded
+    spaced = text.encode("ascii").translate(_ASCII_TABLE)
+    return spaced.decode("ascii").split(), spaced if aligned else None
+
+
 def word_spans(s: str) -> tuple[list[int], list[int]] | None:
     """The ``(starts, ends)`` of :func:`split_words` without normalising each word, or None when
     the shortcut cannot be sure to agree (text with combining marks, some of which normalise to

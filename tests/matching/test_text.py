@@ -14,10 +14,16 @@ from monitor.matching.text import (
     ascii_words,
     normalize,
     norms,
+    spaced_norms,
     split_words,
     tokenize,
     word_spans,
 )
+
+TEXTS = st.text(alphabet=st.characters(codec="utf-8"), max_size=60) | st.text(
+    alphabet="ab c’–é\u0301中.", max_size=30
+)
+"""Any text, and text made of the characters the fast paths treat apart."""
 
 NORMALIZE_CASES = [
     ("ERDOĞAN", "erdogan"),
@@ -196,10 +202,7 @@ def test_normalize_ignores_case_and_accents(word: str) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
-    | st.text(alphabet="ab c’–é\u0301中.", max_size=30)
-)
+@given(TEXTS)
 @example("\U00011d8a")
 @example("ab \U00011d8a c a\U00011d8a \u0903")
 def test_norms_fast_path_agrees_with_split_words(text: str) -> None:
@@ -208,10 +211,7 @@ def test_norms_fast_path_agrees_with_split_words(text: str) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
-    | st.text(alphabet="ab c’–é\u0301中.", max_size=30)
-)
+@given(TEXTS)
 def test_word_spans_shortcut_agrees_with_split_words(text: str) -> None:
     """When `word_spans` answers, its offsets are exactly those of `split_words`."""
     spans = word_spans(text)
@@ -221,10 +221,7 @@ def test_word_spans_shortcut_agrees_with_split_words(text: str) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
-    | st.text(alphabet="ab c’–é\u0301中.", max_size=30)
-)
+@given(TEXTS)
 def test_ascii_words_stand_where_split_words_finds_them(text: str) -> None:
     """When `ascii_words` answers, its words are those of `split_words`, at their offsets."""
     spaced = ascii_words(text)
@@ -234,3 +231,11 @@ def test_ascii_words_stand_where_split_words_finds_them(text: str) -> None:
         assert spaced.decode("ascii").split() == words.norms
         for norm, start, end in zip(words.norms, words.starts, words.ends, strict=True):
             assert spaced[start:end].decode("ascii") == norm
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXTS)
+@example("ab \U00011d8a c a\U00011d8a \u0903")
+def test_spaced_norms_is_norms_and_ascii_words_at_once(text: str) -> None:
+    """`spaced_norms` gives what `norms` and `ascii_words` give, each on its own."""
+    assert spaced_norms(text) == (norms(text), ascii_words(text))
