@@ -173,7 +173,7 @@ class _Builder:
                 else self.loader.construct_object(key_node, deep=True)
             )
             line = key_node.start_mark.line + 1
-            if not isinstance(name, _PLAIN_KEY_TYPES) or name is None:
+            if not isinstance(name, _PLAIN_KEY_TYPES):
                 self.doc.problems.append(Problem(self.doc.file, line, "keys must be plain scalars"))
                 continue
             if name in result:

@@ -520,8 +520,8 @@ class Matcher:
                 compiled.append(entry)
         self._compiled = tuple(compiled)
         # Which words the rule set's terms share (for the index keys), and which fields some rule
-        # searches (index keys come from all of them): the compiler counted the uses of each
-        # distinct term, so shared actors and terms are looked at once, not once per rule.
+        # searches (index keys come from all of them): the compiler listed every use of a term,
+        # counted here, so shared actors and terms are looked at once, not once per rule.
         rarity: dict[str, int] = {}
         searched: set[str] = set()
         for terminal, uses in Counter(compiler.terminals).items():
