@@ -202,8 +202,10 @@ class FeedSources:
                     session.add(row)
                 states[feed.id] = row
             for source_id, row in rows.items():
-                if source_id not in configured and row.next_check_at is not None:
-                    row.next_check_at = None
+                if source_id not in configured and (row.next_check_at or row.disabled):
+                    # Retired: no next check, and no longer disabled either, so that no health
+                    # count keeps it (a feed configured again is tried afresh).
+                    row.next_check_at = row.disabled = None
                     session.add(row)
             session.flush()
             subscriptions = repo.subscriptions(session, list(states))

@@ -65,7 +65,8 @@ class FeedStats:
 def feed_stats(session: Session, now: datetime, stale_after: timedelta) -> FeedStats:
     """Every configured feed (a row with a next check, or disabled) by health state, as
     :func:`monitor.sources.health.source_health` tells them apart, and the feeds due at ``now``.
-    A feed no longer configured keeps its row but has neither, so it is not counted."""
+    A feed no longer configured keeps its row but has neither (sync() clears both), so it is
+    not counted."""
     state = case(
         (col(FeedRow.disabled).is_not(None), "disabled"),
         (col(FeedRow.consecutive_failures) > 0, "failing"),

@@ -20,6 +20,7 @@ from monitor.matching.rules import Rule
 from monitor.pipeline import CompiledRules, IngestResult, Pipeline
 from monitor.settings import FeedSourceSettings, FetchSettings
 from monitor.sources.feed import FeedSources
+from monitor.store import stats
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, FeedRow
 from tests.sources.conftest import FeedServer, item, rss, serve, status
@@ -327,3 +328,23 @@ async def test_polls_of_two_replicas_at_once_never_overlap_on_a_feed(
     assert sum(await asyncio.gather(dispatch(a), dispatch(b))) == 20
     assert overlaps == []
     assert sorted(feed_server.hits.values()) == [1] * 20
+
+
+def test_a_feed_removed_from_the_config_is_counted_nowhere_even_if_it_was_gone(
+    db: Database, replica: Replica
+) -> None:
+    """A feed the server had disabled (410 Gone), then removed from the config, is retired like
+    any other: the health gauges no longer count it."""
+    a = replica("a", {"x": "http://127.0.0.1:9/x.xml", "gone": "http://127.0.0.1:9/g.xml"}, Clock())
+    a.sync()
+    with db.session() as session:
+        row = session.get(FeedRow, "gone")
+        assert row is not None
+        row.disabled, row.next_check_at = "HTTP 410 Gone", None
+        session.add(row)
+    with db.session() as session:
+        assert stats.feed_stats(session, T0, timedelta(days=7)).states == {"new": 1, "disabled": 1}
+    a.sync([a.feeds["x"]])
+    with db.session() as session:
+        assert stats.feed_stats(session, T0, timedelta(days=7)).states == {"new": 1}
+    assert (states(db)["gone"].disabled, states(db)["gone"].next_check_at) == (None, None)
