@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from monitor.web import atom, reader
+from monitor.web import atom, auth, reader
+from monitor.web.auth import Handler
 from monitor.web.params import (
     FEED_PARAMETERS,
     BadParameter,
@@ -46,8 +46,6 @@ from monitor.web.params import (
 from monitor.web.reader import Reads
 
 __all__ = ["add_routes", "errors"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
@@ -59,14 +57,14 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Under /api/ and /feeds/: a bad parameter -> 400, and every HTTP error, as JSON."""
-    if not request.path.startswith(("/api/", "/feeds/")):
+    if not request.path.startswith(auth.MACHINE):
         return await handler(request)
     try:
         return await handler(request)
     except BadParameter as exc:
         return _json({"error": str(exc), "parameter": exc.name}, 400)
     except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
+        if exc.status < 400:
             raise
         return _json({"error": exc.reason.lower()}, exc.status)
 
@@ -92,7 +90,7 @@ def add_routes(app: web.Application, reads: Reads) -> None:
         return _json(body)
 
     async def article(request: web.Request) -> web.Response:
-        found = await asyncio.to_thread(reader.article_page, reads, _id(request))
+        found = await asyncio.to_thread(reader.article_page, reads, article_id(request))
         if found is None:
             raise web.HTTPNotFound(reason="No such article")
         return _json({"article": found.as_json()})
@@ -146,7 +144,9 @@ def add_routes(app: web.Application, reads: Reads) -> None:
     app.router.add_get("/feeds/matches.xml", feed)
 
 
-def _id(request: web.Request) -> int:
+def article_id(request: web.Request) -> int:
+    """The article id of the path (``/api/articles/{id}``, ``/articles/{id}``): 404 unless it
+    is a number a stored article could have."""
     value = request.match_info["id"]
     if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise web.HTTPNotFound(reason="No such article")

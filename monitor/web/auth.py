@@ -32,9 +32,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-__all__ = ["COOKIE", "CSP", "cookie_value", "middleware", "security_headers"]
+__all__ = ["COOKIE", "CSP", "MACHINE", "Handler", "cookie_value", "middleware", "security_headers"]
 
-_MACHINE = ("/api/", "/feeds/")
+MACHINE = ("/api/", "/feeds/")
 """Paths for programs (JSON or XML answers; the token only from the Authorization header or
 the cookie); every other path is a dashboard page."""
 COOKIE = "monitor_session"
@@ -74,7 +74,7 @@ def middleware(
         token = current()
         if not token or request.path.startswith(open_paths):
             return await handler(request)
-        machine = request.path.startswith(_MACHINE)
+        machine = request.path.startswith(MACHINE)
         given = request.query.get("token")
         if given is not None and not machine:
             if not hmac.compare_digest(given.encode(), token.encode()):

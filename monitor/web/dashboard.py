@@ -21,7 +21,6 @@ it escaped. Links to articles are only ever http(s) URLs, opened without a refer
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -31,7 +30,8 @@ from aiohttp import web
 
 from monitor.durations import format_duration
 from monitor.models import Severity
-from monitor.web import reader
+from monitor.web import api, auth, reader
+from monitor.web.auth import Handler
 from monitor.web.params import (
     DELIVERY_STATUSES,
     FEED_PARAMETERS,
@@ -53,8 +53,6 @@ _PERIODS: tuple[tuple[str, str], ...] = (
     ("30d", "last 30 days"),
 )
 """The period filter's choices: values of ``since``."""
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _when(value: datetime | None) -> str:
@@ -88,7 +86,7 @@ def _static(name: str) -> bytes:
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """On dashboard pages: a bad parameter -> a 400 page naming it; other HTTP errors as a
     page too."""
-    if request.path.startswith(("/api/", "/feeds/", "/websub/", "/healthz", "/static/")):
+    if request.path.startswith((*auth.MACHINE, "/websub/", "/healthz", "/static/")):
         return await handler(request)
     try:
         return await handler(request)
@@ -146,10 +144,7 @@ def add_routes(app: web.Application, reads: Reads) -> None:
         )
 
     async def article(request: web.Request) -> web.Response:
-        value = request.match_info["id"]
-        found = None
-        if value.isascii() and value.isdigit() and len(value) <= 12:
-            found = await asyncio.to_thread(reader.article_page, reads, int(value))
+        found = await asyncio.to_thread(reader.article_page, reads, api.article_id(request))
         if found is None:
             raise web.HTTPNotFound(reason="No such article")
         return _render(request, "article.html.j2", title=found.title, article=found)
