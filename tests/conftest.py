@@ -137,6 +137,20 @@ def polled(db: Database, source_id: str = "inbox") -> bool:
 
 
 @asynccontextmanager
+async def listening(app: web.Application, **options: Any) -> AsyncIterator[int]:
+    """``app`` served on a free port of 127.0.0.1 (the port yielded) until the end;
+    ``options`` go to its AppRunner."""
+    runner = web.AppRunner(app, **options)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def running(
     config: Path, wait_until: Callable[..., Awaitable[None]]
 ) -> AsyncIterator[Daemon]:

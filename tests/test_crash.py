@@ -32,7 +32,7 @@ from sqlmodel import func, select
 from monitor.store import outbox as store
 from monitor.store.db import Database
 from monitor.store.tables import DeliveryRow, MatchRow
-from tests.conftest import folder_config, start_daemon
+from tests.conftest import folder_config, listening, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 52
@@ -67,13 +67,9 @@ async def webhook() -> AsyncIterator[Webhook]:
     stand_in = Webhook()
     app = web.Application()
     app.router.add_post("/alerts", stand_in.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    stand_in.port = runner.addresses[0][1]
-    yield stand_in
-    await runner.cleanup()
+    async with listening(app) as port:
+        stand_in.port = port
+        yield stand_in
 
 
 def write_project(tmp_path: Path, port: int) -> Path:

@@ -28,7 +28,7 @@ from sqlmodel import select
 
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
-from tests.conftest import start_daemon
+from tests.conftest import listening, start_daemon
 from tests.sources.conftest import rss, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,13 +141,9 @@ async def server() -> AsyncIterator[Server]:
     app = web.Application()
     app.router.add_get("/feeds/{number}.xml", recorder.feed)
     app.router.add_post("/alerts/{channel}", recorder.alert)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    recorder.port = runner.addresses[0][1]
-    yield recorder
-    await runner.cleanup()
+    async with listening(app, access_log=None, shutdown_timeout=0.5) as port:
+        recorder.port = port
+        yield recorder
 
 
 def agent(replica: int) -> str:

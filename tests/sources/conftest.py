@@ -16,6 +16,8 @@ import brotli
 import pytest
 from aiohttp import web
 
+from tests.conftest import listening
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -160,15 +162,9 @@ async def serving(server: FeedServer) -> AsyncIterator[FeedServer]:
     """``server`` listening on a free port of 127.0.0.1 (its ``base`` set) until the end."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with listening(app, shutdown_timeout=0.5) as port:
+        server.base = f"http://127.0.0.1:{port}"
         yield server
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

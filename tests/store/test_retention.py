@@ -3,7 +3,6 @@ daemon's daily job and `monitor db purge` run it."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ from sqlmodel import select
 
 from monitor import app as app_module
 from monitor import settings as settings_module
-from monitor.app import App, Daemon
+from monitor.app import App
 from monitor.cli import main
 from monitor.errors import ConfigError
 from monitor.matching.loader import RuleSet
@@ -24,7 +23,7 @@ from monitor.pipeline import CompiledRules, Pipeline
 from monitor.retention import purge, purge_batch, referencing_columns
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow
-from tests.conftest import folder_config
+from tests.conftest import folder_config, running
 
 WaitUntil = Callable[..., Awaitable[None]]
 NOW = datetime.now(UTC)
@@ -141,20 +140,16 @@ async def test_daemon_purges_on_its_retention_job(
     """With `retention: 90d` the running daemon's job purges the old unmatched article, keeps
     the matched one, and logs how many it purged."""
     config = write_project(tmp_path, "90d")
-    app = App.load(config)
-    db = Database(app.settings.database)
+    db = Database(App.load(config).settings.database)
     db.upgrade()
     store(db, OLD, article("old-unmatched", "Calm."), article("old-matched", "An earthquake."))
     monkeypatch.setattr(app_module, "RETENTION_FIRST_RUN", 0.0)
     caplog.set_level(logging.INFO, logger="monitor.retention")
-    daemon = Daemon(app)
-    running = asyncio.create_task(daemon.run())
     try:
-        await wait_until(lambda: [k for k, _b in keys(db)] == ["old-matched"], timeout=15)
-        await wait_until(lambda: "retention: purged 1 articles" in caplog.text, timeout=15)
+        async with running(config, wait_until):
+            await wait_until(lambda: [k for k, _b in keys(db)] == ["old-matched"], timeout=15)
+            await wait_until(lambda: "retention: purged 1 articles" in caplog.text, timeout=15)
     finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(running, timeout=15) == 0
         db.dispose()
 
 
