@@ -131,25 +131,32 @@ Positional = Phrase | ActorRef | Near | Or
 
 def actor_refs(node: Node) -> list[ActorRef]:
     """Every ``@actor`` in the tree, in order."""
-    refs: list[ActorRef] = []
-    _add_actor_refs(node, refs)
-    return refs
+    return [term for term in _terms(node) if isinstance(term, ActorRef)]
 
 
-def _add_actor_refs(node: Node, refs: list[ActorRef]) -> None:
+def _terms(node: Node) -> list[Phrase | ActorRef | Regex]:
+    """The terms of a tree, in the order of the query."""
+    found: list[Phrase | ActorRef | Regex] = []
+    _add_terms(node, found)
+    return found
+
+
+def _add_terms(node: Node, found: list[Phrase | ActorRef | Regex]) -> None:
     # Appends to one list rather than joining a list from each subtree: the loader calls this
     # for every query of a rule set.
-    if isinstance(node, ActorRef):
-        refs.append(node)
-    elif isinstance(node, (And, Or)):
+    if isinstance(node, (And, Or)):
         for child in node.children:
-            if not isinstance(child, Phrase):  # most children: no call for them
-                _add_actor_refs(child, refs)
+            if isinstance(child, Phrase):  # most children: no call for them
+                found.append(child)
+            else:
+                _add_terms(child, found)
     elif isinstance(node, Not):
-        _add_actor_refs(node.child, refs)
+        _add_terms(node.child, found)
     elif isinstance(node, Near):
-        _add_actor_refs(node.left, refs)
-        _add_actor_refs(node.right, refs)
+        _add_terms(node.left, found)
+        _add_terms(node.right, found)
+    else:
+        found.append(node)
 
 
 def has_positive_term(node: Node) -> bool:
@@ -674,19 +681,6 @@ MAX_SHAPES = 4096
 MAX_SHAPE_TOKENS = 100
 """Longer queries are parsed in full: they are rare, and their shapes would take the memory."""
 _SHAPES: dict[tuple[str, ...], _Shape] = {}
-
-
-def _terms(node: Node) -> list[Phrase | ActorRef | Regex]:
-    """The terms of a tree, in the order of the query."""
-    match node:
-        case And(children) | Or(children):
-            return [term for child in children for term in _terms(child)]
-        case Not(child):
-            return _terms(child)
-        case Near(left, right, _):
-            return _terms(left) + _terms(right)
-        case _:
-            return [node]
 
 
 def _rebuild(node: Node, terms: Iterator[Node]) -> Node:
