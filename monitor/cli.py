@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -423,16 +423,29 @@ def _backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _db_upgrade(args: argparse.Namespace) -> int:
-    db = Database(settings.load(_config(args)).database)
-    print(f"database {db.masked_url}")
+_T = TypeVar("_T")
+
+
+def _on_database(url: str, work: Callable[[Database], _T], *, named: bool = True) -> _T | None:
+    """``work`` on the database at ``url`` (named first, masked, when ``named``), which is
+    disposed of at the end; None, the driver's error printed, when the database is unreachable,
+    refuses the login, ... (a SchemaError goes on to main)."""
+    db = Database(url)
+    if named:
+        print(f"database {db.masked_url}")
     try:
-        done = db.upgrade()
-    except SQLAlchemyError as exc:  # unreachable, refused login, ...: SchemaError goes to main
+        return work(db)
+    except SQLAlchemyError as exc:
         print(db.explain(exc), file=sys.stderr)
-        return EXIT_DATABASE
+        return None
     finally:
         db.dispose()
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    done = _on_database(settings.load(_config(args)).database, Database.upgrade)
+    if done is None:
+        return EXIT_DATABASE
     head = migrate.head()
     if done.adopted:
         before = f"none (tables made before migrations, the same as {migrate.BASELINE}'s: stamped)"
@@ -457,15 +470,9 @@ _STATES = {
 
 
 def _db_current(args: argparse.Namespace) -> int:
-    db = Database(settings.load(_config(args)).database)
-    print(f"database {db.masked_url}")
-    try:
-        found = migrate.status(db)
-    except SQLAlchemyError as exc:
-        print(db.explain(exc), file=sys.stderr)
+    found = _on_database(settings.load(_config(args)).database, migrate.status)
+    if found is None:
         return EXIT_DATABASE
-    finally:
-        db.dispose()
     print("revision: " + _STATES[found.state].format(current=found.current, head=found.head))
     return EXIT_OK
 
@@ -477,16 +484,15 @@ def _purge(args: argparse.Namespace) -> int:
         args.usage_error("give --older-than (longer than 0s) or set retention in the config")
         return EXIT_CONFIG  # pragma: no cover (usage_error exits)
     before = utcnow() - older_than
-    db = Database(config.database)
-    try:
+
+    def purge(db: Database) -> int:
         with db.reading() as session:
             exists = repo.schema_exists(session)
-        count = retention.purge(db, before) if exists else 0
-    except SQLAlchemyError as exc:
-        print(db.explain(exc), file=sys.stderr)
+        return retention.purge(db, before) if exists else 0
+
+    count = _on_database(config.database, purge, named=False)
+    if count is None:
         return EXIT_DATABASE
-    finally:
-        db.dispose()
     print(f"purged {count} articles stored before {before:%Y-%m-%d %H:%M} UTC with no matches")
     return EXIT_OK
 
