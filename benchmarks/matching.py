@@ -57,7 +57,12 @@ How to run
     .venv/bin/python benchmarks/matching.py               # everything, about 5 minutes on 2 cores
     .venv/bin/python benchmarks/matching.py --quick       # 300 articles (batch 300), 100 and 1,000
     .venv/bin/python benchmarks/matching.py --sizes 100,1000 --spelling keys
-    .venv/bin/python benchmarks/matching.py --profile 10000   # cProfile of monitor's engine
+    .venv/bin/python benchmarks/matching.py --profile 10000   # where the time goes, and cProfile
+
+``--profile RULES`` first times three runs of monitor's Matcher over the corpus: one rule that
+never matches (an article's fixed cost), an oracle that matches each article against only the
+rules that match it (the least any candidate selection could leave to do), and the whole rule set;
+then it prints a cProfile of one pass.
 
 ``--spelling query`` (the default) writes each rule as one ``query:``; ``--spelling keys`` writes
 the same rule with ``actors``/``keywords``/``exclude``/``slop`` keys, which cannot express a
@@ -921,6 +926,87 @@ def _passes(run: Callable[[], list[Pair]], repeat: int) -> tuple[list[float], fl
     return passes, cpu, pairs
 
 
+def _stages(folder: Path, docs: Sequence[Doc], size: int) -> str:
+    """Where an article's time goes, in three runs of the public Matcher over the same articles.
+
+    1. One rule that never matches but makes the engine read title, summary and body: an
+       article's fixed cost (its words, their sets, one index lookup).
+    2. An oracle: each article against a Matcher of only the rules that match it (built before
+       timing). No index could select fewer rules than that, so what it costs is the least that
+       finding those matches and their hits, with offsets, costs with this engine.
+    3. The whole rule set.
+
+    The target that rule count sets (from TARGETS) is printed beside them: when the oracle alone
+    exceeds it, no candidate selection meets it and the cost of a match is what must fall.
+    """
+    from monitor.matching.engine import Matcher  # noqa: PLC0415 - only this child pays for it
+    from monitor.matching.loader import load_rules  # noqa: PLC0415 - same reason
+    from monitor.models import Article  # noqa: PLC0415 - same reason
+
+    rules = load_rules(folder).rules
+    articles = [Article(title=doc.title, body=doc.body) for doc in docs]
+    whole = Matcher(rules)
+    by_id = {rule.id: rule for rule in rules}
+    matched = [[match.rule_id for match in whole.match(article)] for article in articles]
+    oracles: dict[tuple[str, ...], Matcher] = {}
+    for ids in matched:
+        key = tuple(ids)
+        if key not in oracles:
+            oracles[key] = Matcher([by_id[rule_id] for rule_id in ids])
+    with tempfile.TemporaryDirectory() as tmp:
+        never = Path(tmp) / "never.yaml"
+        never.write_text(
+            "rules:\n  - id: never\n    name: Never\n    query: qqqqqqqqqq\n", encoding="utf-8"
+        )
+        fixed = Matcher(load_rules(never).rules)
+    pairs = list(zip(articles, [oracles[tuple(ids)] for ids in matched], strict=True))
+    for (article, matcher), ids in zip(pairs, matched, strict=True):
+        # A rule's match does not depend on the other rules: the oracle finds the same ones.
+        if [match.rule_id for match in matcher.match(article)] != ids:
+            raise RuntimeError("a Matcher of an article's matching rules matched differently")
+        if fixed.match(article):
+            raise RuntimeError("the rule that never matches matched")
+
+    def best(work: Callable[[], object]) -> float:
+        passes = []
+        for _ in range(REPEAT):
+            start = time.perf_counter()
+            work()
+            passes.append(time.perf_counter() - start)
+        return min(passes) * 1e6 / len(articles)
+
+    def fixed_cost() -> None:
+        for article in articles:
+            fixed.match(article)
+
+    def oracle() -> None:
+        for article, matcher in pairs:
+            matcher.match(article)
+
+    def everything() -> None:
+        for article in articles:
+            whole.match(article)
+
+    per_article = sum(map(len, matched)) / len(articles)
+    rows = [
+        ("an article's fixed cost (one rule that never matches)", best(fixed_cost)),
+        (f"an oracle: only the rules that match it ({per_article:.2f} per article)", best(oracle)),
+        (f"all {size:,} rules", best(everything)),
+    ]
+    rates = [threshold for _, at, kind, threshold in TARGETS if at == size and kind == "rate"]
+    out = io.StringIO()
+    out.write(f"where the time goes at {size:,} rules (µs per article, best of {REPEAT} passes):\n")
+    for label, micros in rows:
+        out.write(f"  {label:<62} {micros:8.1f}\n")
+    if rates:
+        out.write(f"  {f'target: {rates[0]:,.0f} articles/s':<62} {1e6 / rates[0]:8.1f}\n")
+    fixed_us, oracle_us, _ = (micros for _, micros in rows)
+    if per_article:
+        cost = (oracle_us - fixed_us) / per_article
+        out.write(f"  a match costs about {cost:.1f} µs beyond the fixed cost\n")
+    return out.getvalue() + "\n"
+
+
 def _profile(run: Callable[[], list[Pair]], docs: Sequence[Doc]) -> str:
     """cProfile of one pass, and how much of a pass tokenisation alone takes."""
     out = io.StringIO()
@@ -985,7 +1071,7 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
         folder = workdir / f"rules-{config['spelling']}-{size}"
         run, load_s, compile_s = monitor_engine(folder, docs)
         if config.get("profile"):
-            return {"report": _profile(run, docs)}
+            return {"report": _stages(folder, docs, size) + _profile(run, docs)}
     else:
         data = json.loads(
             (workdir / f"specs-{config['spelling']}-{size}.json").read_text(encoding="utf-8")
@@ -1241,7 +1327,10 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--spelling", choices=("query", "keys"), default="query")
     parser.add_argument("--repeat", type=int, help=f"passes, the best reported (default {REPEAT})")
     parser.add_argument(
-        "--profile", type=int, metavar="RULES", help="print a cProfile of monitor at RULES rules"
+        "--profile",
+        type=int,
+        metavar="RULES",
+        help="where monitor's time goes at RULES rules, and a cProfile",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin children to one CPU")
     parser.add_argument("--workdir", type=Path, help="keep the generated corpus and rules here")

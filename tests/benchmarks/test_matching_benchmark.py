@@ -55,3 +55,22 @@ def test_engines_agree(bench: ModuleType, world: object, spelling: str, tmp_path
         pair for pair in ours if pair[1] < 5
     }
     assert set(bench.ReBaseline(specs, actors).run(world.docs)) == ours
+
+
+def test_stages_report_the_fixed_cost_an_oracle_and_the_whole(
+    bench: ModuleType, world: object, tmp_path: Path
+) -> None:
+    """--profile's breakdown runs the public Matcher three ways over the same articles, and its
+    oracle (each article against only its matching rules) matches what the whole rule set does
+    (checked inside, before anything is timed)."""
+    rules, _notes = bench.spelt(world.rules, "query", len(world.rules))
+    bench.write_rules(tmp_path / "rules", rules, world.aliases, "query")
+    report = bench._stages(tmp_path / "rules", world.docs, len(world.rules))
+    lines = report.splitlines()
+    assert lines[0].startswith(f"where the time goes at {len(world.rules):,} rules")
+    labels = [line.rsplit(maxsplit=1)[0].strip() for line in lines[1:4]]
+    assert labels[0] == "an article's fixed cost (one rule that never matches)"
+    assert labels[1].startswith("an oracle: only the rules that match it (")
+    assert labels[2] == f"all {len(world.rules):,} rules"
+    assert all(float(line.rsplit(maxsplit=1)[1]) > 0 for line in lines[1:4])
+    assert "a match costs about" in report
