@@ -71,7 +71,11 @@ def load(
         if size > MAX_FILE_BYTES:
             return Document(name, problems=[Problem(name, 0, f"file too large ({size} bytes)")])
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        reason = f"not UTF-8: byte {exc.object[exc.start]:#04x} cannot be decoded ({exc.reason})"
+        return Document(name, problems=[Problem(name, line, reason)])
+    except OSError as exc:
         return Document(name, problems=[Problem(name, 0, f"cannot read: {exc}")])
     return parse(text, name, interpolate=interpolate)
 
@@ -89,6 +93,12 @@ def parse(text: str, name: str, *, interpolate: Interpolate | None = None) -> Do
         line = mark.line + 1 if mark else 0
         reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         doc.problems.append(Problem(name, line, f"YAML syntax error: {reason}"))
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a NUL, say): the reader knows where, not the line.
+        line = text.count("\n", 0, exc.position) + 1
+        character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        reason = f"character U+{ord(character):04X} is not allowed in YAML ({exc.reason})"
+        doc.problems.append(Problem(name, line, reason))
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(name, 0, f"YAML error: {exc}"))
     except (_TooManyNodesError, _CycleError) as exc:

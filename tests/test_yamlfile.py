@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -108,3 +110,17 @@ def test_an_alias_inside_the_node_it_names_is_a_problem_at_its_line(text: str, l
     assert [(p.line, p.message) for p in doc.problems] == [
         (line, "an alias refers to a node that contains it (a cycle)")
     ]
+
+
+def test_a_file_that_is_not_utf8_is_a_problem_at_the_line_of_its_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(b"rules:\n  - id: a\n    name: caf\xe9\n")
+    doc = yamlfile.load(path)
+    assert [(p.file, p.line) for p in doc.problems] == [(str(path), 3)]
+    assert doc.problems[0].message.startswith("not UTF-8: byte 0xe9 cannot be decoded")
+
+
+def test_a_character_yaml_forbids_is_a_problem_at_its_line() -> None:
+    doc = yamlfile.parse("a: 1\nb: x\x00y\n", "f.yaml")
+    assert [p.line for p in doc.problems] == [2]
+    assert doc.problems[0].message.startswith("character U+0000 is not allowed in YAML")

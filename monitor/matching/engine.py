@@ -32,6 +32,7 @@ the offsets of every word unless it needs them.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,6 +72,7 @@ _GAP = 128
 """Empty words between two values of a multi-valued field: more than any slop or NEAR distance."""
 _MAX_SPANS = 1000
 _PREFIX_KEY = 3
+_SURROGATE = re.compile("[\ud800-\udfff]")
 """A prefix term is indexed by its first characters; shorter prefixes are not indexed."""
 
 
@@ -147,7 +149,19 @@ class _Regex:
     literal: _Literal | None
 
     def holds(self, doc: _Doc) -> bool:
-        return bool(_regex_occurrences(self, doc))
+        """Whether the regex matches some text: the first non-empty match decides, so a regex
+        that matches a million times is not asked for every match to decide a NOT."""
+        found = doc.memo.get(self)
+        if found is not None:
+            return bool(found)
+        for name in self.fields:
+            fld = doc.field(name)
+            if not fld.text or (self.literal is not None and not fld.may_hold(self.literal)):
+                continue
+            first = self.pattern.search(fld.searchable)
+            if first is not None and (first.end() > first.start() or _regex_occurrences(self, doc)):
+                return True
+        return False
 
 
 # Every node decides with ``holds`` (a method, so the hot path dispatches without a ``match``,
@@ -293,6 +307,16 @@ class _Field:
         return literal.folded in self._casefolded
 
     @property
+    def searchable(self) -> str:
+        """The text as a regex searches it: lone surrogates, which an article may hold when it
+        was not read through monitor.documents and which cannot be encoded for RE2, each
+        become U+FFFD, one character for one, so offsets are those of the text."""
+        text = self.text
+        if text.isascii() or not _SURROGATE.search(text):
+            return text
+        return _SURROGATE.sub("\ufffd", text)
+
+    @property
     def joined(self) -> str:
         """The words, each between two NULs (never part of a word): the occurrences of a word,
         or of the words that start with a prefix, are found with ``str.find``, in C."""
@@ -360,7 +384,10 @@ class _Field:
 
     def span(self, first: int, last: int) -> tuple[int, int]:
         """The character offsets of words ``first`` to ``last``."""
-        if self._spaced is None:
+        if self._spaced is None or len(self._starts) >= _SCANS_BEFORE_INDEX:
+            # Past a few words, each found by a search of the whole text, finding where every
+            # word starts at once is cheaper, and keeps a field with thousands of distinct hit
+            # words ("appl*" over a list of products) linear.
             words = self.words
             return words.starts[first], words.ends[last]
         return self._start(first), self._start(last) + len(self.norms[last])
@@ -1396,7 +1423,7 @@ def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
         fld = doc.field(name)
         if not fld.text or (node.literal is not None and not fld.may_hold(node.literal)):
             continue  # nothing to find: a search costs microseconds even so
-        for hit in node.pattern.finditer(fld.text):
+        for hit in node.pattern.finditer(fld.searchable):
             if hit.end() > hit.start():
                 found.append((name, -1 - hit.start(), -1 - hit.end(), node, ()))
     return found

@@ -649,6 +649,10 @@ def _no_words(text: str, quoted: bool) -> QueryError:
 def _regex(pattern: str, column: int, fields: tuple[str, ...] | None) -> Regex:
     if not pattern:
         raise QueryError("empty regular expression", column)
+    if _ANY_BYTE.search(pattern):
+        # \C matches one byte of the UTF-8 text, so a match may start or end inside a
+        # character: its hit would have no offsets in the text.
+        raise QueryError(r"\C (any single byte) is not supported: use . (any character)", column)
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
@@ -657,6 +661,10 @@ def _regex(pattern: str, column: int, fields: tuple[str, ...] | None) -> Regex:
     except re2.error as exc:
         raise QueryError(f"invalid regular expression: {exc}", column) from None
     return Regex(pattern, fields)
+
+
+_ANY_BYTE = re.compile(r"(?<!\\)(?:\\\\)*(\\C)")
+"""An unescaped ``\\C``: a backslash before it would make it a literal backslash and a C."""
 
 
 # -- shapes -------------------------------------------------------------------------------------

@@ -372,6 +372,10 @@ def _shared_phrase(text: str, slop: int, fields: tuple[str, ...] | None, *, quot
 def _regex(token: _Token, fields: tuple[str, ...] | None) -> Regex:
     if not token.text:
         raise QueryError("empty regular expression", token.column)
+    if re.search(r"(?<!\\)(?:\\\\)*\\C", token.text):
+        raise QueryError(
+            r"\C (any single byte) is not supported: use . (any character)", token.column
+        )
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False

@@ -94,3 +94,36 @@ def test_tag_values_are_kept_apart() -> None:
     (hit,) = match.hits
     assert (hit.field, hit.text) == ("tags", "Martial law")
     assert "World\nMartial law"[hit.start : hit.end] == "Martial law"
+
+
+def test_a_regex_searches_text_with_lone_surrogates_at_its_offsets() -> None:
+    """An article not read through monitor.documents may hold a lone surrogate, which RE2 cannot
+    be given: the regex still searches the text, and its hit has the text's offsets."""
+    rule = Rule(id="r", name="R", query=q.parse_query("/app.e/ AND NOT /zz+/"))
+    title = "x \ud800 apple"
+    [match] = Matcher([rule]).match(Article(title=title))
+    [hit] = match.hits
+    assert (hit.start, hit.end, hit.text) == (4, 9, "apple")
+
+
+def test_a_regex_whose_first_match_is_empty_holds_by_a_later_one() -> None:
+    """Deciding a regex stops at its first match, unless that match is empty: a later one that
+    is not still makes it hold."""
+    rule = Rule(id="r", name="R", query=q.parse_query("x AND NOT /b*/"))
+    assert not matches(rule, title="x ab")
+    assert matches(rule, title="x a")
+
+
+def test_an_escaped_backslash_before_c_is_a_literal_not_any_byte() -> None:
+    rule = Rule(id="r", name="R", query=q.parse_query(r"/a\\C/"))
+    assert matches(rule, title=r"see a\C here")
+
+
+def test_a_field_with_hundreds_of_distinct_hit_words_gets_every_offset() -> None:
+    """Past a few distinct hit words, a field finds where every word starts at once (a search
+    of the text per word made this quadratic): each hit is still the text at its offsets."""
+    rule = Rule(id="r", name="R", query=q.parse_query("appl*"))
+    body = "; ".join(f"Apple{n} x" for n in range(500))
+    [match] = Matcher([rule]).match(Article(title="", body=body))
+    assert [h.text for h in match.hits] == [f"Apple{n}" for n in range(500)]
+    assert all(body[h.start : h.end] == h.text for h in match.hits)

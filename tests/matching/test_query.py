@@ -87,6 +87,8 @@ def test_parse_precedence_and_terms(text: str, expected: str | None) -> None:
         ("a NEAR b", 3, "expected NEAR/n"),
         ("a NEAR/x b", 3, "expected NEAR/n"),
         ("/a(/", 1, "invalid regular expression"),
+        (r"/a\C/", 1, r"\C (any single byte) is not supported"),
+        (r"x OR /[\C]/", 6, r"\C (any single byte) is not supported"),
         ("/abc", 1, "closing /"),
         ("@nobody OR a", 2, "unknown actor 'nobody'"),
         ("titel:a", 1, "unknown field 'titel'"),
