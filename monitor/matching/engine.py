@@ -59,7 +59,7 @@ from monitor.matching.text import (
 )
 from monitor.models import FIELDS, Article, Hit, RuleMatch
 
-__all__ = ["Matcher"]
+__all__ = ["MAX_HITS", "Matcher"]
 
 ALL_FIELDS: tuple[str, ...] = q.QUERY_FIELDS
 _FIELD_ORDER = {name: order for order, name in enumerate(ALL_FIELDS)}
@@ -71,6 +71,10 @@ costs a few microseconds, the index about as much as thirty."""
 _GAP = 128
 """Empty words between two values of a multi-valued field: more than any slop or NEAR distance."""
 _MAX_SPANS = 1000
+MAX_HITS = 1000
+"""Hits a match keeps, the first by field and position: a document that repeats a term
+thousands of times would otherwise store, send and show every one. ``min_hits`` counts every
+occurrence all the same."""
 _PREFIX_KEY = 3
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """A prefix term is indexed by its first characters; shorter prefixes are not indexed."""
@@ -1502,7 +1506,8 @@ def _hits(doc: _Doc, occurrences: list[_Occ]) -> tuple[Hit, ...]:
         kind = term.kind if isinstance(term, _Leaf) else "query"
         hits.append(Hit(term.text, name, start, end, fld.text[start:end], kind))
     unique = dict.fromkeys(hits)
-    return tuple(sorted(unique, key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end)))
+    ordered = sorted(unique, key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end))
+    return tuple(ordered[:MAX_HITS])
 
 
 # -- explaining ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from monitor.matching import query as q
-from monitor.matching.engine import Matcher
+from monitor.matching.engine import MAX_HITS, Matcher
 from monitor.matching.rules import Actor, Rule, TermSpec
 from monitor.models import Article
 
@@ -127,3 +127,14 @@ def test_a_field_with_hundreds_of_distinct_hit_words_gets_every_offset() -> None
     [match] = Matcher([rule]).match(Article(title="", body=body))
     assert [h.text for h in match.hits] == [f"Apple{n}" for n in range(500)]
     assert all(body[h.start : h.end] == h.text for h in match.hits)
+
+
+def test_a_match_keeps_its_first_hits_but_min_hits_counts_every_occurrence() -> None:
+
+    body = "Tokayev spoke. " * (MAX_HITS + 500)
+    rule = Rule(id="r", name="R", actors=(TOKAYEV,), min_hits=MAX_HITS + 500)
+    [match] = Matcher([rule]).match(Article(title="", body=body))
+    assert len(match.hits) == MAX_HITS
+    assert [h.start for h in match.hits] == [15 * n for n in range(MAX_HITS)]
+    over = Rule(id="r", name="R", actors=(TOKAYEV,), min_hits=MAX_HITS + 501)
+    assert not Matcher([over]).match(Article(title="", body=body))
