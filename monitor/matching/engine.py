@@ -442,7 +442,7 @@ def _joined_words(segments: Sequence[str]) -> Words:
 class _Doc:
     """An article being matched: its fields, built as rules ask for them."""
 
-    __slots__ = ("_fields", "_joined", "_vocabularies", "article", "language", "memo")
+    __slots__ = ("_fields", "_joined", "_vocabularies", "article", "language", "memo", "spans")
 
     def __init__(self, article: Article) -> None:
         self.article = article
@@ -450,6 +450,7 @@ class _Doc:
         # Occurrences per term: rules share actors and words, and a matching rule's terms are
         # looked at twice (to decide, then to collect hits).
         self.memo: dict[_Leaf | _Regex, list[_Occ]] = {}
+        self.spans: dict[_Leaf, list[_Span]] = {}
         self.language: str | None = article.language
         # Per tuple of fields (nearly every rule searches the same few): their distinct words,
         # as a set and joined (see has_prefix).
@@ -1315,10 +1316,14 @@ def _spans(node: _Node, doc: _Doc) -> list[_Span]:
     """Positional units of ``node`` (a leaf, an OR of them, or NEAR) for NEAR."""
     match node:
         case _Leaf():
-            return [
-                (occ[0], occ[1], occ[2], (occ,), frozenset(occ[4]))
-                for occ in _leaf_occurrences(node, doc)
-            ]
+            # Made once per article: chained NEARs often repeat a term (and rules share them).
+            made = doc.spans.get(node)
+            if made is None:
+                made = doc.spans[node] = [
+                    (occ[0], occ[1], occ[2], (occ,), frozenset(occ[4]))
+                    for occ in _leaf_occurrences(node, doc)
+                ]
+            return made
         case _Any(children):
             return [span for child in children for span in _spans(child, doc)]
         case _Near(left, right, distance):
@@ -1354,8 +1359,10 @@ def _spans(node: _Node, doc: _Doc) -> list[_Span]:
                         between = a[1] - b[2] - 1
                     else:
                         between = 0  # one sits between the other's words
+                    if between > distance:
+                        continue
                     key = (a[0], min(a[1], b[1]), max(a[2], b[2]))
-                    if between <= distance and key not in joined:
+                    if key not in joined:
                         joined[key] = (*key, a[3] + b[3], a[4] | b[4])
                         if len(joined) >= _MAX_SPANS:
                             # Enough to prove the NEAR holds and to show hits; chained NEARs

@@ -130,7 +130,6 @@ def test_a_field_with_hundreds_of_distinct_hit_words_gets_every_offset() -> None
 
 
 def test_a_match_keeps_its_first_hits_but_min_hits_counts_every_occurrence() -> None:
-
     body = "Tokayev spoke. " * (MAX_HITS + 500)
     rule = Rule(id="r", name="R", actors=(TOKAYEV,), min_hits=MAX_HITS + 500)
     [match] = Matcher([rule]).match(Article(title="", body=body))
