@@ -612,6 +612,7 @@ class _Entry:
         self.data: dict[str, Any] = {}
         self.depths: dict[str, int] = {}  # depth each field was stored from
         self.tags: list[list[str | None]] = []  # [term, scheme, label]
+        self.tag_keys: set[tuple[str | None, str | None, str | None]] = set()  # seen, for speed
         self.authors: list[dict[str, str]] = []
         self.title_depth = -1
         self.guid_is_link = False
@@ -1034,9 +1035,11 @@ class _Reader:
         _check_date(self._pop(key, _leaf_text(element), None))
 
     def _add_tag(self, term: str | None, scheme: str | None, label: str | None) -> None:
-        tags = self._current.tags
-        if (term or scheme or label) and [term, scheme, label] not in tags:
-            tags.append([term, scheme, label])
+        current = self._current
+        key = (term, scheme, label)
+        if (term or scheme or label) and key not in current.tag_keys:
+            current.tag_keys.add(key)
+            current.tags.append([term, scheme, label])
 
     def _category(self, element: Any, key: str, attrs: dict[str, str]) -> None:
         text = _leaf_text(element)

@@ -48,15 +48,17 @@ class _Extractor(HTMLParser):
         self.title: str | None = None
         self.h1: str | None = None
         self._skipping: list[str] = []  # open skipped elements, innermost last
+        self._open: dict[str, int] = {}  # how many of each are in _skipping
         self._capture: str | None = None  # "title" or "h1" while inside one
         self._captured: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "body" and "head" in self._skipping:
+        if tag == "body" and self._open.get("head"):
             # An HTML page may omit </head>; <body> closes it.
-            del self._skipping[self._skipping.index("head") :]
+            self._close(self._skipping.index("head"))
         if tag in _SKIPPED and tag not in _VOID:
             self._skipping.append(tag)
+            self._open[tag] = self._open.get(tag, 0) + 1
         if tag == "title" and self.title is None:
             self._start_capture("title")
         elif tag == "h1" and self.h1 is None and not self._skipping:
@@ -68,13 +70,22 @@ class _Extractor(HTMLParser):
         self._break(tag)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self._skipping:
-            # Closing an outer skipped element closes any unclosed one inside it.
-            depth = len(self._skipping) - 1 - self._skipping[::-1].index(tag)
-            del self._skipping[depth:]
+        if self._open.get(tag):
+            # Closing an outer skipped element closes any unclosed one inside it. The search
+            # starts at the innermost: thousands of open elements cost no copy per end tag.
+            depth = len(self._skipping) - 1
+            while self._skipping[depth] != tag:
+                depth -= 1
+            self._close(depth)
         if tag == self._capture:
             self._end_capture()
         self._break(tag)
+
+    def _close(self, depth: int) -> None:
+        """Close the skipped elements from ``depth`` inward."""
+        for tag in self._skipping[depth:]:
+            self._open[tag] -= 1
+        del self._skipping[depth:]
 
     def handle_data(self, data: str) -> None:
         # The title lives in the skipped <head>; an <h1> ignores scripts nested in it.

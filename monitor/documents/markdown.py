@@ -57,6 +57,11 @@ class _FrontMatter:
     tags: tuple[str, ...] = field(default=())
 
 
+MAX_FRONT_MATTER = 64 * 1024
+"""Characters of front matter read; longer front matter is ignored (the YAML reader is pure Python,
+and takes seconds and gigabytes over megabytes of it)."""
+
+
 def parse_markdown(data: bytes) -> list[Article]:
     """Parse a Markdown file into one Article (see the module docstring)."""
     lines = decode_text(data).split("\n")
@@ -86,9 +91,13 @@ def _split_front_matter(lines: list[str]) -> tuple[_FrontMatter, list[str]]:
 
 
 def _read_front_matter(text: str) -> _FrontMatter:
+    if len(text) > MAX_FRONT_MATTER:
+        return _FrontMatter()  # a title, a date and tags are a few lines: this is not that
     try:
         loaded = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
+    except (yaml.YAMLError, RecursionError, ValueError):
+        # ValueError: a date that does not exist (2026-02-30), an integer past Python's digit
+        # limit. Front matter that cannot be read is ignored, as malformed YAML is.
         return _FrontMatter()
     if not isinstance(loaded, dict):
         return _FrontMatter()
@@ -103,7 +112,10 @@ def _read_front_matter(text: str) -> _FrontMatter:
 def _scalar(value: object) -> str | None:
     """A YAML scalar as text (``title: 1984`` is a title too); anything else is absent."""
     if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return str(value).strip() or None
+        try:
+            return str(value).strip() or None
+        except ValueError:  # an integer past Python's digit limit (0xfff... or 1:59:59:...)
+            return None
     return None
 
 

@@ -14,6 +14,7 @@ quietly (another replica is reading the folder), and tries the events' files aga
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
@@ -176,7 +177,17 @@ class FolderSource:
     def _read(self, path: Path, info: os.stat_result) -> bytes:
         """The bytes of a regular file inside the folder, within the cap; else DocumentError."""
         if stat.S_ISLNK(info.st_mode):
-            target = path.resolve()
+            try:
+                target = path.resolve(strict=True)
+            except FileNotFoundError:
+                # Its target may appear later: an OSError is tried again at every scan.
+                raise OSError(errno.ENOENT, "broken symlink") from None
+            except RuntimeError:  # Python 3.11-3.12 raise it for a loop, later ones OSError
+                raise DocumentError("symlink loop") from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise DocumentError("symlink loop") from None
+                raise
             if not target.is_relative_to(self.root.resolve()):
                 raise DocumentError("symlink points outside the folder")
             info = target.stat()

@@ -95,3 +95,19 @@ def test_empty_is_an_error(text: bytes) -> None:
     """A file with no title anywhere raises DocumentError("empty document")."""
     with pytest.raises(DocumentError, match=r"^empty document$"):
         parse_markdown(text)
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        pytest.param("title: T\ndate: 2026-02-30", id="a-date-that-does-not-exist"),
+        pytest.param("title: 0x" + "f" * 4000, id="an-integer-past-the-digit-limit"),
+        pytest.param("tags: [1:59:59:" + "59:" * 3000 + "59]", id="a-sexagesimal-tag-too-long"),
+        pytest.param("title: T\n" + "k: [1, 2, 3]\n" * 6000, id="longer-than-the-cap"),
+    ],
+)
+def test_front_matter_that_cannot_be_read_is_ignored(front: str) -> None:
+    """YAML that loads to values Python refuses, or front matter past MAX_FRONT_MATTER, is
+    ignored as malformed YAML is: the heading is the title."""
+    [article] = parse_markdown(f"---\n{front}\n---\n# Heading\nBody".encode())
+    assert (article.title, article.tags, article.body) == ("Heading", (), "Body")

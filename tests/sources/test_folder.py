@@ -313,3 +313,21 @@ def test_folder_is_read_once_on_each_database(db_url: str, folder: Path) -> None
         assert state.error is None
     finally:
         database.dispose()
+
+
+def test_symlink_loops_and_broken_symlinks_are_skipped_with_their_reason(
+    db: Database, folder: Path
+) -> None:
+    """A link to itself is recorded as a loop; a link to a missing file is tried again at the
+    next scan, and read once its target exists."""
+    (folder / "loop.txt").symlink_to(folder / "loop.txt")
+    (folder / "later.txt").symlink_to(folder / "inside" / "later.txt")
+    shutil.copy(SEED, folder / "seed.txt")
+    watched = source(db, folder)
+    assert watched.scan().new == 1
+    with db.session() as session:
+        assert session.get(FileRow, ("inbox", "loop.txt")).error == "symlink loop"  # type: ignore[union-attr]
+        assert session.get(FileRow, ("inbox", "later.txt")).error == "broken symlink"  # type: ignore[union-attr]
+    (folder / "inside").mkdir()
+    (folder / "inside" / "later.txt").write_text("Tokayev: shoot without warning\n", "utf-8")
+    assert watched.scan().new == 1
