@@ -48,6 +48,7 @@ from monitor.retention import run_retention
 from monitor.settings import Settings
 from monitor.sources.feed import FeedSources, Loaded, register_secrets
 from monitor.sources.folder import FolderSource
+from monitor.sources.parsing import DocumentPool
 from monitor.sources.registry import SOURCE_TYPES
 from monitor.store import repo
 from monitor.store.claims import replica_id
@@ -70,6 +71,8 @@ often than daily still purges, and start-up is not slowed by it."""
 CLOCK_SYNC_EVERY = 60.0
 """Seconds between two readings of the database's clock."""
 DISPATCH_JOB = "_internal_feed_dispatch"
+DOCUMENT_PARSERS = 2
+"""Parser processes for the folders' files: one slow file does not hold up the other folders."""
 FOLDER_BUSY_RETRY = 1.0
 """Seconds before the files of file-system events are tried again while their folder is being
 read by another replica."""
@@ -164,8 +167,15 @@ class Daemon:
             metrics=self.metrics,
         )
         self.delivery = OutboxWorker(self.build_outbox(settings, app.channels))
+        self.documents = DocumentPool(
+            DOCUMENT_PARSERS,
+            timeout=settings.fetching.parse_timeout.total_seconds(),
+            memory_limit=settings.fetching.parse_memory,
+        )
+        """The parser processes that read the folders' files (started with the first file)."""
         self.sources: list[FolderSource] = [
-            SOURCE_TYPES[source.type](source, self.pipeline) for source in _folders(settings)
+            SOURCE_TYPES[source.type](source, self.pipeline, parsers=self.documents)
+            for source in _folders(settings)
         ]
         feeds = _feeds(settings)
         self.feeds = self._feed_sources(settings, feeds) if feeds else None
@@ -303,12 +313,13 @@ class Daemon:
         for spec in _folders(settings):
             source = running.get(spec.id)
             if source is None or source.settings != spec:
-                source = SOURCE_TYPES[spec.type](spec, self.pipeline)
+                source = SOURCE_TYPES[spec.type](spec, self.pipeline, parsers=self.documents)
                 started.append(source)
             sources.append(source)
         kept = {id(source) for source in sources}
         stopped = [source for source in self.sources if id(source) not in kept]
         self.sources = sources
+        self.documents.timeout = settings.fetching.parse_timeout.total_seconds()
         self._collector.stale_after = settings.fetching.stale_after
         if feeds is not None:
             feeds.reconfigure(_feeds(settings), settings.fetching, public_url=settings.public_url)
@@ -439,6 +450,7 @@ class Daemon:
         finally:
             if self.feeds is not None:
                 await self.feeds.close()
+            self.documents.close()
             self.db.dispose()
             with contextlib.suppress(NotImplementedError, AttributeError):
                 loop.remove_signal_handler(signal.SIGHUP)

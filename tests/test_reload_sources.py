@@ -95,6 +95,9 @@ async def test_added_feed_and_folder_are_polled_matched_and_alerted_without_rest
         assert daemon.reload_status.restart_needed == ()
         assert daemon.feeds is not None
         assert [source.id for source in daemon.sources] == ["inbox", "annex"]
+        # Both folders, the one from the start and the one the reload added, read their files
+        # in the daemon's parser processes.
+        assert all(source.parsers is daemon.documents for source in daemon.sources)
 
         await wait_until(lambda: alerted(sink, "Story 97"), timeout=15)
         await wait_until(lambda: alerted(sink, "Report early"), timeout=15)

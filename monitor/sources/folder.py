@@ -31,6 +31,7 @@ from monitor.errors import DocumentError, SourceError
 from monitor.models import Article
 from monitor.pipeline import IngestResult, Pipeline
 from monitor.settings import FolderSourceSettings
+from monitor.sources.parsing import DocumentPool, ParseError
 from monitor.store import repo
 from monitor.store.locks import exclusive
 from monitor.store.tables import FileRow, utcnow
@@ -44,11 +45,20 @@ WATCH_DEBOUNCE_MS = 200
 class FolderSource:
     kind = "folder"
 
-    def __init__(self, settings: FolderSourceSettings, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        settings: FolderSourceSettings,
+        pipeline: Pipeline,
+        *,
+        parsers: DocumentPool | None = None,
+    ) -> None:
         self.settings = settings
         self.id = settings.id
         self.root = settings.path
         self.pipeline = pipeline
+        self.parsers = parsers
+        """Where files are read: the daemon's parser processes, under their time and memory
+        limits; in this process when None (tools and tests)."""
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -155,7 +165,10 @@ class FolderSource:
             )
             if known is not None and known.digest == digest and known.error is None:
                 return self.pipeline.ingest(self.id, [], state=state)
-            parsed = parse_document(path.name, data)
+            if self.parsers is None:
+                parsed = parse_document(path.name, data)
+            else:
+                parsed = self.parsers.parse(path.name, data)
             several = len(parsed) > 1 or path.suffix.lower() in _FEED_SUFFIXES
             articles = [self._identify(article, relative, several=several) for article in parsed]
         except (DocumentError, OSError) as exc:
@@ -166,6 +179,11 @@ class FolderSource:
             if known is None or known.error != reason:
                 log.warning("skipped %s: %s", relative, reason, extra=self._extra(relative))
             self._record_failure(relative, info, reason, retry=retry)
+            return IngestResult()
+        except ParseError as exc:
+            # No parser process (it did not start, or the daemon is stopping): not the file's
+            # fault, so nothing is recorded and the next scan reads it.
+            log.warning("cannot read %s now: %s", relative, exc, extra=self._extra(relative))
             return IngestResult()
         except Exception as exc:
             # A parser bug must cost one file, not the scan: record it so it is not retried.

@@ -1,15 +1,18 @@
-"""Feed bodies -> articles (and item pages -> their main text), in worker processes with a time
-and a memory limit.
+"""Feed bodies -> articles (and item pages -> their main text, and a folder's files -> their
+articles), in worker processes with a time and a memory limit.
 
 feedparser is lenient, and a crafted document of a few hundred kilobytes can make it spend
-seconds and gigabytes. So parsing never runs in the daemon's process: a small pool of worker
-processes parses one body each at a time, each worker under an address-space limit, and the
-daemon waits at most ``timeout`` seconds. A worker that runs out of time is killed and replaced;
-one that runs out of memory reports it (or dies) and is replaced too. Either way only that feed
-fails, with the reason, and the other feeds go on.
+seconds and gigabytes; so can the standard library's e-mail and HTML parsers. So parsing never
+runs in the daemon's process: a small pool of worker processes parses one document each at a
+time, each worker under an address-space limit, and the daemon waits at most ``timeout`` seconds.
+A worker that runs out of time is killed and replaced; one that runs out of memory reports it (or
+dies) and is replaced too. Either way only that feed or file fails, with the reason, and the
+others go on.
 
-``parse_body`` and ``extract_page`` are the pure functions the workers run; tests and tools may
-call them directly.
+:class:`ParserPool` serves the feeds, from the event loop; :class:`DocumentPool` serves the folder
+scans, which run in threads. ``parse_body``, ``extract_page`` and
+:func:`monitor.documents.parse_document` are the pure functions the workers run; tests and tools
+may call them directly.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import re
 import resource
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from monitor.documents import parse_feed_document
+from monitor.documents import parse_document, parse_feed_document
 from monitor.documents.decode import decode_text
 from monitor.errors import DocumentError, NotAFeedError, SourceError
 from monitor.identity import canonical_url
@@ -158,24 +162,31 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (current + limit, current + limit))
 
 
+def _job(kind: str, data: bytes, first: Any, second: Any) -> Any:
+    """Run one job: ("feed", body, max_items, base_url), ("page", body, None, None) or
+    ("document", the file's bytes, its name, None)."""
+    if kind == "feed":
+        return parse_body(data, first, second)
+    if kind == "page":
+        return extract_page(data)
+    return parse_document(first, data)
+
+
 def _serve(requests: Connection, replies: Connection, memory_limit: int) -> None:
-    """A worker's loop: receive (data, max_items, base_url) to parse a feed, or (data, None,
-    None) to extract a page's text; send back ("ok", ParsedFeed or str) or (reason, message)."""
+    """A worker's loop: receive a job (see _job); send back ("ok", its result) or (reason,
+    message)."""
     _limit_memory(memory_limit)
     while True:
         try:
-            data, max_items, base_url = requests.recv()
+            kind, data, first, second = requests.recv()
         except (EOFError, OSError):
             return
         except MemoryError:
-            replies.send(("memory", "the feed body exceeded the memory limit"))
+            replies.send(("memory", "the document exceeded the memory limit"))
             return
         reply: tuple[str, Any]
         try:
-            reply = (
-                "ok",
-                extract_page(data) if max_items is None else parse_body(data, max_items, base_url),
-            )
+            reply = ("ok", _job(kind, data, first, second))
         except NotAFeedError as exc:
             reply = ("not_a_feed", str(exc))
         except DocumentError as exc:
@@ -239,11 +250,9 @@ class _Worker:
             self.kill()
             raise ParseError("parser_start", "a parser process did not start")
 
-    def call(
-        self, data: bytes, max_items: int | None, base_url: str | None, timeout: float
-    ) -> tuple[str, Any]:
-        """Blocking: send one job and wait up to ``timeout`` seconds for its reply."""
-        self._requests.send((data, max_items, base_url))
+    def call(self, job: tuple[str, bytes, Any, Any], timeout: float) -> tuple[str, Any]:
+        """Blocking: send one job (see _job) and wait up to ``timeout`` seconds for its reply."""
+        self._requests.send(job)
         if not self._replies.poll(timeout):
             raise TimeoutError
         reply: tuple[str, Any] = self._replies.recv()
@@ -282,15 +291,15 @@ class ParserPool:
     async def parse(self, data: bytes, base_url: str | None = None) -> ParsedFeed:
         """Parse one feed body (fetched from ``base_url``) in a worker; raise ParseError with a
         reason slug on any failure: not_a_feed, parse_error, parse_timeout, parse_memory."""
-        parsed: ParsedFeed = await self._call(data, self.max_items, base_url)
+        parsed: ParsedFeed = await self._call(("feed", data, self.max_items, base_url))
         return parsed
 
     async def extract(self, data: bytes) -> str:
         """The main text of a web page, extracted in a worker; ParseError as for :meth:`parse`."""
-        text: str = await self._call(data, None, None)
+        text: str = await self._call(("page", data, None, None))
         return text
 
-    async def _call(self, data: bytes, max_items: int | None, base_url: str | None) -> Any:
+    async def _call(self, job: tuple[str, bytes, Any, Any]) -> Any:
         async with self._free:
             if self._closed:
                 raise ParseError("stopped", "the parser pool is shut down")
@@ -300,7 +309,7 @@ class ParserPool:
             try:
                 loop = asyncio.get_running_loop()
                 kind, value = await loop.run_in_executor(
-                    self._threads, worker.call, data, max_items, base_url, self.timeout
+                    self._threads, worker.call, job, self.timeout
                 )
             except TimeoutError:
                 raise ParseError(
@@ -335,3 +344,75 @@ class ParserPool:
         for worker in workers:
             worker.kill()
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+class DocumentPool:
+    """Worker processes that read a folder's files (:func:`monitor.documents.parse_document`)
+    for the folder scans, which run in threads: :meth:`parse` blocks its thread until a worker
+    is free and has answered. Started on first use, so a daemon without folders starts none."""
+
+    def __init__(
+        self,
+        workers: int = 1,
+        *,
+        timeout: float = 10.0,
+        memory_limit: int = 512 * 1024 * 1024,
+    ) -> None:
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._free = threading.BoundedSemaphore(workers)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def parse(self, name: str, data: bytes) -> list[Article]:
+        """The articles of the file ``name`` holding ``data``, read in a worker. A file that is
+        not a valid document, takes longer than ``timeout`` or more than ``memory_limit``
+        raises DocumentError (the file's fault, kept until it changes); a worker that cannot
+        start raises ParseError (the daemon's, so the file is tried again)."""
+        with self._free:
+            with self._lock:
+                if self._closed:
+                    raise ParseError("stopped", "the document parsers are shut down")
+                worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                worker = _Worker(self.memory_limit)
+            with self._lock:
+                self._busy.add(worker)
+            keep = False
+            try:
+                kind, value = worker.call(("document", data, name, None), self.timeout)
+            except TimeoutError:
+                raise DocumentError(f"reading took longer than {self.timeout:g} s") from None
+            except (EOFError, OSError):
+                if self._closed:  # killed by close(): the daemon stops, the file is not at fault
+                    raise ParseError("stopped", "the document parsers are shut down") from None
+                raise DocumentError(
+                    "the parser process died (over its memory limit, or crashed)"
+                ) from None
+            else:
+                keep = kind != "memory"
+            finally:
+                with self._lock:
+                    self._busy.discard(worker)
+                    if keep and not self._closed:
+                        self._idle.append(worker)
+                        worker = None
+                if worker is not None:
+                    worker.kill()
+        if kind == "ok":
+            articles: list[Article] = value
+            return articles
+        if kind == "memory":
+            raise DocumentError(f"reading needed more than {self.memory_limit:,} bytes of memory")
+        raise DocumentError(value)
+
+    def close(self) -> None:
+        """Stop every worker; a parse in flight fails with DocumentError."""
+        with self._lock:
+            self._closed = True
+            workers = [*self._idle, *self._busy]
+            self._idle = []
+        for worker in workers:
+            worker.kill()

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import shutil
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
+from monitor.documents import parse_document
+from monitor.errors import DocumentError
 from monitor.matching.loader import RuleSet
 from monitor.matching.rules import Actor, Rule
 from monitor.models import Severity
 from monitor.pipeline import CompiledRules, Pipeline
 from monitor.settings import FolderSourceSettings
 from monitor.sources.folder import FolderSource
+from monitor.sources.parsing import DocumentPool
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, FileRow, MatchRow
 
@@ -48,10 +52,14 @@ def folder(tmp_path: Path) -> Path:
     return path
 
 
-def source(db: Database, folder: Path, **settings: object) -> FolderSource:
+def source(
+    db: Database, folder: Path, parsers: DocumentPool | None = None, **settings: object
+) -> FolderSource:
     config = FolderSourceSettings(id="inbox", type="folder", path=folder, **settings)  # type: ignore[arg-type]
     return FolderSource(
-        config, Pipeline(db, CompiledRules.build(RuleSet(rules=RULES)), ("console",))
+        config,
+        Pipeline(db, CompiledRules.build(RuleSet(rules=RULES)), ("console",)),
+        parsers=parsers,
     )
 
 
@@ -331,3 +339,51 @@ def test_symlink_loops_and_broken_symlinks_are_skipped_with_their_reason(
     (folder / "inside").mkdir()
     (folder / "inside" / "later.txt").write_text("Tokayev: shoot without warning\n", "utf-8")
     assert watched.scan().new == 1
+
+
+def test_hostile_files_fail_alone_in_the_parser_processes(db: Database, folder: Path) -> None:
+    """With the daemon's parser processes, a mail whose headers make the standard library's
+    parser take gigabytes, or one that takes seconds, fails with its reason under the limits,
+    the daemon's own memory untouched; the worker is replaced and the good file beside them read.
+    """
+    # 20,000 encoded words in a Subject: 2.6 GB and 3.6 s in the standard library's parser.
+    (folder / "bomb.eml").write_bytes(
+        b"Subject: " + b"=?utf-8?Q?a?= " * 20_000 + b"\r\n\r\nbody\r\n"
+    )
+    # 10,000 Content-Type parameters: about 3 s, little memory.
+    (folder / "slow.eml").write_bytes(
+        b"Subject: s\r\nContent-Type: text/plain; " + b"a=b; " * 10_000 + b"\r\n\r\nbody\r\n"
+    )
+    shutil.copy(SEED, folder / "seed.txt")
+    parsers = DocumentPool(1, timeout=0.5, memory_limit=128 * 1024 * 1024)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        assert source(db, folder, parsers).scan().new == 1
+    finally:
+        parsers.close()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KB
+    with db.session() as session:
+        bomb = session.get(FileRow, ("inbox", "bomb.eml"))
+        slow = session.get(FileRow, ("inbox", "slow.eml"))
+    assert bomb is not None
+    assert bomb.error is not None
+    assert "memory" in bomb.error or "took longer" in bomb.error
+    assert slow is not None
+    assert slow.error == "reading took longer than 0.5 s"
+
+
+def test_files_read_in_the_parser_processes_are_the_files_read_here(
+    db: Database, folder: Path, tmp_path: Path
+) -> None:
+    """The parser processes return the articles parse_document returns in this process."""
+    shutil.copy(SEED, folder / "seed.txt")
+    (folder / "note.md").write_text("---\ntitle: Note\ntags: [a]\n---\nTokayev spoke.\n", "utf-8")
+    parsers = DocumentPool(1, timeout=10)
+    try:
+        for name in ("seed.txt", "note.md"):
+            data = (folder / name).read_bytes()
+            assert parsers.parse(name, data) == parse_document(name, data)
+        with pytest.raises(DocumentError, match="unsupported file type"):
+            parsers.parse("x.exe", b"MZ")
+    finally:
+        parsers.close()
