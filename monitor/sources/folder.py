@@ -31,7 +31,7 @@ from monitor.errors import DocumentError, SourceError
 from monitor.models import Article
 from monitor.pipeline import IngestResult, Pipeline
 from monitor.settings import FolderSourceSettings
-from monitor.sources.parsing import DocumentPool, ParseError
+from monitor.sources.parsing import DocumentPool, DocumentTimeout, ParseError
 from monitor.store import repo
 from monitor.store.locks import exclusive
 from monitor.store.tables import FileRow, utcnow
@@ -173,9 +173,10 @@ class FolderSource:
             articles = [self._identify(article, relative, several=several) for article in parsed]
         except (DocumentError, OSError) as exc:
             reason = str(exc) if isinstance(exc, DocumentError) else exc.strerror or str(exc)
-            # What a fix outside the file can cure (permissions, the size cap) is tried again at
-            # every scan; a malformed file only once it changes. Either is logged once.
-            retry = isinstance(exc, OSError | FileTooLarge)
+            # What a fix outside the file can cure (permissions, the size cap), and a parse that
+            # ran out of time (the machine may have been busy), is tried again at every scan; a
+            # malformed file only once it changes. Either is logged once.
+            retry = isinstance(exc, OSError | FileTooLarge | DocumentTimeout)
             if known is None or known.error != reason:
                 log.warning("skipped %s: %s", relative, reason, extra=self._extra(relative))
             self._record_failure(relative, info, reason, retry=retry)

@@ -346,6 +346,11 @@ class ParserPool:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
 
+class DocumentTimeout(DocumentError):
+    """Reading a file took longer than the limit, or its parser process died: the file may
+    read fine another time (on a less loaded machine), so a folder tries it again."""
+
+
 class DocumentPool:
     """Worker processes that read a folder's files (:func:`monitor.documents.parse_document`)
     for the folder scans, which run in threads: :meth:`parse` blocks its thread until a worker
@@ -367,10 +372,13 @@ class DocumentPool:
         self._closed = False
 
     def parse(self, name: str, data: bytes) -> list[Article]:
-        """The articles of the file ``name`` holding ``data``, read in a worker. A file that is
-        not a valid document, takes longer than ``timeout`` or more than ``memory_limit``
-        raises DocumentError (the file's fault, kept until it changes); a worker that cannot
-        start raises ParseError (the daemon's, so the file is tried again)."""
+        """The articles of the file ``name`` holding ``data``, read in a worker.
+
+        A file that is not a valid document, or needs more than ``memory_limit``, raises
+        DocumentError (the file's fault, kept until it changes). One that takes longer than
+        ``timeout``, or whose worker dies, raises DocumentTimeout: how long a parse takes
+        depends on the machine's load, so it is tried again. A worker that cannot start, or a
+        pool shut down, raises ParseError (not the file's fault either)."""
         with self._free:
             with self._lock:
                 if self._closed:
@@ -379,17 +387,22 @@ class DocumentPool:
             if worker is None:
                 worker = _Worker(self.memory_limit)
             with self._lock:
-                self._busy.add(worker)
+                closed = self._closed  # close() ran while the worker started: it never saw it
+                if not closed:
+                    self._busy.add(worker)
+            if closed:
+                worker.kill()
+                raise ParseError("stopped", "the document parsers are shut down")
             keep = False
             try:
                 kind, value = worker.call(("document", data, name, None), self.timeout)
             except TimeoutError:
-                raise DocumentError(f"reading took longer than {self.timeout:g} s") from None
+                raise DocumentTimeout(f"reading took longer than {self.timeout:g} s") from None
             except (EOFError, OSError):
                 if self._closed:  # killed by close(): the daemon stops, the file is not at fault
                     raise ParseError("stopped", "the document parsers are shut down") from None
-                raise DocumentError(
-                    "the parser process died (over its memory limit, or crashed)"
+                raise DocumentTimeout(
+                    "the parser process died (over its memory limit, or killed)"
                 ) from None
             else:
                 keep = kind != "memory"
@@ -409,7 +422,7 @@ class DocumentPool:
         raise DocumentError(value)
 
     def close(self) -> None:
-        """Stop every worker; a parse in flight fails with DocumentError."""
+        """Stop every worker; a parse in flight fails with ParseError("stopped")."""
         with self._lock:
             self._closed = True
             workers = [*self._idle, *self._busy]
