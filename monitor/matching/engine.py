@@ -72,9 +72,9 @@ _GAP = 128
 """Empty words between two values of a multi-valued field: more than any slop or NEAR distance."""
 _MAX_SPANS = 1000
 MAX_HITS = 1000
-"""Hits a match keeps, the first by field and position: a document that repeats a term
-thousands of times would otherwise store, send and show every one. ``min_hits`` counts every
-occurrence all the same."""
+"""Hits a match keeps: the first hit of each of its terms, then the first by field and position.
+A document that repeats a term thousands of times would otherwise store, send and show every
+one. ``min_hits`` counts every occurrence all the same."""
 _PREFIX_KEY = 3
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """A prefix term is indexed by its first characters; shorter prefixes are not indexed."""
@@ -1514,7 +1514,23 @@ def _hits(doc: _Doc, occurrences: list[_Occ]) -> tuple[Hit, ...]:
         hits.append(Hit(term.text, name, start, end, fld.text[start:end], kind))
     unique = dict.fromkeys(hits)
     ordered = sorted(unique, key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end))
-    return tuple(ordered[:MAX_HITS])
+    if len(ordered) <= MAX_HITS:
+        return tuple(ordered)
+    # Every term keeps its first hit (a notification names the terms that matched from the
+    # hits), and the rest of the room goes to the first hits by place.
+    firsts: dict[str, Hit] = {}
+    for hit in ordered:
+        firsts.setdefault(hit.term, hit)
+    kept = {id(hit) for hit in firsts.values()}
+    room = MAX_HITS - len(kept)
+    chosen = []
+    for hit in ordered:
+        if id(hit) in kept:
+            chosen.append(hit)
+        elif room > 0:
+            chosen.append(hit)
+            room -= 1
+    return tuple(chosen)
 
 
 # -- explaining ---------------------------------------------------------------------------------

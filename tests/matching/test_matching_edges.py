@@ -137,3 +137,15 @@ def test_a_match_keeps_its_first_hits_but_min_hits_counts_every_occurrence() -> 
     assert [h.start for h in match.hits] == [15 * n for n in range(MAX_HITS)]
     over = Rule(id="r", name="R", actors=(TOKAYEV,), min_hits=MAX_HITS + 501)
     assert not Matcher([over]).match(Article(title="", body=body))
+
+
+def test_a_term_past_the_hit_cap_keeps_its_first_hit() -> None:
+    """A notification names the terms that matched from the hits: a term whose hits all come
+    after MAX_HITS hits of another still has its first one."""
+    rule = Rule(id="r", name="R", keywords=("apple", "banana"))
+    body = "apple " * (MAX_HITS + 10) + "banana banana"
+    [match] = Matcher([rule]).match(Article(title="", body=body))
+    assert len(match.hits) == MAX_HITS
+    assert [h.text for h in match.hits].count("banana") == 1
+    assert match.hits[-1].start == body.index("banana")
+    assert all(body[h.start : h.end] == h.text for h in match.hits)
