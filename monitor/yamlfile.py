@@ -95,7 +95,11 @@ def parse(text: str, name: str, *, interpolate: Interpolate | None = None) -> Do
         doc.problems.append(Problem(name, line, f"YAML syntax error: {reason}"))
     except yaml.reader.ReaderError as exc:
         # A character YAML does not allow (a NUL, say): the reader knows where, not the line.
-        line = text.count("\n", 0, exc.position) + 1
+        # libyaml (the C loader) counts bytes of UTF-8, the Python reader characters.
+        if _Loader is yaml.SafeLoader:
+            line = text.count("\n", 0, exc.position) + 1
+        else:
+            line = text.encode("utf-8", "surrogatepass").count(b"\n", 0, exc.position) + 1
         character = exc.character if isinstance(exc.character, str) else chr(exc.character)
         reason = f"character U+{ord(character):04X} is not allowed in YAML ({exc.reason})"
         doc.problems.append(Problem(name, line, reason))

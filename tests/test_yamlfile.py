@@ -124,3 +124,10 @@ def test_a_character_yaml_forbids_is_a_problem_at_its_line() -> None:
     doc = yamlfile.parse("a: 1\nb: x\x00y\n", "f.yaml")
     assert [p.line for p in doc.problems] == [2]
     assert doc.problems[0].message.startswith("character U+0000 is not allowed in YAML")
+
+
+def test_a_forbidden_character_after_non_ascii_text_is_on_its_own_line() -> None:
+    """libyaml counts bytes where Python counts characters: the line is right either way."""
+    text = "# " + "漢" * 40 + "\n" + "a: 1\n" * 14 + "d: \x00\n"
+    doc = yamlfile.parse(text, "f.yaml")
+    assert [p.line for p in doc.problems] == [16]
