@@ -926,7 +926,7 @@ def _passes(run: Callable[[], list[Pair]], repeat: int) -> tuple[list[float], fl
     return passes, cpu, pairs
 
 
-def _stages(folder: Path, docs: Sequence[Doc], size: int) -> str:
+def _stages(folder: Path, docs: Sequence[Doc], size: int, repeat: int = REPEAT) -> str:
     """Where an article's time goes, in three runs of the public Matcher over the same articles.
 
     1. One rule that never matches but makes the engine read title, summary and body: an
@@ -969,7 +969,7 @@ def _stages(folder: Path, docs: Sequence[Doc], size: int) -> str:
 
     def best(work: Callable[[], object]) -> float:
         passes = []
-        for _ in range(REPEAT):
+        for _ in range(repeat):
             start = time.perf_counter()
             work()
             passes.append(time.perf_counter() - start)
@@ -995,7 +995,7 @@ def _stages(folder: Path, docs: Sequence[Doc], size: int) -> str:
     ]
     rates = [threshold for _, at, kind, threshold in TARGETS if at == size and kind == "rate"]
     out = io.StringIO()
-    out.write(f"where the time goes at {size:,} rules (µs per article, best of {REPEAT} passes):\n")
+    out.write(f"where the time goes at {size:,} rules (µs per article, best of {repeat} passes):\n")
     for label, micros in rows:
         out.write(f"  {label:<62} {micros:8.1f}\n")
     if rates:
@@ -1071,7 +1071,8 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
         folder = workdir / f"rules-{config['spelling']}-{size}"
         run, load_s, compile_s = monitor_engine(folder, docs)
         if config.get("profile"):
-            return {"report": _stages(folder, docs, size) + _profile(run, docs)}
+            report = _stages(folder, docs, size, config["repeat"]) + _profile(run, docs)
+            return {"report": report}
     else:
         data = json.loads(
             (workdir / f"specs-{config['spelling']}-{size}.json").read_text(encoding="utf-8")

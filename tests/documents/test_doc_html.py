@@ -97,5 +97,5 @@ def test_thousands_of_open_skipped_elements_close_in_linear_time() -> None:
     markup = "<nav>" * 40_000 + "</nav>" * 40_000 + "<p>after</p><nav><form>x</nav><p>shown</p>"
     start = perf_counter()
     text = html_to_text(markup)
-    assert perf_counter() - start < 1.2  # 0.2 s now, 2.4 s before
+    assert perf_counter() - start < 2.0  # 0.2 s now, 2.4 s before
     assert text == "after\n\nshown"
