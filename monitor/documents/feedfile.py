@@ -43,7 +43,26 @@ from monitor.errors import DocumentError, NotAFeedError
 from monitor.models import Article
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_NUMERIC_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
 _ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+def _valid_references(data: bytes) -> bytes:
+    """``data`` with each numeric character reference to a code point no text may hold (a lone
+    surrogate, NUL, past U+10FFFF) written as U+FFFD instead. XML forbids them, so the fast
+    parser refuses the document, and feedparser's fallback raises on a surrogate: one bad
+    title would otherwise lose every entry of the feed."""
+    if b"&#" not in data:
+        return data
+    return _NUMERIC_REFERENCE.sub(_valid_reference, data)
+
+
+def _valid_reference(found: re.Match[bytes]) -> bytes:
+    hexadecimal, decimal = found.groups()
+    point = int(hexadecimal, 16) if hexadecimal else int(decimal)
+    if point == 0 or 0xD800 <= point <= 0xDFFF or point > 0x10FFFF:
+        return b"&#xFFFD;"
+    return found.group()
 
 
 def parse_feed(data: bytes, base_url: str | None = None, *, fast: bool = True) -> list[Article]:
@@ -52,6 +71,7 @@ def parse_feed(data: bytes, base_url: str | None = None, *, fast: bool = True) -
     ``base_url`` is the URL the feed was fetched from; ``fast=False`` skips the fast path.
     """
     _refuse_entities(data)
+    data = _valid_references(data)
     if fast:
         articles = parse_fast(data, base_url)
         if articles is not None:

@@ -187,3 +187,16 @@ def test_the_feed_url_changes_nothing_else(fast: bool) -> None:
     assert (article.author, article.tags) == ("José", ("café",))
     quiet = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
     assert parse_feed(quiet, FEED_URL, fast=fast) == []
+
+
+def test_a_reference_to_a_code_point_no_text_holds_costs_only_that_character(fast: bool) -> None:
+    """A title with &#xD800; (a lone surrogate), &#0; or a reference past U+10FFFF is read with
+    U+FFFD in its place, by either parser; the feed's other entries are not lost with it."""
+    data = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+        b"<item><title>bad &#xD800; &#55296; &#0; &#x110000; &#8217; title</title>"
+        b"<link>http://e.com/1</link></item>"
+        b"<item><title>good</title><link>http://e.com/2</link></item></channel></rss>"
+    )
+    titles = [article.title for article in parse_feed(data, fast=fast)]
+    assert titles == ["bad \ufffd \ufffd \ufffd \ufffd \u2019 title", "good"]
