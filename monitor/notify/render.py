@@ -24,7 +24,8 @@ it translates CommonMark to Slack mrkdwn (``**b**`` -> ``*b*``, ``\\<`` -> ``&lt
 The Slack flavour therefore writes CommonMark for that translator: ``<``, ``>``, ``[`` and ``]``
 get backslash escapes (they arrive as ``&lt;``, ``&gt;``, literal brackets), ``&`` is left to
 Apprise (escaping it here would show ``&amp;``), and ``@here``/``@channel``/``@everyone`` get a
-word joiner after the ``@``. Slack documents no escape for ``*``, ``_``, ``~`` and backtick, and
+word joiner after the ``@`` (as in every format, with Discord's numbered mentions: other services
+ping on them too). Slack documents no escape for ``*``, ``_``, ``~`` and backtick, and
 the usual zero-width-space trick is what people use to *enable* formatting inside words, so in
 article text these (and the backslash) are swapped for look-alike characters that Slack never
 treats as markup: ``∗ ˍ ∼ ˋ ∖``.
@@ -122,15 +123,24 @@ class Message:
 # --------------------------------------------------------------------------------------------
 # Cleaning untrusted text
 
-# C0/C1 controls except the whitespace that the collapse below handles, and the bidirectional
-# marks and overrides that can make text display in a different order from what it says.
-_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls except the whitespace that the collapse below handles, the bidirectional
+# marks and overrides that can make text display in a different order from what it says, and
+# lone surrogates (no service can encode them: an e-mail with one fails at every attempt).
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 _SPACES = re.compile(r"\s+")
+# What chat services turn into a notification of everyone, or of a user or role by number
+# (Discord's <@123456789012345678>, which Apprise finds even bare): a word joiner after the @
+# keeps the text and stops the ping, in every format.
+_MENTION = re.compile(r"@(?=(?:here|channel|everyone)\b|&?\d{5,}\b)", re.IGNORECASE)
+_WORD_JOINER = "\u2060"
 
 
 def _clean(text: str) -> str:
-    """``text`` without control characters, on one line, runs of whitespace as one space."""
-    return _SPACES.sub(" ", _INVISIBLE.sub("", text))
+    """``text`` without control characters, on one line, runs of whitespace as one space, and
+    no live mention."""
+    return _MENTION.sub("@" + _WORD_JOINER, _SPACES.sub(" ", _INVISIBLE.sub("", text)))
 
 
 def visible(text: str) -> str:
@@ -306,8 +316,6 @@ _SLACK_LOOKALIKES = str.maketrans(
         "\\": "\u2216",  # ∖ set minus: a backslash would start an escape in Apprise's translator
     }
 )
-_SLACK_BROADCAST = re.compile(r"@(?=(?:here|channel|everyone)\b)", re.IGNORECASE)
-_WORD_JOINER = "\u2060"
 
 
 def _md_standard(text: str) -> str:
@@ -323,8 +331,8 @@ def _md_line_start(text: str) -> str:
 
 
 def _md_slack(text: str) -> str:
-    text = _SLACK_ESCAPED.sub(r"\\\1", text.translate(_SLACK_LOOKALIKES))
-    return _SLACK_BROADCAST.sub("@" + _WORD_JOINER, text)
+    # @here and the like were defused by _clean, which every dialect applies first.
+    return _SLACK_ESCAPED.sub(r"\\\1", text.translate(_SLACK_LOOKALIKES))
 
 
 def _html(text: str) -> str:

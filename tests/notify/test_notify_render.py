@@ -409,3 +409,20 @@ def test_a_digest_escapes_article_text_as_a_single_alert_does(make_alert: AlertF
     body = render_digest(Digest("ops", "burst", (alert,)), Format.HTML).body
     assert "<script>" not in body
     assert "&lt;script&gt;" in body
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_mentions_are_defused_and_lone_surrogates_dropped_in_every_format(
+    make_alert: AlertFactory, fmt: Format
+) -> None:
+    """@everyone, @here and Discord's numbered mentions (which Apprise turns into pings even
+    bare) reach no service live, whatever the format; a lone surrogate, which no service can
+    encode (an e-mail with one failed at every attempt), is dropped."""
+    title = "Breaking @everyone <@123456789012345678> @here x\ud800y"
+    message = render(make_alert(title=title, rule_name="Desk @channel"), fmt)
+    for text in (message.title, message.body):
+        for mention in ("@everyone", "@123456789012345678", "@here", "@channel"):
+            assert mention not in text
+        assert "\ud800" not in text
+    assert "@\u2060everyone" in message.title
+    assert "xy" in message.title
