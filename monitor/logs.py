@@ -105,7 +105,27 @@ def register_secrets(url: str) -> None:
         for value in (*again.user, *again.password, *again.host, *again.path, *again.query):
             if not _shown(value, private):
                 found.add(value)
+    found.update(_header_secrets(url))
     _add_secrets(found)
+
+
+_SECRET_HEADER = re.compile(r"(?i)auth|token|secret|passw|key|cookie|signature|session|credential")
+"""Names of HTTP headers that carry credentials (Authorization, X-Api-Key, Cookie...)."""
+
+
+def _header_secrets(url: str) -> list[str]:
+    """The values of the credential headers that an Apprise URL sets (``?+Authorization=...``
+    in json://, xml:// and form:// URLs): Apprise's privacy URL shows them in full."""
+    match = _URL_RE.match(url.strip())
+    query = match["query"] if match is not None else None
+    if not query:
+        return []
+    # parse_qsl reads a "+" as a space: "+Authorization" arrives as " Authorization".
+    return [
+        value
+        for name, value in parse_qsl(query, keep_blank_values=False)
+        if name[:1] in ("+", " ") and _SECRET_HEADER.search(name)
+    ]
 
 
 def register_values(values: Iterable[str]) -> None:
@@ -246,10 +266,17 @@ _TRACEBACKS = logging.Formatter()
 _APPRISE_FILTER = RedactingFilter()
 
 
+_SENDING_LOGGERS = (APPRISE_LOGGER, "urllib3.connectionpool")
+"""Loggers that write a channel's URL: Apprise, and the HTTP library its plugins use, which logs
+each request line ("POST /bot<token>/sendMessage") at DEBUG. A logger's filter sees only what is
+logged on it, so each gets its own."""
+
+
 def _protect_apprise_logger() -> None:
-    logger = logging.getLogger(APPRISE_LOGGER)
-    if _APPRISE_FILTER not in logger.filters:
-        logger.addFilter(_APPRISE_FILTER)
+    for name in _SENDING_LOGGERS:
+        logger = logging.getLogger(name)
+        if _APPRISE_FILTER not in logger.filters:
+            logger.addFilter(_APPRISE_FILTER)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import apprise
+from apprise.plugins.base import NotifyBase
 from apprise.plugins.slack import NotifySlack
 from apprise.plugins.telegram import NotifyTelegram
 
@@ -109,6 +111,7 @@ class Channel:
 
     __slots__ = (
         "_flavour",
+        "_limit",
         "_service",
         "_title_in_body",
         "format",
@@ -128,6 +131,7 @@ class Channel:
         markdown_flavour: str = "standard",
         title_in_body: bool = False,
         rates: tuple[Rate, ...] = (),
+        body_limit: int = 0,
     ) -> None:
         self.id = channel_id
         self.rates = rates
@@ -137,6 +141,8 @@ class Channel:
         self._service = service
         self._flavour = markdown_flavour
         self._title_in_body = title_in_body
+        self._limit = body_limit
+        """The longest body the service takes (0: no limit known); see _fitted."""
         self.templates: TemplateChoice | None = None
 
     def __repr__(self) -> str:
@@ -166,7 +172,9 @@ class Channel:
         service = apprise.Apprise(asset=asset)
         if not service.add(plugin):  # pragma: no cover (adding a loaded plugin always succeeds)
             raise ValueError(f"channel {channel_id!r}: not a valid Apprise URL (not accepted)")
-        masked_url = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]  # unannotated
+        # Apprise's privacy URL shows custom headers (?+Authorization=...) as they are:
+        # register_secrets above took the credential ones, and redact masks them.
+        masked_url = redact(str(plugin.url(privacy=True)))  # type: ignore[no-untyped-call]
         return cls(
             channel_id,
             masked_url,
@@ -179,6 +187,7 @@ class Channel:
             # unescaped; render it into the body ourselves, escaped like the rest.
             title_in_body=plugin.title_maxlen <= 0,
             rates=service_rates(plugin),
+            body_limit=_declared_limit(plugin),
         )
 
     async def send(self, alert: Alert) -> None:
@@ -188,26 +197,47 @@ class Channel:
         last warning, redacted, is the reason), timed out, or Apprise matched no service. Never
         retries: the outbox decides when to try again.
         """
-        message = render(
-            alert,
-            self.format,
-            markdown_flavour=self._flavour,
-            title_in_body=self._title_in_body,
-            templates=self.templates,
+        message = self._fitted(
+            lambda fmt: render(
+                alert,
+                fmt,
+                markdown_flavour=self._flavour,
+                title_in_body=self._title_in_body,
+                templates=self.templates,
+            )
         )
         await self._deliver(message, alert.severity, f"match {alert.match_id}")
 
     async def send_digest(self, digest: Digest) -> None:
         """Deliver the alerts of ``digest`` as one message; raises as :meth:`send`."""
-        message = render_digest(
-            digest,
-            self.format,
-            markdown_flavour=self._flavour,
-            title_in_body=self._title_in_body,
-            templates=self.templates,
+        message = self._fitted(
+            lambda fmt: render_digest(
+                digest,
+                fmt,
+                markdown_flavour=self._flavour,
+                title_in_body=self._title_in_body,
+                templates=self.templates,
+            )
         )
         severity = max((alert.severity for alert in digest.alerts), key=lambda s: s.rank)
         await self._deliver(message, severity, f"digest of {len(digest.alerts)} alerts")
+
+    def _fitted(self, make: Callable[[Format], Message]) -> Message:
+        """The message in the channel's format; if its body comes near what the service takes
+        (over nine tenths of Telegram's 4,096 characters, in UTF-16 units), the same message as
+        plain text, cut to fit with "…" at the end. Markup cannot be cut without breaking it (an
+        unclosed tag makes Telegram refuse the whole message); plain text can, and loses only
+        its end."""
+        message = make(self.format)
+        if not self._limit or _length(message.body) <= self._limit * 9 // 10:
+            return message
+        plain = make(Format.TEXT) if self.format is not Format.TEXT else message
+        # Cut in UTF-16 units, to nine tenths of the limit: Apprise writes each line break as
+        # CRLF on the way, and the "…" needs room. Half a surrogate pair is dropped.
+        budget = self._limit * 9 // 10
+        units = plain.body.encode("utf-16-le", "surrogatepass")[: budget * 2]
+        body = units.decode("utf-16-le", "ignore")
+        return replace(plain, body=body.rstrip() + "…")
 
     async def _deliver(self, message: Message, severity: Severity, what: str) -> None:
         with answers.capture() as answered:
@@ -234,6 +264,19 @@ class Channel:
             # Apprise gave up waiting, but the service may still have taken the message.
             uncertain=verdict.uncertain or result.status == apprise.AppriseResultStatus.TIMEOUT,
         )
+
+
+def _declared_limit(plugin: NotifyBase) -> int:
+    """The longest body the service takes, when its plugin declares one (Telegram 4,096, Discord
+    2,000, Slack 35,000); 0 for the others (e-mail, webhooks), whose 32,768 is only Apprise's
+    default, not a limit of the service: an e-mail digest may be longer."""
+    limit = int(plugin.body_maxlen)
+    return limit if 0 < limit != NotifyBase.body_maxlen else 0
+
+
+def _length(text: str) -> int:
+    """``text``'s length as Telegram and Discord count it: in UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 class ChannelErrors(ValueError):

@@ -16,7 +16,7 @@ import apprise
 import pytest
 
 from monitor.errors import DeliveryError
-from monitor.models import Alert
+from monitor.models import Alert, Outlet
 from monitor.notify.channels import Channel, ChannelErrors, build_channels, default_asset
 from monitor.notify.render import Format
 
@@ -306,6 +306,30 @@ async def test_telegram_gets_escaped_html(
     assert "<img" not in text
     assert "Telegram POST URL" in monitor_log.getvalue()
     assert TELEGRAM_TOKEN.split(":")[1] not in monitor_log.getvalue()
+
+
+async def test_a_message_over_telegrams_limit_is_sent_as_plain_text_cut_to_fit(
+    make_alert: AlertFactory, telegram_server: Any
+) -> None:
+    """Telegram takes 4,096 characters (UTF-16 units): a longer message (an outlet list, a
+    title of emoji) is sent as plain text cut to fit with "…", not refused; a short one keeps
+    its HTML."""
+    channel = Channel.from_url("phone", TELEGRAM_URL)
+    outlets = tuple(
+        Outlet(source_id=f"outlet-{n}", title="\U0001f600" * 300, link=None, published=None)
+        for n in range(40)
+    )
+    await channel.send(make_alert(outlets=outlets))
+    await channel.send(make_alert())
+
+    [(_, long), (_, short)] = telegram_server.requests
+    text = long["text"]
+    assert len(text.encode("utf-16-le")) // 2 <= 4096
+    assert text.endswith("…")
+    assert text.startswith("[CRITICAL] Orders to use lethal force against protesters: ")
+    assert "<b>" not in text
+    assert short["parse_mode"] == "HTML"
+    assert "<b>shoot</b>" in short["text"]
 
 
 async def test_telegram_error_description_is_the_reason(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from monitor.logs import configure_logging, redact, register_secrets
+from monitor.notify.channels import Channel
 from tests.notify.conftest import logging_restored
 
 SLACK_URL = "slack://T0LOGS0AA/B0LOGS0BB/logtokenabcdefghijklmnop/#desk"
@@ -208,3 +209,40 @@ def test_registering_does_not_log_the_url(caplog: pytest.LogCaptureFixture) -> N
     caplog.set_level(1, logger="apprise")
     register_secrets("slack://T0QUIET0A/B0QUIET0B/quiettokenabcdefghijklm")
     assert "quiettokenabcdefghijklm" not in caplog.text
+
+
+def test_credential_headers_of_a_webhook_url_are_secrets() -> None:
+    """json:// and its kin set HTTP headers from ?+Name=value, which Apprise's privacy URL shows
+    in full: the credential ones (Authorization, X-Api-Key) are registered, and the channel's
+    masked URL hides them; other headers stay readable."""
+    url = (
+        "json://127.0.0.1:9/hook?+Authorization=Bearer%20hdr-secret-4242"
+        "&+X-Api-Key=key-secret-4343&+Content-Type=application/json"
+    )
+    channel = Channel.from_url("hook", url)
+    for secret in ("Bearer hdr-secret-4242", "key-secret-4343"):
+        assert secret not in channel.masked_url
+        assert secret not in repr(channel)
+        assert redact(f"sent with {secret}") == "sent with ***"
+    assert "application%2Fjson" in channel.masked_url
+    assert redact("application/json") == "application/json"
+
+
+def test_request_lines_of_the_http_library_are_redacted_for_every_handler() -> None:
+    """urllib3 logs each request line ("POST /bot<token>/sendMessage") at DEBUG on its own
+    logger: a handler that is not monitor's (a test's, an embedding program's) sees it redacted."""
+    token = "555000222:AAhttpLibTokenValue_abcdefghij"
+    Channel.from_url("phone", f"tgram://{token}/-1001234")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("urllib3.connectionpool")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug('%s "POST /bot%s/sendMessage HTTP/1.1" 200', "https://api", token)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert seen == ['https://api "POST /bot***/sendMessage HTTP/1.1" 200']
