@@ -197,37 +197,31 @@ class Channel:
         last warning, redacted, is the reason), timed out, or Apprise matched no service. Never
         retries: the outbox decides when to try again.
         """
-        message = self._fitted(
-            lambda fmt: render(
-                alert,
-                fmt,
-                markdown_flavour=self._flavour,
-                title_in_body=self._title_in_body,
-                templates=self.templates,
-            )
-        )
+        message = self._fitted(render, alert)
         await self._deliver(message, alert.severity, f"match {alert.match_id}")
 
     async def send_digest(self, digest: Digest) -> None:
         """Deliver the alerts of ``digest`` as one message; raises as :meth:`send`."""
-        message = self._fitted(
-            lambda fmt: render_digest(
-                digest,
+        message = self._fitted(render_digest, digest)
+        severity = max((alert.severity for alert in digest.alerts), key=lambda s: s.rank)
+        await self._deliver(message, severity, f"digest of {len(digest.alerts)} alerts")
+
+    def _fitted(self, render_as: Callable[..., Message], subject: Alert | Digest) -> Message:
+        """``subject`` rendered by ``render_as`` in the channel's format; if its body comes near
+        what the service takes (over nine tenths of Telegram's 4,096 characters, in UTF-16
+        units), the same message as plain text, cut to fit with "…" at the end. Markup cannot be
+        cut without breaking it (an unclosed tag makes Telegram refuse the whole message); plain
+        text can, and loses only its end."""
+
+        def make(fmt: Format) -> Message:
+            return render_as(
+                subject,
                 fmt,
                 markdown_flavour=self._flavour,
                 title_in_body=self._title_in_body,
                 templates=self.templates,
             )
-        )
-        severity = max((alert.severity for alert in digest.alerts), key=lambda s: s.rank)
-        await self._deliver(message, severity, f"digest of {len(digest.alerts)} alerts")
 
-    def _fitted(self, make: Callable[[Format], Message]) -> Message:
-        """The message in the channel's format; if its body comes near what the service takes
-        (over nine tenths of Telegram's 4,096 characters, in UTF-16 units), the same message as
-        plain text, cut to fit with "…" at the end. Markup cannot be cut without breaking it (an
-        unclosed tag makes Telegram refuse the whole message); plain text can, and loses only
-        its end."""
         message = make(self.format)
         if not self._limit or _length(message.body) <= self._limit * 9 // 10:
             return message
