@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import threading
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -162,6 +163,17 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (current + limit, current + limit))
 
 
+def bug_report(exc: BaseException) -> str:
+    """A parser's unexpected exception in one line, with where it was raised (file, line and
+    function; the traceback stays in the worker): enough to report the bug from a log line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        frame = frames[-1]
+        where = f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
+    return f"parser failed: {type(exc).__name__}: {exc}{where}"
+
+
 def _job(kind: str, data: bytes, first: Any, second: Any) -> Any:
     """Run one job: ("feed", body, max_items, base_url), ("page", body, None, None) or
     ("document", the file's bytes, its name, None)."""
@@ -194,7 +206,7 @@ def _serve(requests: Connection, replies: Connection, memory_limit: int) -> None
         except MemoryError:
             reply = ("memory", "parsing exceeded the memory limit")
         except Exception as exc:  # noqa: BLE001 (a parser bug is this feed's failure, reported)
-            reply = ("parse_error", f"parser failed: {type(exc).__name__}: {exc}")
+            reply = ("parse_error", bug_report(exc))
         del data
         try:
             replies.send(reply)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sources.parsing import ParseError, ParserPool, extract_page, parse_body
+from monitor.sources.parsing import ParseError, ParserPool, bug_report, extract_page, parse_body
 from monitor.store.repo import Incoming
 from tests.sources.conftest import item, rss
 
@@ -114,3 +114,19 @@ def test_extract_page_keeps_the_article_and_drops_the_chrome() -> None:
     assert "Second paragraph" in text
     assert "Home" not in text
     assert "Copyright" not in text
+
+
+def test_a_parser_bug_is_reported_with_where_it_was_raised() -> None:
+    """A worker sends a parser's unexpected exception back as one line that says where it was
+    raised, since its traceback stays in the worker."""
+
+    def scalar(value: str) -> int:
+        return int(value)
+
+    try:
+        scalar("x")
+    except ValueError as exc:
+        report = bug_report(exc)
+    assert report.startswith("parser failed: ValueError: invalid literal for int()")
+    assert report.endswith(" in scalar)")
+    assert "(at test_parsing.py:" in report
