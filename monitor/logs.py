@@ -16,6 +16,7 @@ handlers we did not install (pytest's caplog, an embedding application's).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -208,6 +209,17 @@ def _privacy_forms(url: str) -> tuple[str, str]:
 def _shown(value: str, forms: tuple[str, str]) -> bool:
     decoded = unquote(value)
     return any(candidate in form for candidate in (value, decoded) for form in forms)
+
+
+@contextlib.contextmanager
+def apprise_quiet() -> Iterator[None]:
+    """Nothing Apprise logs in this block is written: what it says of a URL it cannot parse
+    ("Unparseable Telegram URL tgram://<token>") quotes the URL whole, secrets and all."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
 
 
 def _instantiate_quietly(url: str) -> Any:

@@ -476,6 +476,17 @@ def load(
     return resolve_paths(settings, base)
 
 
+def _shown_url(url: str) -> str:
+    """A feed URL as a problem may quote it: its credentials masked, cut to 200 characters."""
+    # Imported here: monitor.sources imports the settings.
+    from monitor.sources.health import display_url  # noqa: PLC0415
+
+    try:
+        return display_url(url)[:200]
+    except ValueError:  # not even a URL urlsplit can read: nothing of it is shown
+        return "(unreadable URL)"
+
+
 def _with_opml_feeds(settings: Settings, path: Path) -> Settings:
     """``settings`` with a feed source for each feed of the OPML file that the config does not
     list already (by URL); an unusable URL is a problem at its line in the OPML file."""
@@ -496,7 +507,7 @@ def _with_opml_feeds(settings: Settings, path: Path) -> Settings:
                 str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
             )
             problems.append(
-                Problem(str(path), outline.line, f"feed {outline.url[:200]!r}: {reasons}")
+                Problem(str(path), outline.line, f"feed {_shown_url(outline.url)!r}: {reasons}")
             )
     if problems:
         raise ConfigError(problems)

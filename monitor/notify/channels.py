@@ -39,7 +39,7 @@ from apprise.plugins.slack import NotifySlack
 from apprise.plugins.telegram import NotifyTelegram
 
 from monitor.errors import DeliveryError
-from monitor.logs import MASK, MIN_SECRET_LENGTH, redact, register_secrets
+from monitor.logs import MASK, MIN_SECRET_LENGTH, apprise_quiet, redact, register_secrets
 from monitor.models import Alert, Digest, Severity
 from monitor.notify import (
     answers,
@@ -321,7 +321,8 @@ def service_rates(plugin: apprise.NotifyBase) -> tuple[Rate, ...]:
 def _load(channel_id: str, url: str, asset: apprise.AppriseAsset) -> apprise.NotifyBase:
     """Apprise's service object for ``url``; ValueError (without the URL) when there is none."""
     try:
-        plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=False)
+        with apprise_quiet():
+            plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=False)
     except Exception as exc:  # noqa: BLE001 (a service's constructor may raise anything)
         # The service's own words ("An invalid Slack (second) Token ..."), which may quote parts
         # of the URL: redacted, and not chained, so no traceback carries the URL either.

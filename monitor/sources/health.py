@@ -72,10 +72,14 @@ _SECRET_PARAMS = re.compile(
 
 
 def url_secrets(url: str) -> list[str]:
-    """The secrets a feed URL carries: the password of a user:password@ part, and the values of
-    query parameters named like credentials. They are masked wherever the URL is shown."""
+    """The secrets a feed URL carries: the password of a user:password@ part (the user when it
+    has none: a token), and the values of query parameters named like credentials. They are
+    masked wherever the URL is shown."""
     parts = urlsplit(url)
-    found = [parts.password] if "@" in parts.netloc and parts.password else []
+    found = []
+    if "@" in parts.netloc:
+        # user:password@, or a token as the user (https://TOKEN@host/, as for GitHub's feeds).
+        found = [parts.password] if parts.password else [parts.username] if parts.username else []
     if parts.query:
         found += [
             value
@@ -87,13 +91,13 @@ def url_secrets(url: str) -> list[str]:
 
 def display_url(url: str) -> str:
     """``url`` with its secrets (see :func:`url_secrets`) replaced by ``***``: the password of a
-    user:password@ part and the values of credential-like query parameters."""
+    user:password@ part (or of a user with no password: a token), and the values of
+    credential-like query parameters."""
     parts = urlsplit(url)
-    if parts.password is not None:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        user = f"{parts.username or ''}:***" if parts.password is not None else "***"
+        parts = parts._replace(netloc=f"{user}@{host}")
     if parts.query and any(_SECRET_PARAMS.match(name) for name, _ in parse_qsl(parts.query)):
         query = [
             (name, "***" if value and _SECRET_PARAMS.match(name) else value)

@@ -11,6 +11,7 @@ this version's, and is what every process that writes calls first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,16 +115,37 @@ class Database:
 
     @property
     def masked_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        """The URL with its password masked, in the user:password@ part and in the query
+        (``?password=``, libpq's ``sslpassword=``...)."""
+        url = make_url(self.url)
+        query = {
+            name: "***" if _SECRET_OPTION.search(name) else value
+            for name, value in url.query.items()
+        }
+        shown = url.set(query=query).render_as_string(hide_password=True)
+        return shown.replace("%2A%2A%2A", "***")
 
     def explain(self, error: BaseException) -> str:
         """``error`` (a driver's, say) as one line naming the database by its masked URL, with
-        the password masked wherever the driver may have quoted it."""
+        the passwords masked wherever the driver may have quoted them."""
         reason = " ".join(str(getattr(error, "orig", None) or error).split())
-        password = make_url(self.url).password
-        if password:
-            reason = reason.replace(str(password), "***")
+        for secret in _secrets(self.url):
+            reason = reason.replace(secret, "***")
         return f"database {self.masked_url}: {reason}"
+
+
+_SECRET_OPTION = re.compile(r"(?i)passw|secret|token|key")
+"""Query options of a database URL whose values are credentials."""
+
+
+def _secrets(url: str) -> list[str]:
+    parsed = make_url(url)
+    found = [str(parsed.password)] if parsed.password else []
+    for name, value in parsed.query.items():
+        if _SECRET_OPTION.search(name):
+            found += [value] if isinstance(value, str) else list(value)
+    # Longest first: a password that holds another is masked whole.
+    return sorted((secret for secret in found if secret), key=len, reverse=True)
 
 
 def _pragmas(connection: Connection, **values: object) -> None:

@@ -246,3 +246,22 @@ def test_request_lines_of_the_http_library_are_redacted_for_every_handler() -> N
         logger.removeHandler(handler)
         logger.setLevel(old_level)
     assert seen == ['https://api "POST /bot***/sendMessage HTTP/1.1" 200']
+
+
+def test_a_channel_url_apprise_cannot_parse_is_not_logged_by_apprise() -> None:
+    """Apprise logs "Unparseable Telegram URL tgram://<token>" at ERROR, the token whole: while
+    a channel is built, nothing Apprise logs is written."""
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(ValueError, match="cannot parse this tgram"):
+            Channel.from_url("phone", "tgram://unparseable-secret-5151")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    assert not [line for line in seen if "unparseable-secret-5151" in line]

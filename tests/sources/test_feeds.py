@@ -375,6 +375,17 @@ def test_opml_problems_name_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         App.load(config)
     assert str(caught.value).startswith(f"{tmp_path / 'subs.opml'}:4: feed 'file:///etc/passwd'")
+    # A refused URL is quoted with its credentials masked.
+    (tmp_path / "subs.opml").write_text(
+        '<?xml version="1.0"?>\n<opml version="2.0"><body>\n'
+        '<outline text="bad" xmlUrl="ftp://u:opml-pw-77@example.org/f?token=opml-tok-88"/>\n'
+        "</body></opml>\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        App.load(config)
+    assert "feed 'ftp://u:***@example.org/f?token=***'" in str(caught.value)
+    assert "opml-pw-77" not in str(caught.value)
     (tmp_path / "subs.opml").write_text("<html><body/></html>", encoding="utf-8")
     with pytest.raises(ConfigError, match="not OPML"):
         App.load(config)

@@ -33,6 +33,8 @@ from monitor.sources.health import display_url, url_secrets
             [],
         ),
         ("https://example.org/x?token=", "https://example.org/x?token=", []),
+        # A token as the user, with no password (GitHub's private feeds are written so).
+        ("https://ghp_t0k3n@example.org:9/x", "https://***@example.org:9/x", ["ghp_t0k3n"]),
     ],
 )
 def test_feed_urls_are_shown_with_their_secrets_masked(

@@ -81,3 +81,12 @@ def test_a_file_state_keeps_nanosecond_times_and_large_sizes(db: Database) -> No
         row = repo.file_state(session, "inbox", "big.txt")
         assert row is not None
         assert (row.size, row.mtime_ns) == (5 * 2**30, 1_795_944_185_614_920_277)
+
+
+def test_passwords_in_the_url_query_are_masked_too() -> None:
+    """libpq takes a password in the query as well; the masked URL and explained errors hide it,
+    and a password holding another is masked whole."""
+    database = Database("postgresql://u:sekret-1@127.0.0.1/x?password=sekret-12&sslmode=require")
+    assert database.masked_url == "postgresql://u:***@127.0.0.1/x?password=***&sslmode=require"
+    explained = database.explain(RuntimeError("login failed: sekret-12, sekret-1"))
+    assert "sekret" not in explained
