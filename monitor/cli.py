@@ -32,10 +32,11 @@ from monitor.sources.health import source_health
 from monitor.store import migrate, repo
 from monitor.store.db import Database
 from monitor.store.tables import utcnow
+from monitor.yamlfile import read_regular
 
 EXIT_OK, EXIT_INPUT, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 MAX_LIMIT = 1000
-"""The most rows `monitor deliveries` lists at once."""
+"""The most rows `monitor deliveries` and `monitor matches` list at once."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except SchemaError as exc:  # `run` and `db upgrade`: the message names the database, masked
         print(exc, file=sys.stderr)
+        return EXIT_DATABASE
+    except SQLAlchemyError as exc:
+        # The database refused the login, is down, or is no database (a reading command):
+        # the driver's message, naming the database by its masked URL.
+        print(_explained(args, exc), file=sys.stderr)
         return EXIT_DATABASE
     except KeyboardInterrupt:
         return 130
@@ -94,7 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=_schema)
 
     matches = command("matches", "list recent stored matches")
-    matches.add_argument("--limit", type=int, default=20)
+    matches.add_argument(
+        "--limit",
+        type=_between(1, MAX_LIMIT),
+        default=20,
+        help=f"at most this many, 1 to {MAX_LIMIT} (default 20)",
+    )
     matches.add_argument("--rule", help="only this rule id")
     matches.add_argument("--json", action="store_true", help="print JSON")
     matches.set_defaults(handler=_matches)
@@ -223,7 +234,7 @@ def _test(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for path in _inputs(args.inputs):
         try:
-            articles = parse_document(path.name, path.read_bytes())
+            articles = parse_document(path.name, read_regular(path))
         except (DocumentError, OSError) as exc:
             print(f"{path}: {exc}", file=sys.stderr)
             status = EXIT_INPUT
@@ -424,6 +435,15 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 _T = TypeVar("_T")
+
+
+def _explained(args: argparse.Namespace, error: BaseException) -> str:
+    """A database error as one line naming the configured database, its secrets masked."""
+    try:
+        url = settings.load(_config(args)).database
+    except ConfigError:  # pragma: no cover (the command loaded this config a moment ago)
+        return f"database error: {type(error).__name__}"
+    return Database(url).explain(error)
 
 
 def _on_database(url: str, work: Callable[[Database], _T], *, named: bool = True) -> _T | None:

@@ -8,6 +8,9 @@ keys and expands aliases without limit; both are errors here, because a watchlis
 from __future__ import annotations
 
 import difflib
+import errno
+import os
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +64,17 @@ class Document:
         return Problem(self.file, self.line_of(loc), message)
 
 
+def read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file: a FIFO or a device would block the
+    reader (or never end), so it raises OSError("not a regular file") instead."""
+    # O_NONBLOCK: opening a FIFO with no writer must not wait for one.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return handle.read()
+
+
 def load(
     path: Path, *, display: str | None = None, interpolate: Interpolate | None = None
 ) -> Document:
@@ -70,7 +84,7 @@ def load(
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             return Document(name, problems=[Problem(name, 0, f"file too large ({size} bytes)")])
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         reason = f"not UTF-8: byte {exc.object[exc.start]:#04x} cannot be decoded ({exc.reason})"

@@ -189,3 +189,37 @@ def test_test_explain_says_why_rules_did_not_match(
     assert document["explain"]["kz-lethal-force"] == "keywords: none found"
     assert document["explain"]["kz-foreign-troops"].startswith("actors: no alias of")
     assert "kz-emergency-rule" not in document["explain"]
+
+
+def test_a_database_that_refuses_the_login_is_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command that reads the database says which one (its password masked, in the URL
+    and in its query) and why, and exits 3, when PostgreSQL refuses the login."""
+    config = tmp_path / "monitor.yaml"
+    url = "postgresql://nosuchuser:dbsecret-4711@127.0.0.1:5432/test?password=dbsecret-4712"
+    config.write_text(
+        f"database: {url}\nrules: {ROOT / 'rules'}\nsources: []\n"
+        "channels:\n  - {id: console, url: 'console://'}\n",
+        encoding="utf-8",
+    )
+    for command in (["sources"], ["matches"], ["deliveries"], ["backtest"]):
+        assert main([*command, "--config", str(config)]) == 3, command
+        out, err = capsys.readouterr()
+        assert "dbsecret" not in out + err
+        assert "database postgresql://nosuchuser:***@127.0.0.1:5432/test?password=***" in err
+        assert "Traceback" not in err
+
+
+def test_a_fifo_is_refused_as_config_and_as_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A named pipe given as the config or as a document is refused at once, not read forever."""
+    config, document = tmp_path / "monitor.yaml", tmp_path / "article.txt"
+    os.mkfifo(config)
+    os.mkfifo(document)
+    assert main(["check", "--config", str(config)]) == 2
+    assert main(["test", "--rules", str(ROOT / "rules"), str(document)]) == 1
+    err = capsys.readouterr().err
+    assert f"{config}: cannot read: [Errno 22] not a regular file" in err
+    assert f"{document}: [Errno 22] not a regular file" in err
