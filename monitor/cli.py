@@ -27,7 +27,7 @@ from monitor.matching.schema import json_schema
 from monitor.models import Article, RuleMatch
 from monitor.notify import operations
 from monitor.notify.channels import Channel
-from monitor.notify.render import TemplateChoice, TemplateSet
+from monitor.notify.render import TemplateChoice, TemplateSet, visible
 from monitor.sources.health import source_health
 from monitor.store import migrate, repo
 from monitor.store.db import Database
@@ -286,7 +286,8 @@ def _document(name: str, article: Article, matches: list[RuleMatch]) -> dict[str
 def _print_documents(documents: list[dict[str, Any]], ruleset: RuleSet) -> None:
     names = {rule.id: rule.name for rule in ruleset.rules}
     for document in documents:
-        print(f"{document['input']}: {document['title']}")
+        # Titles are the documents' text: no escape sequence of theirs reaches the terminal.
+        print(f"{document['input']}: {visible(document['title'])}")
         if not document["matches"]:
             print("  no rule matched")
         for rule_id, reason in document.get("explain", {}).items():

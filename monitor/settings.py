@@ -94,6 +94,12 @@ class FeedSourceSettings(_Model):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname or "\\" in value:
             raise ValueError("feed url must be an absolute http:// or https:// URL")
+        if any(char.isspace() for char in parts.netloc):
+            raise ValueError("feed url has a space in its host")
+        try:
+            parts.port  # noqa: B018 (reading it validates it)
+        except ValueError:
+            raise ValueError("feed url has an invalid port (a number from 0 to 65535)") from None
         return value
 
 

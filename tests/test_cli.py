@@ -223,3 +223,17 @@ def test_a_fifo_is_refused_as_config_and_as_document(
     err = capsys.readouterr().err
     assert f"{config}: cannot read: [Errno 22] not a regular file" in err
     assert f"{document}: [Errno 22] not a regular file" in err
+
+
+def test_a_documents_escape_sequences_do_not_reach_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """monitor test prints each document's title: its control characters (a screen clear, a
+    window-title change) are dropped, the rest shown."""
+    document = tmp_path / "article.txt"
+    document.write_text("Title \x1b[2J\x1b]0;pwned\x07here\n\nTokayev spoke.\n", encoding="utf-8")
+    main(["test", "--rules", str(ROOT / "rules"), str(document)])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert f"{document}: Title [2J]0;pwnedhere" in out

@@ -314,3 +314,28 @@ def test_a_feed_lease_must_outlast_a_poll(tmp_path: Path) -> None:
         tmp_path, "fetching: {timeout: 2s, connect_timeout: 1s, parse_timeout: 2s, lease: 6s}\n"
     )
     assert settings.load(tuned, {}).fetching.lease == timedelta(seconds=6)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://example.org:99999/feed", "invalid port"),
+        ("https://example.org:abc/feed", "invalid port"),
+        ("https://exa mple.org/feed", "space in its host"),
+    ],
+)
+def test_a_feed_url_the_fetcher_could_never_use_is_refused_by_check(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    """A bad port or a space in the host is a problem at load time, with its line, not a fetch
+    error found later."""
+    config = write(
+        tmp_path,
+        "database: sqlite:///x.db\nrules: rules\nsources:\n"
+        f"  - {{id: f, type: feed, url: '{url}'}}\n",
+    )
+    (config.parent / "rules").mkdir()
+    found = problems(config)
+    assert len(found) == 1
+    assert ":4:" in found[0]
+    assert reason in found[0]
