@@ -20,6 +20,7 @@ from lxml import etree
 
 from monitor.documents.feedfile import declares_entities
 from monitor.errors import ConfigError, Problem
+from monitor.yamlfile import read_regular
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -49,7 +50,7 @@ def read_opml(path: Path) -> list[Outline]:
     cannot be read or is not OPML. (The config loader validates each URL at its line.)"""
     shown = str(path)
     try:
-        data = path.read_bytes()
+        data = read_regular(path)  # a FIFO would block the config loader
     except OSError as exc:
         raise ConfigError([Problem(shown, 0, f"cannot read OPML file: {exc.strerror}")]) from None
     if declares_entities(data):

@@ -71,6 +71,7 @@ from monitor.notify.outbox import Outbox
 from monitor.pipeline import CompiledRules
 from monitor.settings import Settings
 from monitor.store.tables import utcnow
+from monitor.yamlfile import read_regular
 
 if TYPE_CHECKING:
     from monitor.app import App, Daemon
@@ -251,7 +252,7 @@ def content_digest(config: Path, settings: Settings) -> str:
     def add(path: Path) -> None:
         digest.update(str(path).encode("utf-8", "surrogateescape") + b"\0")
         try:
-            data = path.read_bytes()
+            data = read_regular(path)  # a FIFO named like a rule file must not block the watch
         except OSError as exc:
             data = f"unreadable: {exc.errno}".encode()
         digest.update(hashlib.sha256(data).digest())

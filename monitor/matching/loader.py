@@ -50,16 +50,16 @@ class RuleSet:
 
 
 def rule_files(path: Path) -> list[Path]:
-    """The rule files under ``path`` (or ``path`` itself), in a stable order."""
-    if path.is_file():
-        return [path]
+    """The rule files under ``path`` (or ``path`` itself), in a stable order. Whatever has a rule
+    file's name and is not a folder is one: a FIFO or a symlink loop so named is then reported
+    as a file that cannot be read, not skipped as if it were not there."""
     if not path.is_dir():
-        return []
+        return [path]
     return sorted(
         candidate
         for candidate in path.rglob("*")
         if candidate.suffix.lower() in SUFFIXES
-        and candidate.is_file()
+        and not candidate.is_dir()
         and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
     )
 
@@ -77,7 +77,8 @@ def load_rules(
     checked against them.
     """
     if not path.exists():
-        raise ConfigError([Problem(str(path), 0, "rules path does not exist")])
+        reason = "is a broken symlink or a symlink loop" if path.is_symlink() else "does not exist"
+        raise ConfigError([Problem(str(path), 0, f"rules path {reason}")])
     # Loading builds many small objects and no cycles; the cyclic collector would only rescan
     # them (a third of the time of a large reload).
     with long_lived():
@@ -159,7 +160,7 @@ def _validate(doc: yamlfile.Document, problems: list[Problem]) -> _File:
 def _display(file: Path) -> str:
     try:
         return str(file.resolve().relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return str(file)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,26 @@ def test_too_deep_query_is_a_located_error_not_a_crash(tmp_path: Path) -> None:
         load_rules(tmp_path)
     found = [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems]
     assert found == ["r.yaml:4: query column 1: nested deeper than 100 levels"]
+
+
+def test_rule_files_that_cannot_be_read_are_problems_not_skipped(tmp_path: Path) -> None:
+    """A FIFO or a symlink loop named like a rule file is reported (it is not read: a FIFO would
+    block), as are a rules path that is a device or a loop; none gives "0 rules"."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "x.yaml").symlink_to(rules / "y.yaml")
+    (rules / "y.yaml").symlink_to(rules / "x.yaml")
+    os.mkfifo(rules / "pipe.yaml")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(ConfigError) as caught:
+        load_rules(rules)
+    found = {(Path(p.file).name, p.message.split(":")[1].strip()) for p in caught.value.problems}
+    assert found == {
+        ("pipe.yaml", "[Errno 22] not a regular file"),
+        ("x.yaml", "[Errno 40] Too many levels of symbolic links"),
+        ("y.yaml", "[Errno 40] Too many levels of symbolic links"),
+    }
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_rules(Path("/dev/null"))
+    with pytest.raises(ConfigError, match="rules path is a broken symlink or a symlink loop"):
+        load_rules(tmp_path / "loop")
