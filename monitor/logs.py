@@ -110,8 +110,15 @@ def register_secrets(url: str) -> None:
     _add_secrets(found)
 
 
-_SECRET_HEADER = re.compile(r"(?i)auth|token|secret|passw|key|cookie|signature|session|credential")
-"""Names of HTTP headers that carry credentials (Authorization, X-Api-Key, Cookie...)."""
+SECRET_NAME = re.compile(
+    r"(?i)^(?:.*(?:token|secret|passw|api[-_]?key|apikey|credential|authoriz|cookie).*|"
+    r"key|auth|sig|signature|pass|pwd|session|sid|hash|code)$"
+)
+"""Names whose values are credentials, wherever a name and a value are written in a URL: a feed
+URL's query parameters as publishers hand them out (``?token=``, ``?api_key=``, a signed URL's
+``?sig=``), a database URL's options (``?password=``), the HTTP headers an Apprise URL sets
+(``?+Authorization=``, ``?+X-Api-Key=``). A longer word that merely holds "key" ("keyword",
+"monkey") is not one."""
 
 
 def _header_secrets(url: str) -> list[str]:
@@ -125,7 +132,7 @@ def _header_secrets(url: str) -> list[str]:
     return [
         value
         for name, value in parse_qsl(query, keep_blank_values=False)
-        if name[:1] in ("+", " ") and _SECRET_HEADER.search(name)
+        if name[:1] in ("+", " ") and SECRET_NAME.match(name[1:])
     ]
 
 
@@ -226,9 +233,8 @@ def _instantiate_quietly(url: str) -> Any:
     """Apprise's plugin for ``url``, or None; nothing Apprise logs meanwhile is written."""
     import apprise  # noqa: PLC0415 (logging setup must not pay for loading 180 plugins)
 
-    token = _quiet.set(True)
     try:
-        with warnings.catch_warnings():
+        with apprise_quiet(), warnings.catch_warnings():
             # The first lookup imports all of Apprise's plugins; see monitor.notify.console for
             # the one warning that import raises on Python 3.11-3.12.
             warnings.filterwarnings(
@@ -237,8 +243,6 @@ def _instantiate_quietly(url: str) -> Any:
             return apprise.Apprise.instantiate(url)
     except Exception:  # noqa: BLE001 (any plugin failure means "Apprise cannot parse it")
         return None
-    finally:
-        _quiet.reset(token)
 
 
 # --------------------------------------------------------------------------------------------

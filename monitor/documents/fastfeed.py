@@ -1053,9 +1053,13 @@ class _Reader:
         output = self._pop("category", text, None)
         if not output:
             return
-        tags = self._current.tags
+        current = self._current
+        tags = current.tags
         if tags and not tags[-1][0]:
+            # The last tag gets its term: its key in tag_keys follows.
+            current.tag_keys.discard(tuple(tags[-1]))
             tags[-1][0] = output
+            current.tag_keys.add(tuple(tags[-1]))  # type: ignore[arg-type]
         else:
             self._add_tag(output, None, None)
 

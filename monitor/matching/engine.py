@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -76,8 +76,8 @@ MAX_HITS = 1000
 A document that repeats a term thousands of times would otherwise store, send and show every
 one. ``min_hits`` counts every occurrence all the same."""
 _PREFIX_KEY = 3
-_SURROGATE = re.compile("[\ud800-\udfff]")
 """A prefix term is indexed by its first characters; shorter prefixes are not indexed."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # -- compiled terms -----------------------------------------------------------------------------
@@ -158,14 +158,20 @@ class _Regex:
         found = doc.memo.get(self)
         if found is not None:
             return bool(found)
+        for _name, text in self.texts(doc):
+            first = self.pattern.search(text)
+            if first is not None and (first.end() > first.start() or _regex_occurrences(self, doc)):
+                return True
+        doc.memo[self] = []  # no match in any field: the next rule asking is answered here
+        return False
+
+    def texts(self, doc: _Doc) -> Iterator[tuple[str, str]]:
+        """(field name, text to search) for each field the regex could match in."""
         for name in self.fields:
             fld = doc.field(name)
             if not fld.text or (self.literal is not None and not fld.may_hold(self.literal)):
-                continue
-            first = self.pattern.search(fld.searchable)
-            if first is not None and (first.end() > first.start() or _regex_occurrences(self, doc)):
-                return True
-        return False
+                continue  # nothing to find: a search costs microseconds even so
+            yield name, fld.searchable
 
 
 # Every node decides with ``holds`` (a method, so the hot path dispatches without a ``match``,
@@ -1430,11 +1436,8 @@ def _regex_occurrences(node: _Regex, doc: _Doc) -> list[_Occ]:
         return memo
     found: list[_Occ] = []
     doc.memo[node] = found
-    for name in node.fields:
-        fld = doc.field(name)
-        if not fld.text or (node.literal is not None and not fld.may_hold(node.literal)):
-            continue  # nothing to find: a search costs microseconds even so
-        for hit in node.pattern.finditer(fld.searchable):
+    for name, text in node.texts(doc):
+        for hit in node.pattern.finditer(text):
             if hit.end() > hit.start():
                 found.append((name, -1 - hit.start(), -1 - hit.end(), node, ()))
     return found

@@ -222,13 +222,14 @@ class Channel:
                 templates=self.templates,
             )
 
+        # Nine tenths of the limit: Apprise writes each line break as CRLF on the way, and the
+        # "…" needs room.
+        budget = self._limit * 9 // 10
         message = make(self.format)
-        if not self._limit or _length(message.body) <= self._limit * 9 // 10:
+        if not budget or _length(message.body) <= budget:
             return message
         plain = make(Format.TEXT) if self.format is not Format.TEXT else message
-        # Cut in UTF-16 units, to nine tenths of the limit: Apprise writes each line break as
-        # CRLF on the way, and the "…" needs room. Half a surrogate pair is dropped.
-        budget = self._limit * 9 // 10
+        # Cut in UTF-16 units; half a surrogate pair is dropped.
         units = plain.body.encode("utf-16-le", "surrogatepass")[: budget * 2]
         body = units.decode("utf-16-le", "ignore")
         return replace(plain, body=body.rstrip() + "…")

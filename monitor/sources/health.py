@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from monitor.logs import SECRET_NAME
 from monitor.settings import FeedSourceSettings, Settings
 from monitor.store.tables import FeedRow, SourceRow
 
@@ -63,14 +63,6 @@ class SourceHealth:
         }
 
 
-_SECRET_PARAMS = re.compile(
-    r"(?i)^(?:.*(?:token|secret|passw|api_?key|apikey|credential).*|key|auth|sig|signature|"
-    r"pass|pwd|session|sid|hash|code)$"
-)
-"""Query parameters whose values are credentials in feed URLs as publishers hand them out
-(``?token=``, ``?api_key=``, ``?private_token=``, a signed URL's ``?sig=``...)."""
-
-
 def url_secrets(url: str) -> list[str]:
     """The secrets a feed URL carries: the password of a user:password@ part (the user when it
     has none: a token), and the values of query parameters named like credentials. They are
@@ -84,7 +76,7 @@ def url_secrets(url: str) -> list[str]:
         found += [
             value
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
-            if value and _SECRET_PARAMS.match(name)
+            if value and SECRET_NAME.match(name)
         ]
     return found
 
@@ -98,9 +90,9 @@ def display_url(url: str) -> str:
         host = parts.netloc.rpartition("@")[2]
         user = f"{parts.username or ''}:***" if parts.password is not None else "***"
         parts = parts._replace(netloc=f"{user}@{host}")
-    if parts.query and any(_SECRET_PARAMS.match(name) for name, _ in parse_qsl(parts.query)):
+    if parts.query and any(SECRET_NAME.match(name) for name, _ in parse_qsl(parts.query)):
         query = [
-            (name, "***" if value and _SECRET_PARAMS.match(name) else value)
+            (name, "***" if value and SECRET_NAME.match(name) else value)
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         ]
         parts = parts._replace(query=urlencode(query, safe="*"))

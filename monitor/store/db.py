@@ -11,7 +11,6 @@ this version's, and is what every process that writes calls first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from monitor.errors import SchemaError
+from monitor.logs import SECRET_NAME
 from monitor.store import (
     migrate,
     tables,  # noqa: F401 (registers the tables on SQLModel.metadata)
@@ -119,8 +119,7 @@ class Database:
         (``?password=``, libpq's ``sslpassword=``...)."""
         url = make_url(self.url)
         query = {
-            name: "***" if _SECRET_OPTION.search(name) else value
-            for name, value in url.query.items()
+            name: "***" if SECRET_NAME.match(name) else value for name, value in url.query.items()
         }
         shown = url.set(query=query).render_as_string(hide_password=True)
         return shown.replace("%2A%2A%2A", "***")
@@ -134,15 +133,11 @@ class Database:
         return f"database {self.masked_url}: {reason}"
 
 
-_SECRET_OPTION = re.compile(r"(?i)passw|secret|token|key")
-"""Query options of a database URL whose values are credentials."""
-
-
 def _secrets(url: str) -> list[str]:
     parsed = make_url(url)
     found = [str(parsed.password)] if parsed.password else []
     for name, value in parsed.query.items():
-        if _SECRET_OPTION.search(name):
+        if SECRET_NAME.match(name):
             found += [value] if isinstance(value, str) else list(value)
     # Longest first: a password that holds another is masked whole.
     return sorted((secret for secret in found if secret), key=len, reverse=True)
