@@ -52,11 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SchemaError as exc:  # `run` and `db upgrade`: the message names the database, masked
         print(exc, file=sys.stderr)
         return EXIT_DATABASE
-    except SQLAlchemyError as exc:
-        # The database refused the login, is down, or is no database (a reading command):
-        # the driver's message, naming the database by its masked URL.
-        print(_explained(args, exc), file=sys.stderr)
-        return EXIT_DATABASE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -303,15 +298,19 @@ def _print_documents(documents: list[dict[str, Any]], ruleset: RuleSet) -> None:
 
 def _matches(args: argparse.Namespace) -> int:
     config = settings.load(_config(args))
-    db = Database(config.database)
-    try:
+
+    def read(db: Database) -> tuple[list[Any], dict[int, Any]]:
         with db.reading() as session:
             # A database the daemon never ran on has no tables yet: nothing matched.
             exists = repo.schema_exists(session)
             rows = repo.recent_matches(session, args.limit, args.rule) if exists else []
-            deliveries = repo.deliveries_for(session, [m.id for m, _a in rows if m.id is not None])
-    finally:
-        db.dispose()
+            ids = [m.id for m, _a in rows if m.id is not None]
+            return rows, repo.deliveries_for(session, ids)
+
+    found = _on_database(config.database, read, named=False)
+    if found is None:
+        return EXIT_DATABASE
+    rows, deliveries = found
     items: list[dict[str, Any]] = []
     for match, article in rows:
         assert match.id is not None
@@ -344,14 +343,17 @@ def _matches(args: argparse.Namespace) -> int:
 
 def _sources(args: argparse.Namespace) -> int:
     config = settings.load(_config(args))
-    db = Database(config.database)
-    try:
+
+    def read(db: Database) -> tuple[dict[str, Any], dict[str, Any]]:
         with db.reading() as session:
             exists = repo.schema_exists(session)
             feeds = repo.feed_states(session) if exists else {}
-            folders = repo.source_states(session) if exists else {}
-    finally:
-        db.dispose()
+            return feeds, repo.source_states(session) if exists else {}
+
+    found = _on_database(config.database, read, named=False)
+    if found is None:
+        return EXIT_DATABASE
+    feeds, folders = found
     health = source_health(config, feeds, folders, datetime.now(UTC))
     if args.json:
         print(json.dumps({"sources": [h.as_json() for h in health]}, ensure_ascii=False, indent=2))
@@ -419,15 +421,17 @@ def _backtest(args: argparse.Namespace) -> int:
     rules_path = Path(args.rules) if args.rules else config.rules
     ruleset = load_rules(rules_path, channels=config.channel_ids())
     since = utcnow() - args.since
-    db = Database(config.database)
     started = time.monotonic()
-    try:
+
+    def run(db: Database) -> backtest.Comparison:
         total, checked = backtest.scan(db, Matcher(ruleset.rules), since)
         if sys.stderr.isatty():
             checked = backtest.ProgressBar(sys.stderr, total).track(checked)
-        result = backtest.compare(checked, [rule.id for rule in ruleset.rules], args.limit)
-    finally:
-        db.dispose()
+        return backtest.compare(checked, [rule.id for rule in ruleset.rules], args.limit)
+
+    result = _on_database(config.database, run, named=False)
+    if result is None:
+        return EXIT_DATABASE
     if args.json:
         print(json.dumps(backtest.as_json(result, since), ensure_ascii=False, indent=2))
     else:
@@ -436,15 +440,6 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 _T = TypeVar("_T")
-
-
-def _explained(args: argparse.Namespace, error: BaseException) -> str:
-    """A database error as one line naming the configured database, its secrets masked."""
-    try:
-        url = settings.load(_config(args)).database
-    except ConfigError:  # pragma: no cover (the command loaded this config a moment ago)
-        return f"database error: {type(error).__name__}"
-    return Database(url).explain(error)
 
 
 def _on_database(url: str, work: Callable[[Database], _T], *, named: bool = True) -> _T | None:
@@ -546,13 +541,15 @@ def _settings_with_secrets(args: argparse.Namespace) -> settings.Settings:
 
 def _deliveries(args: argparse.Namespace) -> int:
     config = _settings_with_secrets(args)
-    db = Database(config.database)
-    try:
-        views = operations.list_deliveries(
+    views = _on_database(
+        config.database,
+        lambda db: operations.list_deliveries(
             db, status=args.status, channel=args.channel, rule_id=args.rule, limit=args.limit
-        )
-    finally:
-        db.dispose()
+        ),
+        named=False,
+    )
+    if views is None:
+        return EXIT_DATABASE
     if args.json:
         items = [view.as_json() for view in views]
         print(json.dumps({"deliveries": items}, ensure_ascii=False, indent=2))
@@ -596,16 +593,17 @@ def _retry(args: argparse.Namespace) -> int:
     configured = config.channel_ids()
     if channel is not None and channel not in configured:
         args.usage_error(f"unknown channel {channel!r} ({_configured(configured)})")
-    db = Database(config.database)
-    try:
+
+    def retry(db: Database) -> operations.RetryReport:
         if args.all_dead:
-            report = operations.retry_all_dead(
+            return operations.retry_all_dead(
                 db, now=utcnow(), configured=configured, channel=channel
             )
-        else:
-            report = operations.retry_ids(db, args.ids, now=utcnow(), configured=configured)
-    finally:
-        db.dispose()
+        return operations.retry_ids(db, args.ids, now=utcnow(), configured=configured)
+
+    report = _on_database(config.database, retry, named=False)
+    if report is None:
+        return EXIT_DATABASE
     if report.unknown:
         for delivery_id in report.unknown:
             print(f"unknown delivery id: {delivery_id}", file=sys.stderr)
