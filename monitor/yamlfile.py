@@ -64,15 +64,16 @@ class Document:
         return Problem(self.file, self.line_of(loc), message)
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of ``path``, which must be a regular file: a FIFO or a device would block the
-    reader (or never end), so it raises OSError("not a regular file") instead."""
+def read_regular(path: Path, limit: int = -1) -> bytes:
+    """The bytes of ``path`` (at most ``limit`` of them, when given), which must be a regular
+    file: a FIFO or a device would block the reader (or never end), so it raises
+    OSError("not a regular file") instead."""
     # O_NONBLOCK: opening a FIFO with no writer must not wait for one.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
-        return handle.read()
+        return handle.read(limit)
 
 
 def load(
@@ -81,10 +82,11 @@ def load(
     """Read and parse one YAML file; problems are collected in the Document, never raised."""
     name = display or str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return Document(name, problems=[Problem(name, 0, f"file too large ({size} bytes)")])
-        text = read_regular(path).decode("utf-8")
+        data = read_regular(path, MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            reason = f"file too large (over {MAX_FILE_BYTES} bytes)"
+            return Document(name, problems=[Problem(name, 0, reason)])
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         reason = f"not UTF-8: byte {exc.object[exc.start]:#04x} cannot be decoded ({exc.reason})"

@@ -131,3 +131,12 @@ def test_a_forbidden_character_after_non_ascii_text_is_on_its_own_line() -> None
     text = "# " + "漢" * 40 + "\n" + "a: 1\n" * 14 + "d: \x00\n"
     doc = yamlfile.parse(text, "f.yaml")
     assert [p.line for p in doc.problems] == [16]
+
+
+def test_a_file_over_the_cap_is_a_problem_without_being_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(b"# " + b"x" * yamlfile.MAX_FILE_BYTES + b"\n")
+    doc = yamlfile.load(path)
+    assert [(p.line, p.message) for p in doc.problems] == [
+        (0, f"file too large (over {yamlfile.MAX_FILE_BYTES} bytes)")
+    ]

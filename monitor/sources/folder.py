@@ -35,6 +35,7 @@ from monitor.sources.parsing import DocumentPool, DocumentTimeout, ParseError
 from monitor.store import repo
 from monitor.store.locks import exclusive
 from monitor.store.tables import FileRow, utcnow
+from monitor.yamlfile import read_regular
 
 log = logging.getLogger(__name__)
 
@@ -215,12 +216,8 @@ class FolderSource:
         cap = self.settings.max_file_size
         if info.st_size > cap:
             raise FileTooLarge(f"file too large ({info.st_size} bytes, limit {cap})")
-        # O_NONBLOCK: if the path was swapped for a FIFO since lstat, open must not hang.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise DocumentError("not a regular file")
-            data = handle.read(cap + 1)
+        # Checked again on the open file: the path may have been swapped for a FIFO since lstat.
+        data = read_regular(path, cap + 1)
         if len(data) > cap:
             raise FileTooLarge(f"file too large (over {cap} bytes)")
         return data
