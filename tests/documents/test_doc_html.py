@@ -93,9 +93,9 @@ def test_unterminated_constructs_take_linear_time(piece: str) -> None:
 
 def test_thousands_of_open_skipped_elements_close_in_linear_time() -> None:
     """Each end tag finds its element from the innermost open one, without copying the stack
-    (40,000 nested <nav> took 2.4 s when it did); an outer end tag still closes those inside."""
-    markup = "<nav>" * 40_000 + "</nav>" * 40_000 + "<p>after</p><nav><form>x</nav><p>shown</p>"
+    (160,000 nested <nav> took 17 s when it did); an outer end tag still closes those inside."""
+    markup = "<nav>" * 160_000 + "</nav>" * 160_000 + "<p>after</p><nav><form>x</nav><p>shown</p>"
     start = perf_counter()
     text = html_to_text(markup)
-    assert perf_counter() - start < 2.0  # 0.2 s now, 2.4 s before
+    assert perf_counter() - start < 5.0  # 0.7 s now, 17 s before
     assert text == "after\n\nshown"

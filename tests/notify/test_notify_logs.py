@@ -264,4 +264,5 @@ def test_a_channel_url_apprise_cannot_parse_is_not_logged_by_apprise() -> None:
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
-    assert not [line for line in seen if "unparseable-secret-5151" in line]
+    # Apprise shortens some tokens itself ("tgram://u...1"), not all: nothing of the URL at all.
+    assert not [line for line in seen if "tgram://" in line or "unparseable-secret" in line]
