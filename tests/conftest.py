@@ -247,14 +247,9 @@ async def sink() -> AsyncIterator[Sink]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    recorder.url = f"127.0.0.1:{port}"
-    yield recorder
-    await runner.cleanup()
+    async with listening(app) as port:
+        recorder.url = f"127.0.0.1:{port}"
+        yield recorder
 
 
 @pytest.fixture(autouse=True)

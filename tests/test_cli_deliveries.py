@@ -27,6 +27,7 @@ from monitor.notify.outbox import Outbox
 from monitor.notify.testing import FakeChannel
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
+from tests.conftest import listening
 from tests.notify.conftest import SmtpServer, free_port, smtp_serving
 
 SMTP_USER = "desk"
@@ -465,16 +466,9 @@ async def slack(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackStandIn]:
     stand_in = SlackStandIn()
     app = web.Application()
     app.router.add_post("/services/{a}/{b}/{c}", stand_in.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    monkeypatch.setattr(NotifySlack, "webhook_url", f"http://127.0.0.1:{port}/services")
-    try:
+    async with listening(app) as port:
+        monkeypatch.setattr(NotifySlack, "webhook_url", f"http://127.0.0.1:{port}/services")
         yield stand_in
-    finally:
-        await runner.cleanup()
 
 
 async def test_notify_test_slack_reports_sent_then_the_services_refusal(

@@ -12,13 +12,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlmodel import select
 
 from monitor import app as app_module
 from monitor.app import App, Daemon
-from monitor.store.tables import FeedRow
 from tests.conftest import folder_config, free_port, polled, running
-from tests.sources.conftest import FeedServer, item, rss, serving
+from tests.sources.conftest import FeedServer, item, rss, serving, states
 from tests.test_reload import matched, publish
 
 WaitUntil = Callable[..., Awaitable[None]]
@@ -60,11 +58,6 @@ def write_project(tmp_path: Path, channel_url: str, sources: str = "", extra: st
     config = base / "monitor.yaml"
     config.write_text(folder_config(channel_url, sources=sources, extra=FETCHING + extra))
     return config
-
-
-def feed_rows(daemon: Daemon) -> dict[str, FeedRow]:
-    with daemon.db.reading() as session:
-        return {row.source_id: row for row in session.exec(select(FeedRow)).all()}
 
 
 def alerted(sink: Any, text: str) -> bool:
@@ -133,7 +126,7 @@ async def test_removed_and_changed_feeds_are_not_polled_again(
         await wait_until(lambda: feeds.hits.get("/c.xml", 0) >= 2, timeout=15)
         assert feeds.hits.get("/a.xml") == before.get("/a.xml")
         assert feeds.hits.get("/b.xml") == before.get("/b.xml")
-        rows = feed_rows(daemon)
+        rows = states(daemon.db)
         assert rows["a"].next_check_at is None
         assert rows["b"].url == feeds.url("/c.xml")
         await wait_until(lambda: alerted(sink, "Story 99"), timeout=15)
@@ -283,7 +276,7 @@ async def test_feed_removed_between_its_selection_and_its_poll_is_released_unpol
         assert (result.new, result.match_ids) == (0, [])
         assert "a" not in running_feeds.in_flight
         assert "/a.xml" not in feeds.hits
-        row = feed_rows(daemon)["a"]
+        row = states(daemon.db)["a"]
         assert (row.next_check_at, row.claimed_by) == (None, None)
         await running_feeds.poll("b", loaded["b"])
         assert feeds.hits["/b.xml"] == 1

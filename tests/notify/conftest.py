@@ -30,7 +30,7 @@ from monitor.logs import configure_logging
 from monitor.models import Alert, Hit, Severity
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, DeliveryRow, MatchRow, utcnow
-from tests.conftest import free_port
+from tests.conftest import free_port, listening
 
 BODY = (
     "ALMATY, Jan 7 (Reuters) - President Kassym-Jomart Tokayev said on Friday he had authorised "
@@ -212,21 +212,11 @@ async def webhook_server() -> AsyncIterator[tuple[StandIn, str]]:
     stand_in = StandIn()
     app = web.Application()
     app.router.add_post("/hook", stand_in.handle)
-    runner, port = await _serve(app)
-    try:
-        yield stand_in, f"json://127.0.0.1:{port}/hook"
-    finally:
-        stand_in.released.set()
-        await runner.cleanup()
-
-
-async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port: int = runner.addresses[0][1]
-    return runner, port
+    async with listening(app) as port:
+        try:
+            yield stand_in, f"json://127.0.0.1:{port}/hook"
+        finally:
+            stand_in.released.set()
 
 
 @pytest.fixture
@@ -235,13 +225,12 @@ async def slack_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StandIn
     stand_in = StandIn()
     app = web.Application()
     app.router.add_post("/services/{a}/{b}/{c}", stand_in.handle)
-    runner, port = await _serve(app)
-    monkeypatch.setattr(NotifySlack, "webhook_url", f"http://127.0.0.1:{port}/services")
-    try:
-        yield stand_in
-    finally:
-        stand_in.released.set()
-        await runner.cleanup()
+    async with listening(app) as port:
+        monkeypatch.setattr(NotifySlack, "webhook_url", f"http://127.0.0.1:{port}/services")
+        try:
+            yield stand_in
+        finally:
+            stand_in.released.set()
 
 
 @pytest.fixture
@@ -257,13 +246,12 @@ async def telegram_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stan
     )
     app = web.Application()
     app.router.add_post("/bot{token}/sendMessage", stand_in.handle)
-    runner, port = await _serve(app)
-    monkeypatch.setattr(NotifyTelegram, "notify_url", f"http://127.0.0.1:{port}/bot")
-    try:
-        yield stand_in
-    finally:
-        stand_in.released.set()
-        await runner.cleanup()
+    async with listening(app) as port:
+        monkeypatch.setattr(NotifyTelegram, "notify_url", f"http://127.0.0.1:{port}/bot")
+        try:
+            yield stand_in
+        finally:
+            stand_in.released.set()
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,10 @@ from email.utils import format_datetime
 import brotli
 import pytest
 from aiohttp import web
+from sqlmodel import select
 
+from monitor.store.db import Database
+from monitor.store.tables import FeedRow
 from tests.conftest import listening
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -171,3 +174,11 @@ async def serving(server: FeedServer) -> AsyncIterator[FeedServer]:
 async def feed_server() -> AsyncIterator[FeedServer]:
     async with serving(FeedServer()) as server:
         yield server
+
+
+def states(db: Database) -> dict[str, FeedRow]:
+    """Every feed's stored state, by source id."""
+    with db.session() as session:
+        rows = session.exec(select(FeedRow)).all()
+        session.expunge_all()
+    return {row.source_id: row for row in rows}

@@ -23,7 +23,7 @@ from monitor.sources.feed import FeedSources
 from monitor.store import stats
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, FeedRow
-from tests.sources.conftest import FeedServer, item, rss, serve, status
+from tests.sources.conftest import FeedServer, item, rss, serve, states, status
 
 T0 = datetime(2030, 1, 7, 12, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
@@ -69,13 +69,6 @@ async def replica(db: Database) -> AsyncIterator[Replica]:
     yield make
     for sources in made:
         await sources.close()
-
-
-def states(db: Database) -> dict[str, FeedRow]:
-    with db.session() as session:
-        rows = session.exec(select(FeedRow)).all()
-        session.expunge_all()
-    return {row.source_id: row for row in rows}
 
 
 def articles(db: Database) -> int:
