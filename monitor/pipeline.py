@@ -162,7 +162,7 @@ class Unit(NamedTuple):
 
     source_id: str
     articles: Sequence[Article]
-    state: SQLModel | Callable[[IngestResult], SQLModel] | None = None
+    state: SQLModel | None = None
     hold: Callable[[Session], None] | None = None
     save: Callable[[Session, IngestResult], None] | None = None
     identities: Sequence[tuple[str, str | None]] | None = None
@@ -212,7 +212,7 @@ class Pipeline:
         self,
         source_id: str,
         articles: Sequence[Article],
-        state: SQLModel | Callable[[IngestResult], SQLModel] | None = None,
+        state: SQLModel | None = None,
         *,
         hold: Callable[[Session], None] | None = None,
         save: Callable[[Session, IngestResult], None] | None = None,
@@ -220,15 +220,15 @@ class Pipeline:
     ) -> IngestResult:
         """Store what is new in ``articles`` with its matches and outbox rows, in one transaction.
 
-        ``state``, when given (a file's or a feed's row, or a function of the result giving one),
-        is saved in the same transaction, so a source's progress (a file marked read, a feed's
-        ETag) is recorded exactly when its articles are committed. ``save``, when given, runs
-        last in the transaction with the result and saves the progress itself (a feed whose row
-        exists: one UPDATE, where merging ``state`` reads the row first). ``hold``, when given,
-        runs first in the transaction: it may lock the source's state and raise to store nothing
-        (a feed whose claim another replica took over). Lookups are batched: a few queries per
-        call, not a few per article. ``identities``, when given, are the articles' content
-        hashes and canonical URLs, in order, computed already (by a parser process).
+        ``state``, when given (a file's row), is saved in the same transaction, so a source's
+        progress (a file marked read, a feed's ETag) is recorded exactly when its articles are
+        committed. ``save``, when given, runs last in the transaction with the result and saves the
+        progress itself (a feed whose row exists: one UPDATE, where merging ``state`` reads the row
+        first). ``hold``, when given, runs first in the transaction: it may lock the source's state
+        and raise to store nothing (a feed whose claim another replica took over). Lookups are
+        batched: a few queries per call, not a few per article. ``identities``, when given, are the
+        articles' content hashes and canonical URLs, in order, computed already (by a parser
+        process).
         """
         return self._ingest(Unit(source_id, articles, state, hold, save, identities))
 
@@ -347,7 +347,7 @@ class Pipeline:
             found += [(article_id, article, m) for m in matches if m.rule_id not in done]
         result.match_ids = self._store_matches(session, rules, found, now, overlay)
         if state is not None:
-            session.merge(state(result) if callable(state) else state)
+            session.merge(state)
         if save is not None:
             save(session, result)
         return result, found

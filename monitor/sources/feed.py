@@ -515,16 +515,7 @@ class FeedSources:
                 await self._subscribe(feed, subscription, subscription.hub, subscription.topic)
             return IngestResult()
         parsed = await self.parsers.parse(response.body, response.url)
-        identities: tuple[tuple[str, str | None], ...] | None = parsed.identities
-        if len(parsed.identities) != len(parsed.articles):
-            identities = None
-        articles = [
-            self._keyed(feed, article, identities[index] if identities else None)
-            for index, article in enumerate(parsed.articles)
-        ]
-        if feed.full_text:
-            articles = await self._with_full_text(feed, articles)
-            identities = None  # an entry's body may be its page's text now
+        articles, identities = await self._entries(feed, parsed)
         if parsed.truncated:
             log.warning(
                 "feed %s: %d entries beyond the cap of %d ignored",
@@ -696,10 +687,8 @@ class FeedSources:
         except SourceError as exc:
             log.warning("feed %s: pushed content unreadable: %s", source_id, exc)
             return True
-        articles = [self._keyed(feed, article) for article in parsed.articles]
-        if feed.full_text:
-            articles = await self._with_full_text(feed, articles)
-        result = await self._ingest(feed.id, articles)
+        articles, identities = await self._entries(feed, parsed)
+        result = await self._ingest(feed.id, articles, identities=identities)
         await asyncio.to_thread(
             self._record_push, source_id, result, _newest(articles, self.clock())
         )
@@ -764,6 +753,20 @@ class FeedSources:
                 extra={"source_id": feed.id, "stage": "full_text"},
             )
             return ""
+
+    async def _entries(
+        self, feed: FeedSourceSettings, parsed: ParsedFeed
+    ) -> tuple[list[Article], tuple[tuple[str, str | None], ...] | None]:
+        """A parsed feed's entries as this feed's articles, with the identities the parser
+        computed for them (None once full text replaced their bodies)."""
+        articles = [
+            self._keyed(feed, article, identity)
+            for article, identity in zip(parsed.articles, parsed.identities, strict=True)
+        ]
+        if feed.full_text:
+            # An entry's body may be its page's text now: its content hash is computed again.
+            return await self._with_full_text(feed, articles), None
+        return articles, parsed.identities
 
     def _keyed(
         self,
