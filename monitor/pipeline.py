@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -96,9 +96,7 @@ class _Stories:
             # committed, and goes to the shared cache.
             found = _read(session, self._known, self._last, shared, since)
             if overlay is not None:
-                for rule_id in shared:
-                    overlay.known[rule_id] = list(self._known.get(rule_id, ()))
-                    overlay.last[rule_id] = self._last.get(rule_id, 0)
+                self._seed(overlay, shared)
                 found.update(_read(session, overlay.known, overlay.last, rule_ids - shared, since))
             return found
 
@@ -107,9 +105,13 @@ class _Stories:
         stories it stored are gone; those of the transaction's earlier units are read again
         into the overlay, never into the shared cache)."""
         with self._lock:
-            for rule_id in overlay.known:
-                overlay.known[rule_id] = list(self._known.get(rule_id, ()))
-                overlay.last[rule_id] = self._last.get(rule_id, 0)
+            self._seed(overlay, list(overlay.known))
+
+    def _seed(self, overlay: _Overlay, rule_ids: Iterable[str]) -> None:
+        """Copy the shared cache's stories of ``rule_ids`` into ``overlay`` (under the lock)."""
+        for rule_id in rule_ids:
+            overlay.known[rule_id] = list(self._known.get(rule_id, ()))
+            overlay.last[rule_id] = self._last.get(rule_id, 0)
 
 
 @dataclass
